@@ -1,0 +1,36 @@
+"""`jupiter validate`: check a working folder and its app, touching nothing."""
+
+from __future__ import annotations
+
+import click
+
+from jupiter.cli.context import CliContext, pass_context
+from jupiter.model.workspace import Workspace
+
+
+def summary(workspace: Workspace) -> list[str]:
+    """One line per thing checked, for the user to see what was validated."""
+    config, nodes, app = workspace.config, workspace.nodes, workspace.app
+    dag = app.dag
+    return [
+        f"config   {config.path}: scheduler {config.scheduler}, pricing {config.pricing}, "
+        f"backend {config.deploy.backend}",
+        f"nodes    {nodes.path}: {len(nodes.homes)} home, {len(nodes.compute)} compute, "
+        f"{len(nodes.datasources)} datasource",
+        f"dag      {dag.path}: {len(dag)} tasks, {len(dag.edges)} edges, depth {dag.depth()}, "
+        f"entry {', '.join(dag.entry_tasks)}, exit {', '.join(dag.exit_tasks)}",
+        f"scripts  {app.scripts_dir}: {len(dag)} scripts import and define task(filename, pathin, pathout)",
+        f"inputs   {app.path / 'sample_input'}: {len(app.sample_inputs)} sample input files",
+    ]
+
+
+@click.command("validate")
+@pass_context
+def validate_command(ctx: CliContext) -> None:
+    """Check jupiter_config.ini, nodes.txt, the app's DAG, scripts and inputs."""
+    workspace = ctx.workspace()
+    for warning in workspace.config.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for line in summary(workspace):
+        click.echo(line)
+    click.echo(f"ok: {workspace.app.name} is ready to run")

@@ -1,0 +1,282 @@
+"""An application folder (`app_specific_files/<app>/`) and its files.
+
+Besides `configuration.txt` (see `jupiter.model.dag`), an app holds
+`scripts/<task>.py` (one per DAG task), and optionally `scripts/config.json`
+(`taskname_map`, `exec_profiler`), `app_config.ini` (extra ports),
+`name_convert.txt`, `input_node.txt` (WAVE's initial placement),
+`sample_input/` and `requirements.txt`. Each file is checked on its own and
+every problem is collected, so one `jupiter validate` shows them all.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from jupiter.errors import InputError, ValidationFailed
+from jupiter.model.dag import Dag, parse_dag
+from jupiter.model.textfile import read_text, significant_lines
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """One `taskname_map` entry of `scripts/config.json`."""
+
+    name: str
+    script: str
+    """Script (module) name in `scripts/`, without `.py`."""
+    in_dag: bool
+    """False for the original's non-DAG helper tasks."""
+
+
+@dataclass(frozen=True)
+class ScriptsConfig:
+    """`scripts/config.json`; absent file = every DAG task runs `scripts/<task>.py`."""
+
+    taskname_map: Mapping[str, TaskEntry] = field(default_factory=dict)
+    exec_profiler: Mapping[str, bool] = field(default_factory=dict)
+
+    def script_of(self, task: str) -> str:
+        """Script name that implements a DAG task."""
+        entry = self.taskname_map.get(task)
+        return entry.script if entry is not None else task
+
+    def profiled(self, task: str) -> bool:
+        """Whether the execution profiler runs this task (default: yes)."""
+        return self.exec_profiler.get(task, True)
+
+
+@dataclass(frozen=True)
+class AppPorts:
+    """`app_config.ini`: extra ports the app's tasks listen on, by name."""
+
+    docker: Mapping[str, int] = field(default_factory=dict)
+    svc: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class App:
+    """A loaded and validated application folder."""
+
+    path: Path
+    dag: Dag
+    scripts: ScriptsConfig
+    ports: AppPorts
+    name_convert: Mapping[str, tuple[str, str]]
+    """task -> (output name, input name), for runtime statistics."""
+    input_nodes: Mapping[str, str]
+    """Root task -> node, WAVE's initial placement (`input_node.txt`)."""
+    input_nodes_line: Mapping[str, int]
+    sample_inputs: tuple[Path, ...]
+    requirements: Path | None
+
+    @property
+    def name(self) -> str:
+        """The app's folder name."""
+        return self.path.name
+
+    @property
+    def scripts_dir(self) -> Path:
+        """Folder of the task scripts."""
+        return self.path / "scripts"
+
+    def script_path(self, task: str) -> Path:
+        """Path of the script that implements a task."""
+        return self.scripts_dir / f"{self.scripts.script_of(task)}.py"
+
+
+def parse_scripts_config(path: Path, dag: Dag | None) -> ScriptsConfig:
+    """Parse `scripts/config.json`, checking names against the DAG when known."""
+    text = read_text(path, "scripts config")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, exc.lineno, f"not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, 1, "expected a JSON object with `taskname_map` and `exec_profiler`")
+    entries: dict[str, TaskEntry] = {}
+    names = data.get("taskname_map", {})
+    if not isinstance(names, dict):
+        raise InputError(path, None, "`taskname_map` must be an object of task: [script, is_dag_task]")
+    for task, value in names.items():
+        if (
+            not isinstance(value, list)
+            or len(value) < 2
+            or not isinstance(value[0], str)
+            or not isinstance(value[1], bool)
+        ):
+            raise InputError(
+                path, None, f'taskname_map[{task!r}] must be ["script", true|false], got {value!r}'
+            )
+        entries[task] = TaskEntry(name=task, script=value[0], in_dag=value[1])
+    profiler = data.get("exec_profiler", {})
+    if not isinstance(profiler, dict) or not all(isinstance(v, bool) for v in profiler.values()):
+        raise InputError(path, None, "`exec_profiler` must be an object of task: true|false")
+    if dag is not None:
+        for task, entry in entries.items():
+            if entry.in_dag and task not in dag:
+                raise InputError(
+                    path,
+                    None,
+                    f"taskname_map names {task!r} as a DAG task but configuration.txt has no such "
+                    "task; fix the name or set its flag to false",
+                )
+    return ScriptsConfig(taskname_map=entries, exec_profiler=dict(profiler))
+
+
+def parse_app_ports(path: Path) -> AppPorts:
+    """Parse `app_config.ini` (`[DOCKER_PORT]` and `[SVC_PORT]`, both may be empty)."""
+    text = read_text(path, "app config")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str.upper  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        lineno = getattr(exc, "lineno", None)
+        raise InputError(path, lineno, f"cannot parse: {exc.message}") from None
+    sections: dict[str, dict[str, int]] = {}
+    for section in ("DOCKER_PORT", "SVC_PORT"):
+        sections[section] = {}
+        if not parser.has_section(section):
+            continue
+        for key, value in parser.items(section):
+            if not value.strip().isdigit() or not 1 <= int(value) <= 65535:
+                raise InputError(
+                    path, None, f"[{section}] {key}: expected a port number from 1 to 65535, got {value!r}"
+                )
+            sections[section][key] = int(value)
+    if set(sections["DOCKER_PORT"]) != set(sections["SVC_PORT"]):
+        odd = sorted(set(sections["DOCKER_PORT"]) ^ set(sections["SVC_PORT"]))
+        raise InputError(
+            path, None, f"port(s) {', '.join(odd)} must appear in both [DOCKER_PORT] and [SVC_PORT]"
+        )
+    return AppPorts(docker=sections["DOCKER_PORT"], svc=sections["SVC_PORT"])
+
+
+def _header_table(path: Path, what: str, width: int, header: str) -> list[tuple[int, list[str]]]:
+    rows: list[tuple[int, list[str]]] = []
+    lines = significant_lines(path, what)
+    if lines[0][1].split() == header.split():
+        lines = lines[1:]
+    for number, text in lines:
+        fields = text.split()
+        if len(fields) != width:
+            raise InputError(path, number, f"expected `{header}`, got {text!r}")
+        rows.append((number, fields))
+    return rows
+
+
+def parse_name_convert(path: Path, dag: Dag | None) -> dict[str, tuple[str, str]]:
+    """Parse `name_convert.txt`: `task output_name input_name` per line after the header."""
+    table: dict[str, tuple[str, str]] = {}
+    for number, (task, out, inp) in _header_table(
+        path, "name_convert file", 3, "input output_app_name input_app_name"
+    ):
+        if dag is not None and task not in dag:
+            raise InputError(path, number, f"unknown task {task!r}; it must be a task of configuration.txt")
+        table[task] = (out, inp)
+    return table
+
+
+def parse_input_nodes(path: Path, dag: Dag | None) -> tuple[dict[str, str], dict[str, int]]:
+    """Parse `input_node.txt`: `task node` per line after the header."""
+    nodes: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for number, (task, node) in _header_table(path, "input_node file", 2, "task node"):
+        if dag is not None and task not in dag:
+            raise InputError(path, number, f"unknown task {task!r}; it must be a task of configuration.txt")
+        nodes[task] = node
+        lines[task] = number
+    return nodes, lines
+
+
+def _collect(errors: list[InputError], parse: Callable[[], T]) -> T | None:
+    try:
+        return parse()
+    except InputError as exc:
+        errors.append(exc)
+        return None
+
+
+def load_app(path: Path) -> App:
+    """Load an app folder; raises ValidationFailed listing every problem found."""
+    if not path.is_dir():
+        raise ValidationFailed(
+            [InputError(path, None, "app folder not found; pass --app or set [DEPLOY] APP")]
+        )
+    errors: list[InputError] = []
+    dag = _collect(errors, lambda: parse_dag(path / "configuration.txt"))
+
+    scripts_config = ScriptsConfig()
+    config_json = path / "scripts" / "config.json"
+    if config_json.exists():
+        scripts_config = _collect(errors, lambda: parse_scripts_config(config_json, dag)) or scripts_config
+
+    ports = AppPorts()
+    if (path / "app_config.ini").exists():
+        ports = _collect(errors, lambda: parse_app_ports(path / "app_config.ini")) or ports
+
+    name_convert: dict[str, tuple[str, str]] = {}
+    if (path / "name_convert.txt").exists():
+        name_convert = _collect(errors, lambda: parse_name_convert(path / "name_convert.txt", dag)) or {}
+
+    input_nodes: dict[str, str] = {}
+    input_lines: dict[str, int] = {}
+    if (path / "input_node.txt").exists():
+        parsed = _collect(errors, lambda: parse_input_nodes(path / "input_node.txt", dag))
+        if parsed is not None:
+            input_nodes, input_lines = parsed
+
+    sample_dir = path / "sample_input"
+    samples: tuple[Path, ...] = ()
+    if not sample_dir.is_dir():
+        errors.append(
+            InputError(
+                sample_dir,
+                None,
+                "no sample_input/ folder; add at least one input file (one file = one frame)",
+            )
+        )
+    else:
+        samples = tuple(sorted(p for p in sample_dir.iterdir() if p.is_file() and not p.name.startswith(".")))
+        if not samples:
+            errors.append(
+                InputError(
+                    sample_dir,
+                    None,
+                    "sample_input/ is empty; add at least one input file (one file = one frame)",
+                )
+            )
+
+    if dag is not None:
+        for task in dag:
+            script = path / "scripts" / f"{scripts_config.script_of(task.name)}.py"
+            if not script.is_file():
+                errors.append(
+                    InputError(
+                        dag.path,
+                        task.line,
+                        f"task {task.name} has no script; create {script.relative_to(path)} "
+                        "with `def task(filename, pathin, pathout)`",
+                    )
+                )
+    if errors or dag is None:
+        raise ValidationFailed(errors)
+    requirements = path / "requirements.txt"
+    return App(
+        path=path,
+        dag=dag,
+        scripts=scripts_config,
+        ports=ports,
+        name_convert=name_convert,
+        input_nodes=input_nodes,
+        input_nodes_line=input_lines,
+        sample_inputs=samples,
+        requirements=requirements if requirements.is_file() else None,
+    )

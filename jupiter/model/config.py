@@ -1,0 +1,396 @@
+"""`jupiter_config.ini`: typed settings of a deployment.
+
+Old files of the original load unchanged: the `[CONFIG]` choices are integers
+looked up in the file's own `*_LIST` sections (or the original's lists when a
+file has none), and a choice may also be written by name
+(`SCHEDULER = wave_random`). Settings the original did not have live in
+sections of their own (`[DEPLOY]`, `[MAPPER]`). `[AUTH] PASSWORD` is read
+and ignored: nothing in Jupiter needs a password.
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupiter.errors import InputError
+from jupiter.model.textfile import read_text
+
+CONFIG_FILE_NAME = "jupiter_config.ini"
+
+# Canonical names of each choice, and the spellings that mean them. The
+# integers of the original are resolved through the file's *_LIST sections
+# into one of these spellings first.
+SCHEDULERS: tuple[str, ...] = (
+    "heft",
+    "wave_random",
+    "wave_greedy",
+    "heft_modified",
+    "cpop",
+    "peft",
+    "best",
+    "static",
+)
+PRICING_SCHEMES: Mapping[str, str] = {
+    "nonpricing": "nonpricing",
+    "push": "push",
+    "push_multiplehome": "push",
+    "event": "event",
+    "driven_multiplehome": "event",
+}
+PRICE_FUNCTIONS: Mapping[str, str] = {"sum": "sum", "max": "max"}
+TRANSFERS: Mapping[str, str] = {"http": "http", "scp": "scp"}
+PROFILERS: Mapping[str, str] = {"drupe": "drupe"}
+BACKENDS: tuple[str, ...] = ("local",)
+
+_DEFAULT_LISTS: Mapping[str, Mapping[str, int]] = {
+    "SCHEDULER_LIST": {"HEFT": 0, "WAVE_RANDOM": 1, "WAVE_GREEDY": 2, "HEFT_MODIFIED": 3},
+    "PRICING_LIST": {"NONPRICING": 0, "PUSH_MULTIPLEHOME": 1, "DRIVEN_MULTIPLEHOME": 2},
+    "PRICING_FUNCTION_LIST": {"SUM": 1, "MAX": 2},
+    "TRANSFER_LIST": {"SCP": 0, "HTTP": 1},
+    "PROFILERS_LIST": {"DRUPE": 0},
+}
+
+_KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
+    "CONFIG": (
+        "STATIC_MAPPING",
+        "SCHEDULER",
+        "TRANSFER",
+        "PROFILER",
+        "RUNTIME",
+        "PRICING",
+        "PRICE_OPTION",
+    ),
+    "PORT": ("MONGO_SVC", "MONGO_DOCKER", "SSH_SVC", "SSH_DOCKER", "FLASK_SVC", "FLASK_DOCKER"),
+    "AUTH": ("USERNAME", "PASSWORD"),
+    "OTHER": ("MAX_LOG", "SSH_RETRY_NUM", "TASK_QUEUE_SIZE"),
+    "DEPLOY": ("BACKEND", "APP", "HOME_CHILD", "STATE_DIR", "MAPPING"),
+    "MAPPER": ("MAX_TASK_ALLOWED", "W_NET", "W_CPU", "W_MEM", "SEED"),
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """`[PORT]`: service ports (`*_SVC`) and container target ports (`*_DOCKER`)."""
+
+    mongo_svc: int = 6200
+    mongo_docker: int = 27017
+    ssh_svc: int = 5000
+    ssh_docker: int = 22
+    flask_svc: int = 6100
+    flask_docker: int = 8888
+
+
+@dataclass(frozen=True)
+class Other:
+    """`[OTHER]`: limits of the runtime."""
+
+    max_log: int = 10
+    """How many log files each agent keeps."""
+    ssh_retry_num: int = 20
+    """How often a transfer is retried before it counts as failed."""
+    task_queue_size: int = -1
+    """Frames that may wait per task before senders are held back; -1 = unbounded."""
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """`[DEPLOY]`: where and what to run (new in this rebuild)."""
+
+    backend: str = "local"
+    """Where agents run: `local` (child processes on this machine)."""
+    app: Path | None = None
+    """App folder; relative paths are taken from the config file's folder."""
+    home_child: tuple[str, ...] = ()
+    """Ingress tasks home feeds (`a:b`); empty = the DAG's entry tasks."""
+    state_dir: Path = Path(".jupiter")
+    """Folder for deployment state, agents' folders and logs."""
+    mapping: Path | None = None
+    """Static mapping file (`task node` lines), used when STATIC_MAPPING = 1."""
+
+
+@dataclass(frozen=True)
+class MapperSettings:
+    """`[MAPPER]`: parameters of the task mappers (new in this rebuild)."""
+
+    max_task_allowed: int = 0
+    """heft_modified: at most this many tasks per node; 0 = ceil(tasks / compute nodes)."""
+    w_net: float = 1.0
+    """WAVE greedy: weight of the link delay (seconds)."""
+    w_cpu: float = 1.0
+    """WAVE greedy: weight of the CPU utilisation (%)."""
+    w_mem: float = 1.0
+    """WAVE greedy: weight of the memory utilisation (%)."""
+    seed: int = 0
+    """Seed of the randomised mappers (wave_random)."""
+
+
+@dataclass(frozen=True)
+class JupiterConfig:
+    """Everything `jupiter_config.ini` says, typed and validated."""
+
+    static_mapping: bool = False
+    scheduler: str = "heft"
+    transfer: str = "http"
+    profiler: str = "drupe"
+    receiver_stats: bool = True
+    """RUNTIME = 1: receivers log transfers too; 0: senders only."""
+    pricing: str = "nonpricing"
+    price_function: str = "sum"
+    ports: Ports = field(default_factory=Ports)
+    other: Other = field(default_factory=Other)
+    username: str = "jupiter"
+    deploy: DeploySettings = field(default_factory=DeploySettings)
+    mapper: MapperSettings = field(default_factory=MapperSettings)
+    path: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder relative paths in the file are taken from."""
+        return self.path.parent if self.path is not None else Path.cwd()
+
+    def resolve(self, value: Path) -> Path:
+        """A path from the file, made absolute against the file's folder."""
+        return value if value.is_absolute() else self.base_dir / value
+
+
+class _Reader:
+    """Typed access to a parsed file, with the line number of every key for messages."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.parser = configparser.ConfigParser(interpolation=None, strict=True)
+        self.parser.optionxform = str.upper  # type: ignore[assignment,method-assign]
+        try:
+            self.parser.read_string(text, source=str(path))
+        except configparser.MissingSectionHeaderError as exc:
+            raise InputError(
+                path, exc.lineno, "a key comes before any section; start the file with `[CONFIG]`"
+            ) from None
+        except configparser.DuplicateSectionError as exc:
+            raise InputError(
+                path, exc.lineno, f"section [{exc.section}] appears twice; merge the two"
+            ) from None
+        except configparser.DuplicateOptionError as exc:
+            raise InputError(
+                path, exc.lineno, f"{exc.option} is set twice in [{exc.section}]; keep one"
+            ) from None
+        except configparser.ParsingError as exc:
+            lineno = exc.errors[0][0] if exc.errors else None
+            bad = text.splitlines()[lineno - 1].strip() if lineno else ""
+            raise InputError(path, lineno, f"cannot parse {bad!r}; expected `KEY = value`") from None
+        self.lines = self._key_lines(text)
+
+    @staticmethod
+    def _key_lines(text: str) -> dict[tuple[str, str], int]:
+        lines: dict[tuple[str, str], int] = {}
+        section = ""
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            header = re.match(r"^\[(.+)\]$", line)
+            if header:
+                section = header.group(1).strip()
+                lines[(section, "")] = number
+            elif line and line[0] not in "#;":
+                key = re.split(r"[=:]", line, maxsplit=1)[0].strip().upper()
+                lines[(section, key)] = number
+        return lines
+
+    def line(self, section: str, key: str = "") -> int | None:
+        return self.lines.get((section, key))
+
+    def error(self, section: str, key: str, message: str) -> InputError:
+        return InputError(self.path, self.line(section, key), f"{key}: {message}")
+
+    def raw(self, section: str, key: str) -> str | None:
+        if not self.parser.has_option(section, key):
+            return None
+        return self.parser.get(section, key).strip()
+
+    def integer(self, section: str, key: str, default: int, minimum: int | None = None) -> int:
+        raw = self.raw(section, key)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self.error(section, key, f"expected a whole number, got {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise self.error(section, key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, section: str, key: str, default: float) -> float:
+        raw = self.raw(section, key)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self.error(section, key, f"expected a number, got {raw!r}") from None
+        if value < 0:
+            raise self.error(section, key, f"must not be negative, got {raw}")
+        return value
+
+    def port(self, key: str, default: int) -> int:
+        raw = self.raw("PORT", key)
+        if raw is None or raw == "":
+            return default
+        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+            raise self.error("PORT", key, f"expected a port number from 1 to 65535, got {raw!r}")
+        return int(raw)
+
+    def flag(self, section: str, key: str, default: bool) -> bool:
+        raw = self.raw(section, key)
+        if raw is None or raw == "":
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise self.error(section, key, f"expected 0 or 1, got {raw!r}")
+
+    def choice(
+        self,
+        key: str,
+        list_section: str,
+        names: Mapping[str, str],
+        default: str,
+    ) -> str:
+        """Resolve a `[CONFIG]` choice written as an integer of `list_section` or by name."""
+        raw = self.raw("CONFIG", key)
+        if raw is None or raw == "":
+            return default
+        listing = self._listing(list_section)
+        spelled = ", ".join(sorted(set(names)))
+        if re.fullmatch(r"-?\d+", raw):
+            number = int(raw)
+            matches = [name for name, value in listing.items() if value == number]
+            if not matches:
+                known = ", ".join(f"{name} = {value}" for name, value in listing.items())
+                raise self.error(
+                    "CONFIG",
+                    key,
+                    f"{number} is not in [{list_section}] ({known}); use one of those numbers "
+                    f"or a name: {spelled}",
+                )
+            raw = matches[0]
+        name = raw.lower()
+        if name not in names:
+            raise self.error("CONFIG", key, f"unknown value {raw!r}; use one of: {spelled}")
+        return names[name]
+
+    def _listing(self, list_section: str) -> dict[str, int]:
+        if not self.parser.has_section(list_section):
+            return dict(_DEFAULT_LISTS[list_section])
+        listing: dict[str, int] = {}
+        for name, value in self.parser.items(list_section):
+            try:
+                listing[name] = int(value)
+            except ValueError:
+                raise self.error(list_section, name, f"expected a whole number, got {value!r}") from None
+        return listing
+
+
+def _unknown_keys(reader: _Reader) -> list[str]:
+    warnings: list[str] = []
+    for section in reader.parser.sections():
+        if section.endswith("_LIST"):
+            continue
+        if section not in _KNOWN_KEYS:
+            warnings.append(f"{reader.path}:{reader.line(section)}: unknown section [{section}] is ignored")
+            continue
+        for key in reader.parser.options(section):
+            if key not in _KNOWN_KEYS[section]:
+                known = ", ".join(_KNOWN_KEYS[section])
+                warnings.append(
+                    f"{reader.path}:{reader.line(section, key)}: unknown key {key} in "
+                    f"[{section}] is ignored (known: {known})"
+                )
+    return warnings
+
+
+def parse_config(path: Path) -> JupiterConfig:
+    """Parse and validate `jupiter_config.ini`; raises InputError naming file:line."""
+    text = read_text(path, "config file")
+    if not text.strip():
+        raise InputError(path, None, "config file is empty; run `jupiter init DIR` for a commented example")
+    reader = _Reader(path, text)
+    warnings = _unknown_keys(reader)
+
+    price_raw = reader.raw("CONFIG", "PRICE_OPTION")
+    # The original's sample file says PRICE_OPTION = 0 although its list
+    # starts at SUM = 1; 0 has always meant the default, SUM.
+    price_function = (
+        "sum"
+        if price_raw == "0"
+        else reader.choice("PRICE_OPTION", "PRICING_FUNCTION_LIST", PRICE_FUNCTIONS, "sum")
+    )
+    runtime = reader.integer("CONFIG", "RUNTIME", 1)
+    if runtime not in (0, 1):
+        raise reader.error(
+            "CONFIG", "RUNTIME", f"expected 0 (senders only) or 1 (senders and receivers), got {runtime}"
+        )
+    password = reader.raw("AUTH", "PASSWORD")
+    if password:
+        warnings.append(
+            f"{path}:{reader.line('AUTH', 'PASSWORD')}: [AUTH] PASSWORD is ignored: Jupiter never "
+            "uses passwords (transfers use a per-deployment token, SCP uses keys); delete the line"
+        )
+    queue = reader.integer("OTHER", "TASK_QUEUE_SIZE", -1)
+    if queue == 0 or queue < -1:
+        raise reader.error(
+            "OTHER", "TASK_QUEUE_SIZE", f"expected -1 (unbounded) or a size of at least 1, got {queue}"
+        )
+
+    backend = (reader.raw("DEPLOY", "BACKEND") or "local").lower()
+    if backend not in BACKENDS:
+        raise reader.error(
+            "DEPLOY", "BACKEND", f"backend {backend!r} is not available; use one of: {', '.join(BACKENDS)}"
+        )
+    app_raw = reader.raw("DEPLOY", "APP")
+    home_child_raw = reader.raw("DEPLOY", "HOME_CHILD") or ""
+    deploy = DeploySettings(
+        backend=backend,
+        app=Path(app_raw) if app_raw else None,
+        home_child=tuple(part.strip() for part in home_child_raw.split(":") if part.strip()),
+        state_dir=Path(reader.raw("DEPLOY", "STATE_DIR") or ".jupiter"),
+        mapping=Path(mapping_raw) if (mapping_raw := reader.raw("DEPLOY", "MAPPING")) else None,
+    )
+    mapper = MapperSettings(
+        max_task_allowed=reader.integer("MAPPER", "MAX_TASK_ALLOWED", 0, minimum=0),
+        w_net=reader.number("MAPPER", "W_NET", 1.0),
+        w_cpu=reader.number("MAPPER", "W_CPU", 1.0),
+        w_mem=reader.number("MAPPER", "W_MEM", 1.0),
+        seed=reader.integer("MAPPER", "SEED", 0),
+    )
+    return JupiterConfig(
+        static_mapping=reader.flag("CONFIG", "STATIC_MAPPING", False),
+        scheduler=reader.choice("SCHEDULER", "SCHEDULER_LIST", {name: name for name in SCHEDULERS}, "heft"),
+        transfer=reader.choice("TRANSFER", "TRANSFER_LIST", TRANSFERS, "http"),
+        profiler=reader.choice("PROFILER", "PROFILERS_LIST", PROFILERS, "drupe"),
+        receiver_stats=runtime == 1,
+        pricing=reader.choice("PRICING", "PRICING_LIST", PRICING_SCHEMES, "nonpricing"),
+        price_function=price_function,
+        ports=Ports(
+            mongo_svc=reader.port("MONGO_SVC", 6200),
+            mongo_docker=reader.port("MONGO_DOCKER", 27017),
+            ssh_svc=reader.port("SSH_SVC", 5000),
+            ssh_docker=reader.port("SSH_DOCKER", 22),
+            flask_svc=reader.port("FLASK_SVC", 6100),
+            flask_docker=reader.port("FLASK_DOCKER", 8888),
+        ),
+        other=Other(
+            max_log=reader.integer("OTHER", "MAX_LOG", 10, minimum=1),
+            ssh_retry_num=reader.integer("OTHER", "SSH_RETRY_NUM", 20, minimum=0),
+            task_queue_size=queue,
+        ),
+        username=reader.raw("AUTH", "USERNAME") or "jupiter",
+        deploy=deploy,
+        mapper=mapper,
+        path=path,
+        warnings=tuple(warnings),
+    )
