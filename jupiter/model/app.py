@@ -111,9 +111,7 @@ def parse_scripts_config(path: Path, dag: Dag | None) -> ScriptsConfig:
             or not isinstance(value[0], str)
             or not isinstance(value[1], bool)
         ):
-            raise InputError(
-                path, None, f'taskname_map[{task!r}] must be ["script", true|false], got {value!r}'
-            )
+            raise InputError(path, None, f'taskname_map[{task!r}] must be ["script", true|false], got {value!r}')
         entries[task] = TaskEntry(name=task, script=value[0], in_dag=value[1])
     profiler = data.get("exec_profiler", {})
     if not isinstance(profiler, dict) or not all(isinstance(v, bool) for v in profiler.values()):
@@ -153,9 +151,7 @@ def parse_app_ports(path: Path) -> AppPorts:
             sections[section][key] = int(value)
     if set(sections["DOCKER_PORT"]) != set(sections["SVC_PORT"]):
         odd = sorted(set(sections["DOCKER_PORT"]) ^ set(sections["SVC_PORT"]))
-        raise InputError(
-            path, None, f"port(s) {', '.join(odd)} must appear in both [DOCKER_PORT] and [SVC_PORT]"
-        )
+        raise InputError(path, None, f"port(s) {', '.join(odd)} must appear in both [DOCKER_PORT] and [SVC_PORT]")
     return AppPorts(docker=sections["DOCKER_PORT"], svc=sections["SVC_PORT"])
 
 
@@ -175,9 +171,7 @@ def _header_table(path: Path, what: str, width: int, header: str) -> list[tuple[
 def parse_name_convert(path: Path, dag: Dag | None) -> dict[str, tuple[str, str]]:
     """Parse `name_convert.txt`: `task output_name input_name` per line after the header."""
     table: dict[str, tuple[str, str]] = {}
-    for number, (task, out, inp) in _header_table(
-        path, "name_convert file", 3, "input output_app_name input_app_name"
-    ):
+    for number, (task, out, inp) in _header_table(path, "name_convert file", 3, "input output_app_name input_app_name"):
         if dag is not None and task not in dag:
             raise InputError(path, number, f"unknown task {task!r}; it must be a task of configuration.txt")
         table[task] = (out, inp)
@@ -207,9 +201,7 @@ def _collect(errors: list[InputError], parse: Callable[[], T]) -> T | None:
 def load_app(path: Path) -> App:
     """Load an app folder; raises ValidationFailed listing every problem found."""
     if not path.is_dir():
-        raise ValidationFailed(
-            [InputError(path, None, "app folder not found; pass --app or set [DEPLOY] APP")]
-        )
+        raise ValidationFailed([InputError(path, None, "app folder not found; pass --app or set [DEPLOY] APP")])
     errors: list[InputError] = []
     dag = _collect(errors, lambda: parse_dag(path / "configuration.txt"))
 

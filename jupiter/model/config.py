@@ -172,13 +172,9 @@ class _Reader:
                 path, exc.lineno, "a key comes before any section; start the file with `[CONFIG]`"
             ) from None
         except configparser.DuplicateSectionError as exc:
-            raise InputError(
-                path, exc.lineno, f"section [{exc.section}] appears twice; merge the two"
-            ) from None
+            raise InputError(path, exc.lineno, f"section [{exc.section}] appears twice; merge the two") from None
         except configparser.DuplicateOptionError as exc:
-            raise InputError(
-                path, exc.lineno, f"{exc.option} is set twice in [{exc.section}]; keep one"
-            ) from None
+            raise InputError(path, exc.lineno, f"{exc.option} is set twice in [{exc.section}]; keep one") from None
         except configparser.ParsingError as exc:
             lineno = exc.errors[0][0] if exc.errors else None
             bad = text.splitlines()[lineno - 1].strip() if lineno else ""
@@ -274,8 +270,7 @@ class _Reader:
                 raise self.error(
                     "CONFIG",
                     key,
-                    f"{number} is not in [{list_section}] ({known}); use one of those numbers "
-                    f"or a name: {spelled}",
+                    f"{number} is not in [{list_section}] ({known}); use one of those numbers or a name: {spelled}",
                 )
             raw = matches[0]
         name = raw.lower()
@@ -325,9 +320,7 @@ def parse_config(path: Path) -> JupiterConfig:
     # The original's sample file says PRICE_OPTION = 0 although its list
     # starts at SUM = 1; 0 has always meant the default, SUM.
     price_function = (
-        "sum"
-        if price_raw == "0"
-        else reader.choice("PRICE_OPTION", "PRICING_FUNCTION_LIST", PRICE_FUNCTIONS, "sum")
+        "sum" if price_raw == "0" else reader.choice("PRICE_OPTION", "PRICING_FUNCTION_LIST", PRICE_FUNCTIONS, "sum")
     )
     runtime = reader.integer("CONFIG", "RUNTIME", 1)
     if runtime not in (0, 1):
@@ -342,9 +335,7 @@ def parse_config(path: Path) -> JupiterConfig:
         )
     queue = reader.integer("OTHER", "TASK_QUEUE_SIZE", -1)
     if queue == 0 or queue < -1:
-        raise reader.error(
-            "OTHER", "TASK_QUEUE_SIZE", f"expected -1 (unbounded) or a size of at least 1, got {queue}"
-        )
+        raise reader.error("OTHER", "TASK_QUEUE_SIZE", f"expected -1 (unbounded) or a size of at least 1, got {queue}")
 
     backend = (reader.raw("DEPLOY", "BACKEND") or "local").lower()
     if backend not in BACKENDS:

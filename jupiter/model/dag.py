@@ -124,9 +124,7 @@ def _parse_task(path: Path, number: int, text: str) -> Task:
     try:
         num_inputs = int(num_raw)
     except ValueError:
-        raise InputError(
-            path, number, f"NUM_INPUTS of {name} must be a whole number, got {num_raw!r}"
-        ) from None
+        raise InputError(path, number, f"NUM_INPUTS of {name} must be a whole number, got {num_raw!r}") from None
     if num_inputs < 1:
         raise InputError(path, number, f"NUM_INPUTS of {name} must be at least 1, got {num_inputs}")
     if flag_raw.lower() not in ("true", "false"):
@@ -157,9 +155,7 @@ def parse_dag(path: Path) -> Dag:
     try:
         count = int(count_text)
     except ValueError:
-        raise InputError(
-            path, count_line, f"first line must be the number of DAG lines, got {count_text!r}"
-        ) from None
+        raise InputError(path, count_line, f"first line must be the number of DAG lines, got {count_text!r}") from None
     body = lines[1:]
     if count != len(body):
         raise InputError(
@@ -176,8 +172,7 @@ def parse_dag(path: Path) -> Dag:
             raise InputError(
                 path,
                 number,
-                f"task {task.name} is already defined on line {tasks[task.name].line}; "
-                "give each task one line",
+                f"task {task.name} is already defined on line {tasks[task.name].line}; give each task one line",
             )
         tasks[task.name] = task
 
@@ -201,9 +196,7 @@ def parse_dag(path: Path) -> Dag:
     if cycle:
         names = [edge[0] for edge in cycle] + [cycle[0][0]]
         first = min(tasks[name].line for name in names)
-        raise InputError(
-            path, first, f"cycle {' -> '.join(names)}; a DAG cannot loop, remove one of these edges"
-        )
+        raise InputError(path, first, f"cycle {' -> '.join(names)}; a DAG cannot loop, remove one of these edges")
 
     position = {name: index for index, name in enumerate(tasks)}
     order = tuple(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
@@ -222,7 +215,5 @@ def parse_dag(path: Path) -> Dag:
                 f"{name} waits for {task.num_inputs} inputs but {why}; set NUM_INPUTS to {expected}",
             )
     if not any(task.sends_home for task in tasks.values()):
-        raise InputError(
-            path, None, "no task sends its output home; list `home` as a child of the exit task(s)"
-        )
+        raise InputError(path, None, "no task sends its output home; list `home` as a child of the exit task(s)")
     return Dag(tasks=tasks, graph=graph, order=order, path=path)

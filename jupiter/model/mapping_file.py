@@ -34,9 +34,7 @@ def parse_mapping(path: Path, dag: Dag, nodes: NodeList) -> dict[str, str]:
         mapping[task] = node
     missing = [task for task in dag.order if task not in mapping]
     if missing:
-        raise InputError(
-            path, None, f"no node for task(s) {', '.join(missing)}; add a `task node` line for each"
-        )
+        raise InputError(path, None, f"no node for task(s) {', '.join(missing)}; add a `task node` line for each")
     return mapping
 
 

@@ -98,16 +98,13 @@ def parse_nodes(path: Path) -> NodeList:
     for number, text in significant_lines(path, "node list"):
         fields = text.split()
         if len(fields) != 2:
-            raise InputError(
-                path, number, f"expected `<name> <hostname>`, got {len(fields)} fields: {text!r}"
-            )
+            raise InputError(path, number, f"expected `<name> <hostname>`, got {len(fields)} fields: {text!r}")
         name, hostname = fields
         if not _NAME.match(name):
             raise InputError(
                 path,
                 number,
-                f"node name {name!r} may hold only letters, digits, '-' and '_' "
-                "and must start with a letter or digit",
+                f"node name {name!r} may hold only letters, digits, '-' and '_' and must start with a letter or digit",
             )
         if name in seen:
             raise InputError(
@@ -119,9 +116,7 @@ def parse_nodes(path: Path) -> NodeList:
         nodes.append(Node(name=name, hostname=hostname, role=NodeRole.of(name), line=number))
     result = NodeList(tuple(nodes), path)
     if not result.homes:
-        raise InputError(
-            path, None, "no home node; add a line `home <hostname>` (the first line, by convention)"
-        )
+        raise InputError(path, None, "no home node; add a line `home <hostname>` (the first line, by convention)")
     if not result.compute:
         raise InputError(path, None, "no compute node; add at least one line such as `node1 <hostname>`")
     return result

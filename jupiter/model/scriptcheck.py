@@ -29,9 +29,7 @@ def _problem_line(script: Path, exc: BaseException) -> int | None:
     """Line of the script where an import failure started, if it is in the script."""
     if isinstance(exc, SyntaxError) and exc.filename == str(script):
         return exc.lineno
-    lines = [
-        frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if Path(frame.filename) == script
-    ]
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if Path(frame.filename) == script]
     return lines[-1] if lines else None
 
 
@@ -80,8 +78,7 @@ def _check_one(task: str, script: Path) -> dict[str, Any]:
         except TypeError:
             return {
                 "line": main_line,
-                "message": f"main{inspect.signature(main)} must take no arguments; "
-                "it runs the task on sample data",
+                "message": f"main{inspect.signature(main)} must take no arguments; it runs the task on sample data",
             }
         except ValueError:
             pass
@@ -94,9 +91,7 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
     return {task: _check_one(task, Path(path)) for task, path in request["scripts"].items()}
 
 
-def check_scripts(
-    scripts_dir: Path, scripts: dict[str, Path], timeout: float = TIMEOUT_SECONDS
-) -> list[InputError]:
+def check_scripts(scripts_dir: Path, scripts: dict[str, Path], timeout: float = TIMEOUT_SECONDS) -> list[InputError]:
     """Import every script in a child process; return one InputError per broken script."""
     request = {
         "scripts_dir": str(scripts_dir.resolve()),
@@ -117,8 +112,7 @@ def check_scripts(
             InputError(
                 scripts_dir,
                 None,
-                f"importing the scripts took more than {timeout:.0f} s; move slow work from "
-                "module level into task()",
+                f"importing the scripts took more than {timeout:.0f} s; move slow work from module level into task()",
             )
         ]
     try:

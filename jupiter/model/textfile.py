@@ -18,9 +18,7 @@ def read_text(path: Path, what: str) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(
-            path, None, f"{what} not found; create it or point to it with the right option"
-        ) from None
+        raise InputError(path, None, f"{what} not found; create it or point to it with the right option") from None
     except IsADirectoryError:
         raise InputError(path, None, f"{what} is a folder, expected a file") from None
     except OSError as exc:

@@ -102,9 +102,7 @@ def _collect(errors: list[InputError], parse: Callable[[], T]) -> T | None:
     return None
 
 
-def load_workspace(
-    config_path: Path, nodes_path: Path, app_path: Path | None, scripts: bool = True
-) -> Workspace:
+def load_workspace(config_path: Path, nodes_path: Path, app_path: Path | None, scripts: bool = True) -> Workspace:
     """Load and cross-check everything; raises ValidationFailed listing every problem.
 
     With `scripts`, every task script is imported in a child process to check

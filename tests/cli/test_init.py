@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from jupiter.resources import example_apps
 from tests.conftest import Result
 
 Run = Callable[..., Result]
 
 
-def test_init_creates_a_valid_folder(tmp_path: Path, run: Run, monkeypatch) -> None:
+def test_init_creates_a_valid_folder(tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "work"
     result = run("init", str(target))
     assert result.code == 0, result.err

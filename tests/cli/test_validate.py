@@ -64,8 +64,7 @@ def _dag_error(workdir: Workdir, run: Run, dag: str) -> str:
         ),
         (
             "4\nsplit 1 false left right\nleft 1 true join\nright 1 true join\njoin 1 true home\n",
-            "configuration.txt:5: join waits for 1 inputs but it has 2 parents (left, right); "
-            "set NUM_INPUTS to 2",
+            "configuration.txt:5: join waits for 1 inputs but it has 2 parents (left, right); set NUM_INPUTS to 2",
         ),
         (
             "2\nsplit 2 true left\nleft 1 true home\n",
@@ -124,8 +123,7 @@ def test_missing_script(workdir: Workdir, run: Run) -> None:
     [
         (
             "def run(a, b, c):\n    return []\n",
-            "defines no function `task`; add `def task(filename, pathin, pathout)` returning the list "
-            "of output paths",
+            "defines no function `task`; add `def task(filename, pathin, pathout)` returning the list of output paths",
         ),
         (
             "\n\ndef task(filename, pathin):\n    return []\n",
@@ -172,8 +170,7 @@ def test_hanging_script_times_out(workdir: Workdir, monkeypatch: pytest.MonkeyPa
         workdir.app / "scripts", {"left": workdir.app / "scripts" / "left.py"}, timeout=1.0
     )
     assert [str(e) for e in errors] == [
-        f"{workdir.app}/scripts: importing the scripts took more than 1 s; move slow work from "
-        "module level into task()"
+        f"{workdir.app}/scripts: importing the scripts took more than 1 s; move slow work from module level into task()"
     ]
 
 
@@ -368,8 +365,7 @@ def test_home_child_must_be_entry(workdir: Workdir, run: Run) -> None:
     config.write_text(config.read_text() + "HOME_CHILD = left:nosuch\n")
     result = run("validate")
     assert result.err.splitlines() == [
-        "error: jupiter_config.ini: HOME_CHILD names 'left', which has parents; home feeds only entry "
-        "tasks (split)",
+        "error: jupiter_config.ini: HOME_CHILD names 'left', which has parents; home feeds only entry tasks (split)",
         "error: jupiter_config.ini: HOME_CHILD names 'nosuch', which is not a task of demo",
     ]
 
@@ -378,8 +374,7 @@ def test_no_app_configured(workdir: Workdir, run: Run) -> None:
     workdir.write("jupiter_config.ini", "[CONFIG]\nSCHEDULER = heft\n")
     result = run("validate")
     assert result.err == (
-        "error: jupiter_config.ini: no app given; pass --app DIR or set "
-        "`APP = app_specific_files/<app>` in [DEPLOY]\n"
+        "error: jupiter_config.ini: no app given; pass --app DIR or set `APP = app_specific_files/<app>` in [DEPLOY]\n"
     )
     assert run("--app", str(workdir.app), "validate").code == 0
 

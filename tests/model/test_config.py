@@ -153,7 +153,10 @@ def test_new_sections(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[CONFIG]\nRUNTIME = 2\n", "2: RUNTIME: expected 0 (senders only) or 1 (senders and receivers), got 2"),
+        (
+            "[CONFIG]\nRUNTIME = 2\n",
+            "2: RUNTIME: expected 0 (senders only) or 1 (senders and receivers), got 2",
+        ),
         ("[CONFIG]\nSTATIC_MAPPING = maybe\n", "2: STATIC_MAPPING: expected 0 or 1, got 'maybe'"),
         ("[OTHER]\nMAX_LOG = ten\n", "2: MAX_LOG: expected a whole number, got 'ten'"),
         ("[MAPPER]\nW_CPU = -1\n", "2: W_CPU: must not be negative, got -1"),

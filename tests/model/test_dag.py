@@ -73,7 +73,14 @@ def test_flag_case_insensitive(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "alias"),
-    [("home", True), ("home2", True), ("scheduler", True), ("datasink0", True), ("homework", False), ("node", False)],
+    [
+        ("home", True),
+        ("home2", True),
+        ("scheduler", True),
+        ("datasink0", True),
+        ("homework", False),
+        ("node", False),
+    ],
 )
 def test_home_aliases(name: str, alias: bool) -> None:
     assert is_home_alias(name) is alias

@@ -1,0 +1,314 @@
+"""Runtime benchmark: Jupiter's local backend against Dask distributed and Ray.
+
+Two DAGs of tiny tasks passing 1 KiB files — chain10 (10 tasks in a line)
+and fan (1 -> 4 -> 1) — on 4 local nodes. For each system: frames/s with
+300 frames submitted at once, single-frame latency (median of several runs)
+and per-hop latency (latency / depth); a floor of plain function calls; and
+the peak RSS of Jupiter's home agent while 10,000 frames stream through
+chain10. Every figure comes from this one run, so ratios compare like with
+like on a shared, noisy machine.
+
+Usage: python bench/runtime/run.py [--frames 300] [--soak-frames 10000] [--skip ray,dask]
+Needs: pip install -r bench/requirements.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jupiter import deployment as service
+from jupiter.model.workspace import load_workspace
+
+PAYLOAD = 1024
+TASK_SOURCE = """
+import os
+
+
+def task(filename, pathin, pathout):
+    names = filename if isinstance(filename, list) else [filename]
+    data = b"".join(open(os.path.join(pathin, name), "rb").read() for name in names)
+    out = os.path.join(pathout, "{task}_" + names[0].split("_")[-1])
+    with open(out, "wb") as handle:
+        handle.write(data[:{size}].ljust({size}, b"x"))
+    return [out]
+"""
+
+
+def chain_dag(depth: int = 10) -> tuple[str, list[str]]:
+    tasks = [f"t{i}" for i in range(depth)]
+    lines = [f"{t} 1 true {tasks[i + 1] if i + 1 < depth else 'home'}" for i, t in enumerate(tasks)]
+    return f"{depth}\n" + "\n".join(lines) + "\n", tasks
+
+
+def fan_dag(width: int = 4) -> tuple[str, list[str]]:
+    mids = [f"m{i}" for i in range(width)]
+    lines = [f"src 1 true {' '.join(mids)}", *[f"{m} 1 true sink" for m in mids], f"sink {width} true home"]
+    return f"{len(lines)}\n" + "\n".join(lines) + "\n", ["src", *mids, "sink"]
+
+
+def make_workdir(root: Path, name: str, dag: str, tasks: list[str], nodes: int) -> Path:
+    app = root / name / "app"
+    (app / "scripts").mkdir(parents=True)
+    (app / "sample_input").mkdir()
+    (app / "configuration.txt").write_text(dag)
+    for task in tasks:
+        (app / "scripts" / f"{task}.py").write_text(TASK_SOURCE.format(task=task, size=PAYLOAD))
+    (app / "sample_input" / "in_0.bin").write_bytes(b"i" * PAYLOAD)
+    names = [f"node{i + 1}" for i in range(nodes)]
+    (root / name / "nodes.txt").write_text("home localhost\n" + "".join(f"{n} localhost\n" for n in names))
+    mapping = "".join(f"{task} {names[i % nodes]}\n" for i, task in enumerate(tasks))
+    (root / name / "mapping.txt").write_text(mapping)
+    (root / name / "jupiter_config.ini").write_text(
+        "[CONFIG]\nSTATIC_MAPPING = 1\nRUNTIME = 0\n[DEPLOY]\nAPP = app\nMAPPING = mapping.txt\n"
+    )
+    return root / name
+
+
+def wait_done(deployment: service.Deployment, total: int, timeout: float = 600) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        counts = service.home_frames(deployment)
+        if counts["done"] + counts["failed"] >= total:
+            if counts["failed"]:
+                raise RuntimeError(f"{counts['failed']} frames failed")
+            return
+        time.sleep(0.002)
+    raise RuntimeError("timeout")
+
+
+def bench_jupiter(workdir: Path, frames: int, latency_runs: int, rounds: int) -> dict[str, float]:
+    workspace = load_workspace(workdir / "jupiter_config.ini", workdir / "nodes.txt", None)
+    deployment = service.deploy(workspace)
+    try:
+        latencies = []
+        done = 0
+        for i in range(latency_runs):
+            start = time.perf_counter()
+            service.submit(deployment, [(f"lat_{i}.bin", b"i" * PAYLOAD)])
+            done += 1
+            wait_done(deployment, done)
+            latencies.append(time.perf_counter() - start)
+            time.sleep(0.05)
+        rates = []
+        for _ in range(rounds):
+            files = [(f"in_{i}.bin", b"i" * PAYLOAD) for i in range(frames)]
+            start = time.perf_counter()
+            service.submit(deployment, files)
+            done += frames
+            wait_done(deployment, done)
+            rates.append(frames / (time.perf_counter() - start))
+        service.flush_events(deployment)
+        events = [json.loads(line) for line in (deployment.home_dir / "events.jsonl").read_text().splitlines()]
+    finally:
+        service.teardown(deployment)
+    makespans = [e["makespan"] for e in events if e["type"] == "frame_done"][:latency_runs]
+    return {
+        "frames_per_s": statistics.median(rates),
+        "latency": statistics.median(latencies),
+        "makespan": statistics.median(makespans),
+    }
+
+
+def soak_jupiter(workdir: Path, frames: int) -> dict[str, float]:
+    import psutil
+
+    workspace = load_workspace(workdir / "jupiter_config.ini", workdir / "nodes.txt", None)
+    deployment = service.deploy(workspace)
+    peak = 0
+    samples: list[int] = []
+    stop = threading.Event()
+    home_pid = json.loads((deployment.root / "pids.json").read_text())["agents"][deployment.home]
+
+    def sample() -> None:
+        nonlocal peak
+        process = psutil.Process(home_pid)
+        while not stop.is_set():
+            rss = process.memory_info().rss
+            samples.append(rss)
+            peak = max(peak, rss)
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        start = time.perf_counter()
+        batch = 500
+        for first in range(0, frames, batch):
+            service.submit(
+                deployment, [(f"s_{i}.bin", b"i" * PAYLOAD) for i in range(first, min(frames, first + batch))]
+            )
+            # Keep at most two batches in flight so the soak measures steady state, not a backlog.
+            wait_done(deployment, max(0, first - batch + 1))
+        wait_done(deployment, frames)
+        elapsed = time.perf_counter() - start
+    finally:
+        stop.set()
+        thread.join()
+        service.teardown(deployment)
+    early = statistics.median(samples[: max(1, len(samples) // 10)])
+    late = statistics.median(samples[-max(1, len(samples) // 10) :])
+    return {
+        "frames_per_s": frames / elapsed,
+        "peak_rss_mib": peak / 2**20,
+        "early_rss_mib": early / 2**20,
+        "late_rss_mib": late / 2**20,
+    }
+
+
+def tiny(data: bytes) -> bytes:
+    return data[:PAYLOAD].ljust(PAYLOAD, b"x")
+
+
+def tiny_many(*parts: bytes) -> bytes:
+    return b"".join(parts)[:PAYLOAD].ljust(PAYLOAD, b"x")
+
+
+def graph_builder(shape: str, submit: Callable[..., object]) -> Callable[[bytes], object]:
+    def chain(data: bytes) -> object:
+        ref: object = data
+        for _ in range(10):
+            ref = submit(tiny, ref)
+        return ref
+
+    def fan(data: bytes) -> object:
+        src = submit(tiny, data)
+        mids = [submit(tiny, src) for _ in range(4)]
+        return submit(tiny_many, *mids)
+
+    return chain if shape == "chain10" else fan
+
+
+def bench_dask(shape: str, frames: int, latency_runs: int, rounds: int) -> dict[str, float]:
+    from dask import distributed
+
+    dask: Any = distributed
+    with (
+        dask.LocalCluster(n_workers=4, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        dask.Client(cluster) as client,
+    ):
+        build = graph_builder(shape, lambda f, *a: client.submit(f, *a, pure=False))
+        latencies = []
+        for _ in range(latency_runs):
+            start = time.perf_counter()
+            build(b"i" * PAYLOAD).result()  # type: ignore[attr-defined]
+            latencies.append(time.perf_counter() - start)
+        rates = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            client.gather([build(b"i" * PAYLOAD) for _ in range(frames)])
+            rates.append(frames / (time.perf_counter() - start))
+    return {"frames_per_s": statistics.median(rates), "latency": statistics.median(latencies)}
+
+
+def bench_ray(shape: str, frames: int, latency_runs: int, rounds: int) -> dict[str, float]:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray as ray_module
+
+    ray: Any = ray_module
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        tiny_r = ray.remote(tiny)
+        many_r = ray.remote(tiny_many)
+
+        def submit(f: Callable[..., bytes], *args: object) -> object:
+            return (tiny_r if f is tiny else many_r).remote(*args)
+
+        build = graph_builder(shape, submit)
+        ray.get(build(b"warm"))
+        latencies = []
+        for _ in range(latency_runs):
+            start = time.perf_counter()
+            ray.get(build(b"i" * PAYLOAD))
+            latencies.append(time.perf_counter() - start)
+        rates = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            ray.get([build(b"i" * PAYLOAD) for _ in range(frames)])
+            rates.append(frames / (time.perf_counter() - start))
+    finally:
+        ray.shutdown()
+    return {"frames_per_s": statistics.median(rates), "latency": statistics.median(latencies)}
+
+
+def bench_floor(shape: str, frames: int) -> dict[str, float]:
+    build = graph_builder(shape, lambda f, *a: f(*a))
+    start = time.perf_counter()
+    for _ in range(frames):
+        build(b"i" * PAYLOAD)
+    elapsed = time.perf_counter() - start
+    return {"frames_per_s": frames / elapsed, "latency": elapsed / frames}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--latency-runs", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per system; the median is kept")
+    parser.add_argument("--soak-frames", type=int, default=10_000, help="0 skips the memory soak")
+    parser.add_argument("--skip", default="", help="comma list of: dask,ray")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    depth = {"chain10": 10, "fan": 3}
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        dirs = {
+            "chain10": make_workdir(root, "chain10", *chain_dag(), nodes=4),
+            "fan": make_workdir(root, "fan", *fan_dag(), nodes=4),
+        }
+        for shape in ("chain10", "fan"):
+            results[shape] = {"jupiter": bench_jupiter(dirs[shape], args.frames, args.latency_runs, args.rounds)}
+            print(f"{shape} jupiter done", file=sys.stderr)
+            if "dask" not in skip:
+                results[shape]["dask"] = bench_dask(shape, args.frames, args.latency_runs, args.rounds)
+            if "ray" not in skip:
+                results[shape]["ray"] = bench_ray(shape, args.frames, args.latency_runs, args.rounds)
+            results[shape]["floor"] = bench_floor(shape, args.frames)
+        soak = soak_jupiter(dirs["chain10"], args.soak_frames) if args.soak_frames else None
+
+    print(
+        f"\n{args.frames} frames at once (median of {args.rounds} rounds), 1 KiB files, 4 local nodes; "
+        f"latency = median of {args.latency_runs} single frames, measured by the client"
+    )
+    print(f"{'dag':<8} {'system':<8} {'frames/s':>10} {'latency ms':>11} {'per-hop ms':>11}")
+    for shape, systems in results.items():
+        for system, figures in systems.items():
+            print(
+                f"{shape:<8} {system:<8} {figures['frames_per_s']:>10.1f} {figures['latency'] * 1e3:>11.2f} "
+                f"{figures['latency'] * 1e3 / depth[shape]:>11.3f}"
+            )
+    for shape, systems in results.items():
+        makespan = systems["jupiter"]["makespan"]
+        print(
+            f"{shape:<8} jupiter per-frame makespan measured by home: {makespan * 1e3:.2f} ms "
+            f"({makespan * 1e3 / depth[shape]:.3f} ms per hop)"
+        )
+    print("\nratios (jupiter / peer): frames/s, per-hop latency")
+    for shape, systems in results.items():
+        ours = systems["jupiter"]
+        for peer in ("ray", "dask"):
+            if peer in systems:
+                print(
+                    f"{shape:<8} vs {peer:<5} throughput x{ours['frames_per_s'] / systems[peer]['frames_per_s']:.2f}"
+                    f"   latency x{ours['latency'] / systems[peer]['latency']:.2f}"
+                )
+    if soak:
+        print(
+            f"\nsoak: {args.soak_frames} frames through chain10 at {soak['frames_per_s']:.1f} frames/s; home agent RSS "
+            f"peak {soak['peak_rss_mib']:.1f} MiB (first tenth {soak['early_rss_mib']:.1f}, last tenth "
+            f"{soak['late_rss_mib']:.1f})"
+        )
+
+
+if __name__ == "__main__":
+    main()

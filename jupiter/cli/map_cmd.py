@@ -1,0 +1,115 @@
+"""`jupiter map`: compute a mapping from a profile or problem file and show the prediction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from jupiter.errors import InputError
+from jupiter.mapping import Problem, Schedule, check, get_mapper, mapper_names
+from jupiter.profiles import load_problem, load_profile
+
+
+def load_load(problem: Problem, schedule: Schedule) -> list[tuple[str, int, float, float]]:
+    """Per node: task count, busy seconds and utilisation (busy / makespan)."""
+    span = schedule.makespan
+    rows = []
+    per_node = schedule.by_node()
+    for node in problem.nodes:
+        placed = per_node.get(node, [])
+        busy = sum(p.finish - p.start for p in placed)
+        rows.append((node, len(placed), busy, busy / span if span > 0 else 0.0))
+    return rows
+
+
+def report_lines(problem: Problem, schedule: Schedule, scheduler: str) -> list[str]:
+    """The text `jupiter map` prints: mapping table, makespan, per-node load table."""
+    tw = max([4, *(len(t) for t in problem.tasks)])
+    nw = max([4, *(len(n) for n in problem.nodes)])
+    lines = [f"{'task':<{tw}}  {'node':<{nw}}  {'start':>10}  {'finish':>10}"]
+    for task in problem.tasks:
+        p = schedule.placements[task]
+        lines.append(f"{task:<{tw}}  {p.node:<{nw}}  {p.start:>10.3f}  {p.finish:>10.3f}")
+    lines.append("")
+    lines.append(f"scheduler {scheduler}: predicted makespan {schedule.makespan:.3f} s")
+    lines.append("")
+    lines.append(f"{'node':<{nw}}  {'tasks':>5}  {'busy (s)':>10}  {'util':>6}")
+    for node, count, busy, util in load_load(problem, schedule):
+        lines.append(f"{node:<{nw}}  {count:>5}  {busy:>10.3f}  {util:>6.1%}")
+    return lines
+
+
+def write_outputs(out: Path, problem: Problem, schedule: Schedule, scheduler: str) -> None:
+    """`mapping.txt` (the original's `task node` lines) and `mapping.json` (with times)."""
+    out.mkdir(parents=True, exist_ok=True)
+    mapping = {t: schedule.placements[t].node for t in problem.tasks}
+    (out / "mapping.txt").write_text("".join(f"{t} {n}\n" for t, n in mapping.items()), encoding="utf-8")
+    doc = {
+        "scheduler": scheduler,
+        "makespan": schedule.makespan,
+        "mapping": mapping,
+        "schedule": [
+            {"task": t, "node": p.node, "start": p.start, "finish": p.finish}
+            for t in problem.tasks
+            for p in (schedule.placements[t],)
+        ],
+    }
+    (out / "mapping.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+@click.command("map")
+@click.option("--profile", "profile_path", type=click.Path(path_type=Path, dir_okay=False), help="Profile file (JSON).")
+@click.option("--problem", "problem_path", type=click.Path(path_type=Path, dir_okay=False), help="Problem file (JSON).")
+@click.option(
+    "--scheduler",
+    default="heft",
+    show_default=True,
+    type=click.Choice([n for n in mapper_names() if n != "static"]),
+    help="Mapping algorithm.",
+)
+@click.option("--max-tasks-per-node", type=click.IntRange(min=1), default=None, help="Cap on tasks per node.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write mapping.txt and mapping.json here.",
+)
+@click.option(
+    "--gantt", "gantt_path", type=click.Path(path_type=Path, dir_okay=False), help="Draw the schedule to this PNG."
+)
+def map_command(
+    profile_path: Path | None,
+    problem_path: Path | None,
+    scheduler: str,
+    max_tasks_per_node: int | None,
+    out_dir: Path | None,
+    gantt_path: Path | None,
+) -> None:
+    """Map the DAG onto the nodes and print the predicted schedule and load."""
+    if (profile_path is None) == (problem_path is None):
+        raise click.UsageError("give exactly one of --profile FILE or --problem FILE")
+    source = profile_path or problem_path
+    assert source is not None
+    problem = load_profile(source) if profile_path is not None else load_problem(source)
+    if max_tasks_per_node is not None:
+        limits = {
+            n: min(max_tasks_per_node, problem.max_tasks_per_node.get(n, max_tasks_per_node)) for n in problem.nodes
+        }
+        problem = problem.with_limits(limits)
+    try:
+        schedule = get_mapper(scheduler).schedule(problem)
+    except ValueError as exc:
+        raise InputError(source, None, f"{scheduler} cannot map this problem: {exc}") from None
+    check(problem, schedule)  # a failure here is a bug in a mapper, not a user error
+    for line in report_lines(problem, schedule, scheduler):
+        click.echo(line)
+    if out_dir is not None:
+        write_outputs(out_dir, problem, schedule, scheduler)
+        click.echo(f"wrote {out_dir / 'mapping.txt'} and {out_dir / 'mapping.json'}")
+    if gantt_path is not None:
+        from jupiter.gantt import draw_gantt  # noqa: PLC0415 - matplotlib only when asked
+
+        draw_gantt(problem, schedule, gantt_path)
+        click.echo(f"wrote {gantt_path}")

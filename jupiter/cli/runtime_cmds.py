@@ -1,0 +1,176 @@
+"""Commands that run applications: deploy, status, submit, teardown, run, agent."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from jupiter import deployment as service
+from jupiter.cli.context import CliContext, pass_context
+from jupiter.model.config import parse_config
+from jupiter.runtime.node import main as agent_main
+
+MAPPING_OPTION = click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Static mapping file (`task node` lines) instead of the configured mapper.",
+)
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _state_dir(ctx: CliContext) -> Path:
+    config = parse_config(ctx.config_path)
+    return config.resolve(config.deploy.state_dir).resolve()
+
+
+@click.command("deploy")
+@MAPPING_OPTION
+@click.option(
+    "--timeout",
+    type=float,
+    default=service.READY_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for every agent to come up.",
+)
+@pass_context
+def deploy_command(ctx: CliContext, mapping_file: Path | None, timeout: float) -> None:
+    """Start one agent per node, map the tasks, and return when all are ready."""
+    deployment = service.deploy(ctx.workspace(), mapping_file=mapping_file, timeout=timeout, progress=_progress)
+    click.echo(f"deployment {deployment.id} is running ({len(deployment.nodes)} agents)")
+    click.echo(f"submit files with `jupiter submit FILE...` or drop them into {deployment.home_dir / 'input'}")
+
+
+@click.command("status")
+@pass_context
+def status_command(ctx: CliContext) -> None:
+    """Show nodes, mapping, per-task counters and throughput of the running deployment."""
+    deployment = service.find(_state_dir(ctx))
+    assert deployment is not None
+    report = service.status(deployment)
+    click.echo(f"deployment {deployment.id}  app {deployment.app}")
+    click.echo(
+        f"{'node':<12} {'role':<8} {'pid':>7} {'task':<22} {'waiting':>7} {'queued':>6} "
+        f"{'running':>7} {'done':>6} {'failed':>6}"
+    )
+    for node, agent in report["agents"].items():
+        if "error" in agent:
+            click.echo(f"{node:<12} unreachable: {agent['error']}")
+            continue
+        tasks = agent["tasks"] or {"-": None}
+        for task, counts in tasks.items():
+            numbers = (
+                f"{counts['waiting']:>7} {counts['queued']:>6} {counts['running']:>7} {counts['done']:>6} "
+                f"{counts['failed']:>6}"
+                if counts
+                else ""
+            )
+            click.echo(f"{node:<12} {agent['role']:<8} {agent['pid']:>7} {task:<22} {numbers}")
+    home = report["agents"].get(deployment.home, {})
+    frames = home.get("frames")
+    if frames:
+        click.echo(
+            f"frames: {frames['submitted']} submitted, {frames['done']} done, {frames['failed']} failed, "
+            f"{frames['in_flight']} in flight; throughput {frames['throughput']:.2f} frames/s; "
+            f"makespan p50 {frames['makespan_p50']:.3f} s, p95 {frames['makespan_p95']:.3f} s"
+        )
+
+
+@click.command("submit")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@pass_context
+def submit_command(ctx: CliContext, files: tuple[Path, ...]) -> None:
+    """Send input files to home; each file starts one frame."""
+    deployment = service.find(_state_dir(ctx))
+    assert deployment is not None
+    frames = service.submit(deployment, [(path.name, path.read_bytes()) for path in files])
+    for path, frame in zip(files, frames, strict=True):
+        click.echo(f"{frame} {path.name}")
+
+
+@click.command("teardown")
+@pass_context
+def teardown_command(ctx: CliContext) -> None:
+    """Stop every process of the running deployment."""
+    deployment = service.find(_state_dir(ctx), required=False)
+    if deployment is None:
+        click.echo("nothing to tear down")
+        return
+    stopped = service.teardown(deployment)
+    click.echo(f"deployment {deployment.id} stopped ({len(stopped)} processes); its files stay in {deployment.root}")
+
+
+@click.command("run")
+@click.option(
+    "--inputs",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of input files (default: the app's sample_input/).",
+)
+@click.option(
+    "--frames",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of frames; the inputs are repeated to reach it.",
+)
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for all frames.")
+@click.option("--keep", is_flag=True, help="Leave the deployment running afterwards.")
+@MAPPING_OPTION
+@pass_context
+def run_command(
+    ctx: CliContext,
+    inputs: Path | None,
+    frames: int | None,
+    timeout: float,
+    keep: bool,
+    mapping_file: Path | None,
+) -> None:
+    """Deploy, stream every input through the DAG, print a summary, tear down."""
+    workspace = ctx.workspace()
+    total = len(service.collect_inputs(workspace, inputs, frames))
+    with click.progressbar(length=total, label="frames", file=click.get_text_stream("stderr")) as bar:
+        shown = 0
+
+        def advance(done: int, _total: int) -> None:
+            nonlocal shown
+            if done > shown:
+                bar.update(done - shown)
+                shown = done
+
+        summary = service.run(
+            workspace,
+            inputs=inputs,
+            frames=frames,
+            timeout=timeout,
+            mapping_file=mapping_file,
+            progress=_progress,
+            on_frames=advance,
+            keep=keep,
+        )
+    click.echo(
+        f"{summary.done} of {summary.frames} frames done, {summary.failed} failed in {summary.seconds:.2f} s "
+        f"({summary.throughput:.2f} frames/s)"
+    )
+    if not math.isnan(summary.makespan_p50):
+        click.echo(f"makespan per frame: p50 {summary.makespan_p50:.3f} s, p95 {summary.makespan_p95:.3f} s")
+    click.echo(f"{'task':<22} {'node':<12} {'runs':>5} {'mean s':>9}")
+    for task, (node, mean, runs) in summary.task_means.items():
+        click.echo(f"{task:<22} {node:<12} {runs:>5} {mean:>9.4f}")
+    for error in summary.errors[:10]:
+        click.echo(f"failed: {error}", err=True)
+    click.echo(f"outputs in {summary.output_dir}")
+    if summary.failed:
+        raise click.exceptions.Exit(1)
+
+
+@click.command("agent", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def agent_command(args: tuple[str, ...]) -> None:
+    """Run the agent of one node (started by the backends): --plan FILE --node NAME --root DIR."""
+    agent_main(list(args))

@@ -1,0 +1,481 @@
+"""Deployments: deploy, find, status, submit, teardown and run.
+
+This is the service layer between the CLI and the runtime/backends. A
+deployment lives in `<STATE_DIR>/<id>/` (plan, token, agents' folders,
+statistics); `<STATE_DIR>/current` names the active one, so any later CLI
+invocation can find it, and teardown works even if the CLI that deployed it
+crashed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import secrets
+import shutil
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupiter.backends import local
+from jupiter.errors import InputError, JupiterError
+from jupiter.model.mapping_file import parse_mapping
+from jupiter.model.nodes import NodeRole
+from jupiter.model.workspace import Workspace
+from jupiter.planning import map_workspace
+from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
+
+READY_TIMEOUT = 30.0
+
+
+class DeploymentError(JupiterError):
+    """A deployment could not be started, reached or stopped."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What is needed to reach a running deployment again."""
+
+    id: str
+    root: Path
+    backend: str
+    pgid: int
+    home: str
+    nodes: dict[str, NodeAddress]
+    created: float
+    app: str
+    mapping: dict[str, str] = field(default_factory=dict)
+
+    def save(self) -> None:
+        data = asdict(self)
+        data["root"] = str(self.root)
+        tmp = self.root / ".deployment.json.tmp"
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.root / "deployment.json")
+
+    @classmethod
+    def load(cls, root: Path) -> Deployment:
+        data = json.loads((root / "deployment.json").read_text())
+        data["root"] = Path(data["root"])
+        data["nodes"] = {name: NodeAddress(**node) for name, node in data["nodes"].items()}
+        return cls(**data)
+
+    @property
+    def token(self) -> str:
+        return (self.root / "token").read_text().strip()
+
+    @property
+    def home_dir(self) -> Path:
+        return self.root / "home"
+
+    def url(self, node: str, path: str) -> str:
+        address = self.nodes[node]
+        return f"http://{address.host}:{address.control_port}{path}"
+
+
+# ------------------------------------------------------------------ control
+
+
+def _request(
+    url: str, token: str | None, data: bytes | None = None, content_type: str = "", timeout: float = 10.0
+) -> Any:
+    headers = {"X-Jupiter-Token": token} if token else {}
+    if content_type:
+        headers["Content-Type"] = content_type
+    if not url.startswith("http://"):
+        raise DeploymentError(f"not a control-plane URL: {url}")
+    method = "POST" if data is not None else "GET"
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http only
+    with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 - http only
+        return json.loads(response.read())
+
+
+def control_get(deployment: Deployment, node: str, path: str, timeout: float = 10.0) -> Any:
+    """GET a control-plane endpoint of one agent."""
+    try:
+        return _request(deployment.url(node, path), deployment.token, timeout=timeout)
+    except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
+        raise DeploymentError(f"agent {node} does not answer at {deployment.url(node, path)}: {exc}") from None
+
+
+def healthy(deployment: Deployment, node: str) -> bool:
+    """Whether an agent answers its health check (for this deployment)."""
+    try:
+        answer = _request(deployment.url(node, "/health"), None, timeout=1.0)
+    except (urllib.error.URLError, OSError, json.JSONDecodeError):
+        return False
+    return bool(answer.get("ready")) and answer.get("deployment") == deployment.id
+
+
+# ------------------------------------------------------------------ deploy
+
+
+def state_dir(workspace: Workspace) -> Path:
+    """Folder holding this working folder's deployments."""
+    return workspace.config.resolve(workspace.config.deploy.state_dir).resolve()
+
+
+def choose_mapping(workspace: Workspace, mapping_file: Path | None) -> dict[str, str]:
+    """The task -> node mapping to deploy: a static file, or the configured mapper."""
+    config = workspace.config
+    if mapping_file is None and config.static_mapping:
+        if config.deploy.mapping is None:
+            raise InputError(
+                config.path,
+                None,
+                "STATIC_MAPPING = 1 needs a mapping file; set [DEPLOY] MAPPING or pass --mapping",
+            )
+        mapping_file = config.resolve(config.deploy.mapping)
+    if mapping_file is not None:
+        return parse_mapping(mapping_file, workspace.app.dag, workspace.nodes)
+    return map_workspace(workspace)
+
+
+def build_plan(
+    workspace: Workspace, deployment_id: str, mapping: dict[str, str], addresses: dict[str, NodeAddress]
+) -> Plan:
+    """The plan every agent of a deployment reads."""
+    app = workspace.app
+    dag = app.dag
+    tasks = {
+        task.name: TaskSpec(
+            name=task.name,
+            num_inputs=task.num_inputs,
+            flag=task.flag,
+            children=task.children,
+            parents=dag.parents(task.name),
+            script=str(app.script_path(task.name).resolve()),
+        )
+        for task in dag
+    }
+    config = workspace.config
+    return Plan(
+        deployment=deployment_id,
+        app_name=app.name,
+        app_path=str(app.path.resolve()),
+        tasks=tasks,
+        order=dag.order,
+        mapping=mapping,
+        nodes=addresses,
+        ingress=workspace.ingress_tasks,
+        home=workspace.nodes.homes[0].name,
+        queue_size=config.other.task_queue_size,
+        retries=config.other.ssh_retry_num,
+        receiver_stats=config.receiver_stats,
+        transfer=config.transfer,
+    )
+
+
+def find(root_dir: Path, required: bool = True) -> Deployment | None:
+    """The current deployment of a state folder."""
+    pointer = root_dir / "current"
+    if not pointer.exists():
+        if required:
+            raise DeploymentError(f"no deployment is running here ({root_dir}); start one with `jupiter deploy`")
+        return None
+    root = root_dir / pointer.read_text().strip()
+    if not (root / "deployment.json").exists():
+        pointer.unlink()
+        if required:
+            raise DeploymentError(f"the current deployment's folder {root} is gone; nothing to do")
+        return None
+    return Deployment.load(root)
+
+
+def deploy(
+    workspace: Workspace,
+    mapping_file: Path | None = None,
+    timeout: float = READY_TIMEOUT,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Deployment:
+    """Start one agent per node and wait until every agent is ready."""
+    states = state_dir(workspace)
+    existing = find(states, required=False)
+    if existing is not None:
+        if local.group_members(existing.pgid):
+            raise DeploymentError(
+                f"deployment {existing.id} is still running here; stop it with `jupiter teardown` first"
+            )
+        (states / "current").unlink()
+    if workspace.config.deploy.backend != "local":
+        raise DeploymentError(f"backend {workspace.config.deploy.backend!r} is not available")
+    started = time.time()
+    mapping = choose_mapping(workspace, mapping_file)
+    progress(
+        f"mapped {len(mapping)} tasks with {_mapper_name(workspace, mapping_file)} in {time.time() - started:.2f} s"
+    )
+    deployment_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    root = states / deployment_id
+    root.mkdir(parents=True)
+    token_path = root / "token"
+    token_path.touch(mode=0o600)
+    token_path.write_text(secrets.token_hex(32))
+    nodes = list(workspace.nodes)
+    ports = local.free_ports(2 * len(nodes))
+    addresses = {
+        node.name: NodeAddress(node.name, node.role.value, local.HOST, ports[2 * i], ports[2 * i + 1])
+        for i, node in enumerate(nodes)
+    }
+    plan = build_plan(workspace, deployment_id, mapping, addresses)
+    (root / "plan.json").write_text(plan.to_json())
+    # Data sources run no tasks and feed nothing yet; they get no agent.
+    running = [node.name for node in nodes if node.role is not NodeRole.DATASOURCE]
+    (root / "agents.json").write_text(json.dumps({name: local.agent_argv(root, name) for name in running}))
+    pgid = local.start_supervisor(root)
+    deployment = Deployment(
+        id=deployment_id,
+        root=root,
+        backend="local",
+        pgid=pgid,
+        home=plan.home,
+        nodes={name: addresses[name] for name in running},
+        created=time.time(),
+        app=workspace.app.name,
+        mapping=mapping,
+    )
+    deployment.save()
+    (states / "current").write_text(deployment_id)
+    try:
+        wait_ready(deployment, timeout, progress)
+    except BaseException:
+        teardown(deployment)
+        raise
+    progress(f"deployed {len(running)} agents in {time.time() - started:.2f} s")
+    return deployment
+
+
+def _mapper_name(workspace: Workspace, mapping_file: Path | None) -> str:
+    if mapping_file is not None or workspace.config.static_mapping:
+        return "a static mapping"
+    return workspace.config.scheduler
+
+
+def wait_ready(deployment: Deployment, timeout: float, progress: Callable[[str], None]) -> None:
+    """Wait until every agent answers its health check; name the ones that do not."""
+    deadline = time.time() + timeout
+    waiting = set(deployment.nodes)
+    while waiting and time.time() < deadline:
+        waiting = {node for node in waiting if not healthy(deployment, node)}
+        if waiting:
+            if not local.group_members(deployment.pgid):
+                raise DeploymentError(f"the deployment's supervisor died; see {deployment.root / 'supervisor.log'}")
+            time.sleep(0.05)
+    if waiting:
+        node = sorted(waiting)[0]
+        log = deployment.root / "logs" / f"{node}.log"
+        last = _last_line(log)
+        raise DeploymentError(
+            f"node {node} did not come up within {timeout:.0f} s; see {log}" + (f" (last line: {last})" if last else "")
+        )
+
+
+def _last_line(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else ""
+    return ""
+
+
+# ---------------------------------------------------------- status, submit
+
+
+def status(deployment: Deployment) -> dict[str, Any]:
+    """Status of every agent (unreachable agents are reported, not fatal)."""
+    agents: dict[str, Any] = {}
+    for node in deployment.nodes:
+        try:
+            agents[node] = control_get(deployment, node, "/status", timeout=5.0)
+        except DeploymentError as exc:
+            agents[node] = {"error": str(exc)}
+    return {
+        "deployment": deployment.id,
+        "app": deployment.app,
+        "mapping": deployment.mapping,
+        "agents": agents,
+    }
+
+
+def submit(deployment: Deployment, files: Sequence[tuple[str, bytes]]) -> list[str]:
+    """Send input files to home; each starts one frame. Returns the frame ids."""
+    frames: list[str] = []
+    for start in range(0, len(files), 64):
+        boundary = uuid.uuid4().hex
+        body = bytearray()
+        for name, data in files[start : start + 64]:
+            body += (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            body += data + b"\r\n"
+        body += f"--{boundary}--\r\n".encode()
+        url = deployment.url(deployment.home, "/submit")
+        try:
+            answer = _request(
+                url, deployment.token, bytes(body), f"multipart/form-data; boundary={boundary}", timeout=60.0
+            )
+        except urllib.error.HTTPError as exc:
+            raise DeploymentError(f"home refused the files: {exc.read().decode(errors='replace')[:200]}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise DeploymentError(f"home does not answer at {url}: {exc}") from None
+        frames += [item["frame"] for item in answer["frames"]]
+    return frames
+
+
+def flush_events(deployment: Deployment) -> None:
+    """Make every agent send its pending statistics to home, then home write them out."""
+    for node in [*(n for n in deployment.nodes if n != deployment.home), deployment.home]:
+        try:
+            _request(deployment.url(node, "/flush"), deployment.token, data=b"", timeout=30.0)
+        except (urllib.error.URLError, OSError) as exc:
+            raise DeploymentError(f"agent {node} did not flush its statistics: {exc}") from None
+
+
+def home_frames(deployment: Deployment) -> dict[str, Any]:
+    """Home's frame counters."""
+    answer: dict[str, Any] = control_get(deployment, deployment.home, "/status")["frames"]
+    return answer
+
+
+# ----------------------------------------------------------------- teardown
+
+
+def teardown(deployment: Deployment) -> list[int]:
+    """Stop every process the deployment started; returns the pids that were stopped."""
+    members = local.group_members(deployment.pgid)
+    local.stop_group(deployment.pgid)
+    pointer = deployment.root.parent / "current"
+    if pointer.exists() and pointer.read_text().strip() == deployment.id:
+        pointer.unlink()
+    return members
+
+
+# ---------------------------------------------------------------------- run
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What `jupiter run` reports."""
+
+    deployment: str
+    frames: int
+    done: int
+    failed: int
+    seconds: float
+    throughput: float
+    makespan_p50: float
+    makespan_p95: float
+    task_means: dict[str, tuple[str, float, int]]
+    """task -> (node, mean execution seconds, runs)."""
+    errors: list[str]
+    output_dir: Path
+
+
+def collect_inputs(workspace: Workspace, inputs: Path | None, frames: int | None) -> list[tuple[str, bytes]]:
+    """The files to submit: sample_input/ (or a folder), repeated to `frames` frames."""
+    if inputs is not None:
+        if not inputs.is_dir():
+            raise InputError(inputs, None, "inputs folder not found")
+        paths = sorted(p for p in inputs.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not paths:
+            raise InputError(inputs, None, "inputs folder is empty; put one file per frame in it")
+    else:
+        paths = list(workspace.app.sample_inputs)
+    files = [(path.name, path.read_bytes()) for path in paths]
+    count = frames if frames is not None else len(files)
+    return [files[i % len(files)] for i in range(count)]
+
+
+def summarize(deployment: Deployment, started: float) -> RunSummary:
+    """Summary of a run from home's event log."""
+    makespans: list[float] = []
+    durations: dict[str, list[float]] = {}
+    where: dict[str, str] = {}
+    errors: list[str] = []
+    submitted = done = failed = 0
+    last = started
+    events_path = deployment.home_dir / "events.jsonl"
+    for line in events_path.read_text().splitlines() if events_path.exists() else []:
+        event = json.loads(line)
+        kind = event.get("type")
+        if kind == "frame_submitted":
+            submitted += 1
+        elif kind == "frame_done":
+            done += 1
+            makespans.append(event["makespan"])
+            last = max(last, event["time"])
+        elif kind == "frame_failed":
+            failed += 1
+            errors.append(f"frame {event['frame']} ({event['input']}): {event['error'].strip().splitlines()[-1]}")
+        elif kind == "task" and event.get("ok"):
+            durations.setdefault(event["task"], []).append(event["finish"] - event["execute"])
+            where[event["task"]] = event["node"]
+    seconds = max(last - started, 1e-9)
+    makespans.sort()
+
+    def pct(fraction: float) -> float:
+        if not makespans:
+            return math.nan
+        return makespans[min(len(makespans) - 1, round(fraction * (len(makespans) - 1)))]
+
+    return RunSummary(
+        deployment=deployment.id,
+        frames=submitted,
+        done=done,
+        failed=failed,
+        seconds=seconds,
+        throughput=done / seconds,
+        makespan_p50=pct(0.5),
+        makespan_p95=pct(0.95),
+        task_means={task: (where[task], sum(v) / len(v), len(v)) for task, v in durations.items()},
+        errors=errors,
+        output_dir=deployment.home_dir / "output",
+    )
+
+
+def run(
+    workspace: Workspace,
+    inputs: Path | None = None,
+    frames: int | None = None,
+    timeout: float = 600.0,
+    mapping_file: Path | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+    on_frames: Callable[[int, int], None] = lambda done, total: None,
+    keep: bool = False,
+) -> RunSummary:
+    """Deploy, submit every input, wait for all frames, summarise, tear down."""
+    files = collect_inputs(workspace, inputs, frames)
+    deployment = deploy(workspace, mapping_file=mapping_file, progress=progress)
+    try:
+        started = time.time()
+        submit(deployment, files)
+        deadline = started + timeout
+        finished = 0
+        while True:
+            counts = home_frames(deployment)
+            finished = counts["done"] + counts["failed"]
+            on_frames(finished, len(files))
+            if finished >= len(files):
+                break
+            if time.time() > deadline:
+                raise DeploymentError(
+                    f"{len(files) - finished} of {len(files)} frames did not finish within {timeout:.0f} s; "
+                    f"see the logs in {deployment.root / 'logs'}"
+                )
+            time.sleep(0.05)
+        flush_events(deployment)
+        summary = summarize(deployment, started)
+    finally:
+        if not keep:
+            teardown(deployment)
+    return summary
+
+
+def remove(deployment: Deployment) -> None:
+    """Delete a stopped deployment's folder."""
+    shutil.rmtree(deployment.root, ignore_errors=True)

@@ -1,0 +1,82 @@
+"""The control plane: a small Flask app on every agent.
+
+`GET /health` answers as soon as the agent serves (readiness); `GET /status`
+returns the agent's counters; home also takes `POST /submit` (input files).
+Everything but `/health` needs the deployment token in `X-Jupiter-Token`.
+Handlers run in the server's threads, so they ask the agent's event loop for
+anything they read or change rather than touching its state directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, abort, jsonify, request
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from jupiter.runtime.protocol import safe_name, token_ok
+
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
+    from jupiter.runtime.agent import Agent
+
+CALL_TIMEOUT = 30.0
+
+
+def create_app(agent: Agent, loop: asyncio.AbstractEventLoop) -> Flask:
+    """The Flask app of one agent."""
+    app = Flask(f"jupiter-{agent.node}")
+
+    def on_loop(coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=CALL_TIMEOUT)
+
+    def require_token() -> None:
+        if not token_ok(agent.token, request.headers.get("X-Jupiter-Token")):
+            abort(401, description="missing or wrong deployment token")
+
+    @app.get("/health")
+    def health() -> ResponseReturnValue:
+        return jsonify({"node": agent.node, "deployment": agent.plan.deployment, "ready": True})
+
+    @app.get("/status")
+    def status() -> ResponseReturnValue:
+        require_token()
+
+        async def snapshot() -> dict[str, Any]:
+            return agent.status()
+
+        return jsonify(on_loop(snapshot()))
+
+    @app.post("/flush")
+    def flush() -> ResponseReturnValue:
+        require_token()
+        on_loop(agent.flush_now())
+        return jsonify({"ok": True})
+
+    @app.post("/submit")
+    def submit() -> ResponseReturnValue:
+        require_token()
+        submit_file = getattr(agent, "submit", None)
+        if submit_file is None:
+            abort(404, description="submit files to the home node")
+        frames = []
+        for upload in request.files.getlist("file"):
+            name = upload.filename or ""
+            if not safe_name(name):
+                abort(400, description=f"unsafe file name {name!r}: plain names only")
+            frames.append({"name": name, "frame": on_loop(submit_file(name, upload.read()))})
+        return jsonify({"frames": frames})
+
+    return app
+
+
+def start_control_plane(agent: Agent, loop: asyncio.AbstractEventLoop) -> BaseWSGIServer:
+    """Serve the control plane in a background thread; call `.shutdown()` to stop it."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server(agent.address.host, agent.address.control_port, create_app(agent, loop), threaded=True)
+    threading.Thread(target=server.serve_forever, name="control-plane", daemon=True).start()
+    return server

@@ -1,0 +1,310 @@
+"""The home node's agent: feeds frames in, collects results and statistics.
+
+Each file dropped into `home/input/` or sent with `jupiter submit` starts one
+frame. Home gives it an id, sends it to every ingress task, and counts the
+final outputs that come back (one per task that lists `home` as a child);
+when all have arrived the frame is done. Agents send their timestamps here,
+and home writes the original's statistics files (`runtime_tasks.txt`,
+`runtime_transfer_sender.txt`, `runtime_transfer_receiver.txt`) and a JSON
+lines event log (`events.jsonl`) that reports are built from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from jupiter.runtime.agent import Agent, log
+from jupiter.runtime.plan import HOME_TASK, Plan
+from jupiter.runtime.protocol import Message, safe_name
+from jupiter.runtime.store import OutboxRecord, read_slots, store_input, write_atomic
+
+INPUT_POLL_SECONDS = 0.1
+
+
+@dataclass
+class FrameState:
+    """A frame in flight."""
+
+    frame: str
+    name: str
+    submitted: float
+    results: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FrameTotals:
+    """What home remembers of finished frames: counts and makespans, not the frames."""
+
+    submitted: int = 0
+    done: int = 0
+    failed: int = 0
+    first_submit: float = 0.0
+    last_done: float = 0.0
+    makespans: list[float] = field(default_factory=list)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class HomeAgent(Agent):
+    """Agent of the home node."""
+
+    def __init__(self, plan: Plan, node: str, token: str, root: Path) -> None:
+        super().__init__(plan, node, token, root)
+        self.home_dir = root / "home"
+        self.frames: dict[str, FrameState] = {}
+        self.totals = FrameTotals()
+        self.expected = plan.expected_results()
+        self.files: dict[str, IO[str]] = {}
+        self.seq = 0
+
+    # ------------------------------------------------------------- statistics
+
+    def _open_stats(self) -> None:
+        self.home_dir.mkdir(parents=True, exist_ok=True)
+        headers = {
+            "runtime_tasks.txt": "Task_name local_input_file Enter_time Execute_time Finish_time "
+            "Elapse_time Duration_time Waiting_time",
+            "runtime_transfer_sender.txt": "Node_name Transfer_Type File_Path Time_stamp",
+            "runtime_transfer_receiver.txt": "Node_name Transfer_Type File_Path Time_stamp",
+            "events.jsonl": None,
+        }
+        for name, header in headers.items():
+            if name == "runtime_transfer_receiver.txt" and not self.plan.receiver_stats:
+                continue
+            path = self.home_dir / name
+            fresh = not path.exists()
+            handle = path.open("a", buffering=1)
+            if fresh and header:
+                handle.write(header + "\n")
+            self.files[name] = handle
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Write one event to the log and the original's statistics files."""
+        self.files["events.jsonl"].write(json.dumps(event, separators=(",", ":")) + "\n")
+        kind = event.get("type")
+        if kind == "task":
+            enter, execute, finish = event["enter"], event["execute"], event["finish"]
+            files = ",".join(event["files"]) or "-"
+            self.files["runtime_tasks.txt"].write(
+                f"{event['task']} {files} {enter:.6f} {execute:.6f} {finish:.6f} "
+                f"{finish - enter:.6f} {finish - execute:.6f} {execute - enter:.6f}\n"
+            )
+            if not event["ok"]:
+                self._fail(event["frame"], f"{event['task']} on {event['node']} failed:\n{event['error']}")
+        elif kind == "transfer":
+            target = f"runtime_transfer_{event['side']}.txt"
+            if target in self.files:
+                stamp = event["time"]
+                shown = "-1" if stamp == -1 else f"{stamp:.6f}"
+                self.files[target].write(f"{event['node']} {self.plan.transfer} {event['path']} {shown}\n")
+        elif kind == "transfer_failed":
+            self._fail(str(event.get("frame")), f"transfer to {event['dest']} failed: {event['error']}")
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Home records its own events directly."""
+        if self.files:
+            self.record(event)
+        else:
+            super().emit(event)
+
+    def _fail(self, frame: str, why: str) -> None:
+        state = self.frames.pop(frame, None)
+        if state is None:
+            return
+        self.totals.failed += 1
+        log.error("frame %s (%s) failed: %s", frame, state.name, why.splitlines()[0])
+        self.files["events.jsonl"].write(
+            json.dumps(
+                {
+                    "type": "frame_failed",
+                    "frame": frame,
+                    "input": state.name,
+                    "time": time.time(),
+                    "error": why,
+                }
+            )
+            + "\n"
+        )
+
+    # ----------------------------------------------------------------- frames
+
+    async def submit(self, name: str, data: bytes) -> str:
+        """Start a frame from one input file; returns its id."""
+        self.seq += 1
+        frame = f"f{self.seq:06d}-{uuid.uuid4().hex[:6]}"
+        folder = self.pool(f"{self.home_dir}/frames").acquire()
+        path = write_atomic(folder, name, data)
+        now = time.time()
+        self.frames[frame] = FrameState(frame, name, now)
+        if not self.totals.first_submit:
+            self.totals.first_submit = now
+        self.totals.submitted += 1
+        self.record({"type": "frame_submitted", "frame": frame, "input": name, "time": now})
+        records = []
+        for task in self.plan.ingress:
+            header = {
+                "kind": "file",
+                "token": self.token,
+                "frame": frame,
+                "task": task,
+                "src": HOME_TASK,
+                "idx": 0,
+                "name": name,
+            }
+            records.append(OutboxRecord(self.new_id(), self.plan.mapping[task], header, path, folder))
+        self.pending_release[folder] = len(records)
+        self.journal.add(records)
+        for record in records:
+            self._queue_for(record.dest).put_nowait(record)
+        return frame
+
+    async def watch_inputs(self) -> None:
+        """Start a frame for every file that appears in `home/input/`."""
+        inbox = self.home_dir / "input"
+        inbox.mkdir(parents=True, exist_ok=True)
+        while True:
+            for path in sorted(inbox.iterdir()):
+                if path.name.startswith(".") or not path.is_file():
+                    continue
+                if not safe_name(path.name):
+                    log.error("ignoring input %s: plain names only", path.name)
+                    path.rename(path.with_name(f".rejected-{path.name}"))
+                    continue
+                data = path.read_bytes()
+                path.unlink()
+                await self.submit(path.name, data)
+            await asyncio.sleep(INPUT_POLL_SECONDS)
+
+    # ---------------------------------------------------------------- network
+
+    async def accept(self, message: Message) -> str | None:
+        header = message.header
+        if message.kind == "event":
+            try:
+                events = json.loads(message.payload)
+            except json.JSONDecodeError:
+                return "event payload is not JSON"
+            for event in events if isinstance(events, list) else []:
+                if isinstance(event, dict):
+                    self.record(event)
+            return None
+        if message.kind == "submit":
+            await self.submit(str(header["name"]), message.payload)
+            return None
+        if message.kind == "file" and header.get("task") == HOME_TASK:
+            return self.accept_result(header, message.payload)
+        return await super().accept(message)
+
+    def accept_result(self, header: dict[str, Any], payload: bytes) -> str | None:
+        frame = str(header.get("frame"))
+        slot = f"{header.get('src')}@{header.get('idx')}"
+        state = self.frames.get(frame)
+        if state is None or slot in state.results:
+            return None  # a late or repeated delivery of a finished frame
+        folder = f"{self.home_dir}/output/{frame}"
+        os.makedirs(folder, exist_ok=True)
+        name = str(header["name"])
+        if name in state.results.values():
+            name = f"{header.get('src')}_{name}"
+        path = store_input(folder, frame, slot, name, payload)
+        state.results[slot] = name
+        if self.plan.receiver_stats:
+            self.record(
+                {
+                    "type": "transfer",
+                    "side": "receiver",
+                    "node": self.node,
+                    "path": path,
+                    "time": time.time(),
+                    "frame": frame,
+                }
+            )
+        if len(state.results) >= self.expected:
+            now = time.time()
+            del self.frames[frame]
+            makespan = now - state.submitted
+            self.totals.done += 1
+            self.totals.last_done = now
+            self.totals.makespans.append(makespan)
+            self.record(
+                {
+                    "type": "frame_done",
+                    "frame": frame,
+                    "input": state.name,
+                    "time": now,
+                    "makespan": makespan,
+                    "outputs": sorted(state.results.values()),
+                }
+            )
+        return None
+
+    async def flush_now(self) -> None:
+        """Home records its events as they happen; only the files need flushing."""
+        for handle in self.files.values():
+            handle.flush()
+
+    def status(self) -> dict[str, Any]:
+        base = super().status()
+        totals = self.totals
+        span = (totals.last_done - totals.first_submit) if totals.done else 0.0
+        base["frames"] = {
+            "submitted": totals.submitted,
+            "done": totals.done,
+            "failed": totals.failed,
+            "in_flight": len(self.frames),
+            "throughput": totals.done / span if span > 0 else 0.0,
+            "makespan_p50": _percentile(totals.makespans, 0.5),
+            "makespan_p95": _percentile(totals.makespans, 0.95),
+        }
+        return base
+
+    async def start(self) -> None:
+        self._open_stats()
+        self.recover_frames()
+        await super().start()
+        self.background.append(asyncio.get_running_loop().create_task(self.watch_inputs()))
+
+    def recover_frames(self) -> None:
+        """After a restart of home, frames still in flight are taken from the event log."""
+        log_path = self.home_dir / "events.jsonl"
+        if not log_path.exists():
+            return
+        for line in log_path.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            kind = event.get("type")
+            if kind == "frame_submitted":
+                self.seq = max(self.seq, int(event["frame"][1:7]))
+                self.frames[event["frame"]] = FrameState(event["frame"], event["input"], event["time"])
+                self.totals.submitted += 1
+                self.totals.first_submit = self.totals.first_submit or event["time"]
+            elif kind == "frame_done" and self.frames.pop(event["frame"], None):
+                self.totals.done += 1
+                self.totals.last_done = event["time"]
+                self.totals.makespans.append(event["makespan"])
+            elif kind == "frame_failed" and self.frames.pop(event["frame"], None):
+                self.totals.failed += 1
+        for frame, state in self.frames.items():
+            folder = self.home_dir / "output" / frame
+            if folder.is_dir():
+                state.results = read_slots(str(folder))[1]
+
+    async def stop(self) -> None:
+        await super().stop()
+        for handle in self.files.values():
+            handle.close()

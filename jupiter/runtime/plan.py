@@ -1,0 +1,92 @@
+"""The deployment plan: everything an agent needs to know, as one JSON file.
+
+`jupiter deploy` builds it from the validated workspace and the mapping; each
+agent reads it at start. Agents never read the user's config files
+themselves, so every backend gives them the same, already-checked view.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HOME_TASK = "home"
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    """Where one node's agent listens."""
+
+    name: str
+    role: str
+    host: str
+    data_port: int
+    control_port: int
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One DAG task as the runtime needs it."""
+
+    name: str
+    num_inputs: int
+    flag: bool
+    children: tuple[str, ...]
+    """Children in file order; `home` = final output."""
+    parents: tuple[str, ...]
+    script: str
+    """Absolute path of the task's script."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A deployment, as every agent sees it."""
+
+    deployment: str
+    app_name: str
+    app_path: str
+    tasks: Mapping[str, TaskSpec]
+    order: tuple[str, ...]
+    mapping: Mapping[str, str]
+    nodes: Mapping[str, NodeAddress]
+    ingress: tuple[str, ...]
+    home: str
+    queue_size: int = -1
+    retries: int = 20
+    receiver_stats: bool = True
+    transfer: str = "http"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def tasks_on(self, node: str) -> tuple[str, ...]:
+        """Tasks mapped to a node, in topological order."""
+        return tuple(task for task in self.order if self.mapping.get(task) == node)
+
+    def expected_results(self) -> int:
+        """Files home receives per frame: one per task that lists home as a child."""
+        return sum(1 for task in self.tasks.values() if HOME_TASK in task.children)
+
+    def to_json(self) -> str:
+        """Serialise for the agents."""
+        data = asdict(self)
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        """Inverse of to_json."""
+        data = json.loads(text)
+        data["tasks"] = {
+            name: TaskSpec(**{**spec, "children": tuple(spec["children"]), "parents": tuple(spec["parents"])})
+            for name, spec in data["tasks"].items()
+        }
+        data["nodes"] = {name: NodeAddress(**node) for name, node in data["nodes"].items()}
+        data["order"] = tuple(data["order"])
+        data["ingress"] = tuple(data["ingress"])
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        """Read a plan file."""
+        return cls.from_json(path.read_text())

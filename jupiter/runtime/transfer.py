@@ -1,0 +1,144 @@
+"""Sending messages to a peer's data plane, with retries and backoff.
+
+Each peer gets a small pool of persistent connections; a message is sent on
+one of them and counts as delivered only when the receiver answers `ok`.
+Connection failures, timeouts and checksum refusals are retried with
+exponential backoff (a restarting receiver comes back within that window);
+refusals that retrying cannot fix (wrong token, unsafe name) are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupiter.runtime.protocol import ProtocolError, encode, encode_batch
+
+_PERMANENT = ("unauthenticated", "unsafe file name", "unknown message kind", "not on this node")
+
+
+class TransferFailed(Exception):
+    """A message could not be delivered after every retry, or was refused for good."""
+
+
+@dataclass
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+@dataclass
+class Peer:
+    """The data-plane address of one node, with its connection pool."""
+
+    name: str
+    host: str
+    port: int
+    retries: int = 20
+    pool_size: int = 4
+    timeout: float = 30.0
+    first_backoff: float = 0.05
+    max_backoff: float = 2.0
+    _idle: list[_Connection] = field(default_factory=list)
+    _slots: asyncio.Semaphore | None = None
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.pool_size)
+        return self._slots
+
+    async def _connect(self) -> _Connection:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), timeout=self.timeout)
+        return _Connection(reader, writer)
+
+    async def _exchange(self, connection: _Connection, raw: bytes) -> dict[str, Any]:
+        connection.writer.write(raw)
+        await connection.writer.drain()
+        line = await asyncio.wait_for(connection.reader.readline(), timeout=self.timeout)
+        if not line:
+            raise ConnectionResetError("peer closed the connection")
+        try:
+            answer = json.loads(line)
+        except json.JSONDecodeError:
+            raise ProtocolError("bad answer line") from None
+        if not isinstance(answer, dict):
+            raise ProtocolError("bad answer")
+        return answer
+
+    async def send(self, header: dict[str, Any], payload: bytes) -> int:
+        """Deliver one message; returns the number of attempts it took. Raises TransferFailed."""
+        outcome, attempts = await self.send_batch([(header, payload)], str(header.get("token", "")))
+        if outcome[0] is not None:
+            raise TransferFailed(outcome[0])
+        return attempts
+
+    async def send_batch(self, parts: list[tuple[dict[str, Any], bytes]], token: str) -> tuple[list[str | None], int]:
+        """Deliver messages, several per round trip.
+
+        Returns, per message, None once delivered or why it could not be,
+        and the number of attempts made. Parts refused for a reason that a
+        retry may fix (corruption, a receiver restarting) are sent again;
+        receivers recognise repeats, so re-sending a delivered part is safe.
+        """
+        outcome: list[str | None] = [None] * len(parts)
+        pending = list(range(len(parts)))
+        backoff = self.first_backoff
+        last = ""
+        attempt = 0
+        async with self._semaphore():
+            while attempt <= self.retries:
+                attempt += 1
+                chosen = [parts[i] for i in pending]
+                raw = encode(*chosen[0]) if len(chosen) == 1 else encode_batch(chosen, token)
+                connection = self._idle.pop() if self._idle else None
+                try:
+                    if connection is None:
+                        connection = await self._connect()
+                    answer = await self._exchange(connection, raw)
+                except (OSError, TimeoutError, ProtocolError, asyncio.IncompleteReadError) as exc:
+                    last = f"{type(exc).__name__}: {exc}"
+                    if connection is not None:
+                        connection.writer.close()
+                else:
+                    self._idle.append(connection)
+                    results = self._results(answer, len(chosen))
+                    still = []
+                    for index, problem in zip(pending, results, strict=True):
+                        if not problem:
+                            continue
+                        if any(reason in problem for reason in _PERMANENT):
+                            outcome[index] = f"{self.name} refused the message: {problem}"
+                        else:
+                            last = problem
+                            still.append(index)
+                    pending = still
+                    if not pending:
+                        return outcome, attempt
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+        for index in pending:
+            outcome[index] = f"{self.name} unreachable after {attempt} attempts: {last}"
+        return outcome, attempt
+
+    @staticmethod
+    def _results(answer: dict[str, Any], count: int) -> list[str]:
+        """Per-part problems ('' = delivered) from an answer line."""
+        if not answer.get("ok"):
+            return [str(answer.get("error", "refused"))] * count
+        results = answer.get("results")
+        if count == 1 and results is None:
+            return [""]
+        if not isinstance(results, list) or len(results) != count:
+            return ["bad answer to a batch"] * count
+        return [str(result or "") for result in results]
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        while self._idle:
+            connection = self._idle.pop()
+            connection.writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await connection.writer.wait_closed()

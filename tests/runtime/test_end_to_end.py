@@ -1,0 +1,174 @@
+"""The runtime with real agent processes on the local backend (no mocks of our own runtime)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupiter import deployment as service
+from jupiter.backends import local
+from jupiter.backends.local import alive, group_members
+from jupiter.model.workspace import Workspace
+from tests.runtime.conftest import expected_join
+
+pytestmark = pytest.mark.processes
+
+
+def _events(deployment: service.Deployment) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (deployment.home_dir / "events.jsonl").read_text().splitlines()]
+
+
+def _wait_frames(deployment: service.Deployment, total: int, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        counts: dict[str, Any] = service.home_frames(deployment)
+        if counts["done"] + counts["failed"] >= total:
+            return counts
+        time.sleep(0.05)
+    raise AssertionError(f"frames not finished: {service.home_frames(deployment)}")
+
+
+def test_fifty_overlapping_frames_each_arrive_once_unmixed(fan_workspace: Workspace) -> None:
+    deployment = service.deploy(fan_workspace)
+    try:
+        files = [(f"in{i:02d}.txt", f"frame-{i:02d} payload\n".encode()) for i in range(50)]
+        frames = service.submit(deployment, files)
+        counts = _wait_frames(deployment, 50)
+        assert (counts["done"], counts["failed"]) == (50, 0)
+        service.flush_events(deployment)
+        events = _events(deployment)
+    finally:
+        stopped = service.teardown(deployment)
+    assert stopped and not any(alive(pid) for pid in stopped)
+    submitted = {e["frame"]: e["input"] for e in events if e["type"] == "frame_submitted"}
+    done = [e["frame"] for e in events if e["type"] == "frame_done"]
+    assert sorted(done) == sorted(frames) == sorted(submitted)
+    assert Counter(done).most_common(1)[0][1] == 1
+    for frame, name in submitted.items():
+        outputs = list((deployment.home_dir / "output" / frame).iterdir())
+        assert [p.name for p in outputs if not p.name.startswith(".")] == ["joined.txt"]
+        text = dict(files)[name].decode()
+        assert (deployment.home_dir / "output" / frame / "joined.txt").read_text() == expected_join(text)
+    runs = Counter(e["task"] for e in events if e["type"] == "task")
+    assert runs == {"split": 50, "upper": 50, "lower": 50, "join": 50}
+    nodes = {e["task"]: e["node"] for e in events if e["type"] == "task"}
+    assert nodes == {"split": "node1", "upper": "node2", "lower": "node3", "join": "node1"}
+    table = (deployment.home_dir / "runtime_tasks.txt").read_text().splitlines()
+    assert table[0].split() == [
+        "Task_name",
+        "local_input_file",
+        "Enter_time",
+        "Execute_time",
+        "Finish_time",
+        "Elapse_time",
+        "Duration_time",
+        "Waiting_time",
+    ]
+    assert len(table) == 201
+    for row in table[1:]:
+        fields = row.split()
+        assert len(fields) == 8
+        enter, execute, finish, elapse, duration, waiting = map(float, fields[2:])
+        assert enter <= execute <= finish
+        assert elapse == pytest.approx(finish - enter, abs=2e-6)
+        assert duration == pytest.approx(finish - execute, abs=2e-6)
+        assert waiting == pytest.approx(execute - enter, abs=2e-6)
+    sender = (deployment.home_dir / "runtime_transfer_sender.txt").read_text().splitlines()
+    assert sender[0] == "Node_name Transfer_Type File_Path Time_stamp"
+    assert len(sender) - 1 == 50 * 6  # home->split, split->2, upper->join, lower->join, join->home
+    assert len((deployment.home_dir / "runtime_transfer_receiver.txt").read_text().splitlines()) - 1 == 300
+
+
+def test_failing_task_is_reported_and_later_frames_go_on(fan_workspace: Workspace) -> None:
+    deployment = service.deploy(fan_workspace)
+    try:
+        service.submit(deployment, [("a.txt", b"fine 1"), ("b.txt", b"boom"), ("c.txt", b"fine 2")])
+        counts = _wait_frames(deployment, 3)
+        service.flush_events(deployment)
+        events = _events(deployment)
+        status = service.status(deployment)
+    finally:
+        service.teardown(deployment)
+    assert (counts["done"], counts["failed"]) == (2, 1)
+    failed = [e for e in events if e["type"] == "frame_failed"]
+    assert len(failed) == 1 and failed[0]["input"] == "b.txt"
+    assert "Traceback (most recent call last)" in failed[0]["error"]
+    assert "ValueError: boom in b.txt" in failed[0]["error"]
+    assert status["agents"]["node1"]["tasks"]["split"]["failed"] == 1
+    assert status["agents"]["node1"]["tasks"]["split"]["done"] == 2
+
+
+def test_kill_9_agent_mid_stream_loses_and_duplicates_nothing(fan_workspace: Workspace) -> None:
+    deployment = service.deploy(fan_workspace)
+    try:
+        files = [(f"s{i:02d}.txt", f"slow {i:02d}\n".encode()) for i in range(40)]
+        service.submit(deployment, files)
+        time.sleep(0.4)
+        pids = json.loads((deployment.root / "pids.json").read_text())["agents"]
+        victim = pids["node1"]
+        os.kill(victim, signal.SIGKILL)
+        counts = _wait_frames(deployment, 40, timeout=120)
+        new_pid = json.loads((deployment.root / "pids.json").read_text())["agents"]["node1"]
+        service.flush_events(deployment)
+        events = _events(deployment)
+    finally:
+        service.teardown(deployment)
+    assert new_pid != victim, "the supervisor restarts the killed agent"
+    assert (counts["done"], counts["failed"]) == (40, 0)
+    done = Counter(e["frame"] for e in events if e["type"] == "frame_done")
+    assert len(done) == 40 and max(done.values()) == 1
+    submitted = {e["frame"]: e["input"] for e in events if e["type"] == "frame_submitted"}
+    for frame, name in submitted.items():
+        folder = deployment.home_dir / "output" / frame
+        assert [p.name for p in folder.iterdir() if not p.name.startswith(".")] == ["joined.txt"]
+        assert (folder / "joined.txt").read_text() == expected_join(dict(files)[name].decode())
+
+
+def test_teardown_leaves_no_process(fan_workspace: Workspace) -> None:
+    deployment = service.deploy(fan_workspace)
+    pids = json.loads((deployment.root / "pids.json").read_text())
+    everything = [pids["supervisor"], *pids["agents"].values()]
+    assert all(alive(pid) for pid in everything)
+    assert sorted(group_members(deployment.pgid)) != []
+    service.teardown(deployment)
+    assert not [pid for pid in everything if alive(pid)]
+    assert group_members(deployment.pgid) == []
+    assert service.find(deployment.root.parent, required=False) is None
+
+
+def test_run_summarises_and_tears_down(fan_workspace: Workspace, fan_workdir: Path) -> None:
+    summary = service.run(fan_workspace, frames=5)
+    assert (summary.frames, summary.done, summary.failed) == (5, 5, 0)
+    assert set(summary.task_means) == {"split", "upper", "lower", "join"}
+    assert summary.makespan_p50 <= summary.makespan_p95
+    deployment = service.Deployment.load(next((fan_workdir / ".jupiter").glob("2*")))
+    assert group_members(deployment.pgid) == []
+
+
+def test_agent_that_never_comes_up_is_named(
+    fan_workspace: Workspace, fan_workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = local.agent_argv
+
+    def argv(root: Path, node: str) -> list[str]:
+        if node == "node2":
+            return [sys.executable, "-c", "import sys; print('cannot start: port busy'); sys.exit(3)"]
+        return list(original(root, node))
+
+    monkeypatch.setattr(local, "agent_argv", argv)
+    with pytest.raises(service.DeploymentError) as caught:
+        service.deploy(fan_workspace, timeout=3)
+    root = next((fan_workdir / ".jupiter").glob("2*"))
+    assert str(caught.value) == (
+        f"node node2 did not come up within 3 s; see {root}/logs/node2.log (last line: cannot start: port busy)"
+    )
+    assert group_members(service.Deployment.load(root).pgid) == []
+    assert service.find(root.parent, required=False) is None
