@@ -391,6 +391,10 @@ def collect_inputs(workspace: Workspace, inputs: Path | None, frames: int | None
     return [files[i % len(files)] for i in range(count)]
 
 
+def _plan_order(deployment: Deployment) -> tuple[str, ...]:
+    return Plan.load(deployment.root / "plan.json").order
+
+
 def summarize(deployment: Deployment, started: float) -> RunSummary:
     """Summary of a run from home's event log."""
     makespans: list[float] = []
@@ -432,7 +436,11 @@ def summarize(deployment: Deployment, started: float) -> RunSummary:
         throughput=done / seconds,
         makespan_p50=pct(0.5),
         makespan_p95=pct(0.95),
-        task_means={task: (where[task], sum(v) / len(v), len(v)) for task, v in durations.items()},
+        task_means={
+            task: (where[task], sum(durations[task]) / len(durations[task]), len(durations[task]))
+            for task in _plan_order(deployment)
+            if task in durations
+        },
         errors=errors,
         output_dir=deployment.home_dir / "output",
     )

@@ -68,7 +68,7 @@ def cli(ctx: click.Context, config_path: Path, nodes_path: Path, app_path: Path 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
-        cli.main(args=argv, prog_name="jupiter", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="jupiter", standalone_mode=False)
     except ValidationFailed as exc:
         for error in exc.errors:
             click.echo(f"error: {error}", err=True)
@@ -76,15 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     except JupiterError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted; the deployment was torn down", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    # A command ending with click.exceptions.Exit(n) returns n in this mode.
+    return code if isinstance(code, int) else 0
 
 
 cli.add_command(init_command)

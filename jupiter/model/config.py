@@ -93,7 +93,7 @@ class Other:
     ssh_retry_num: int = 20
     """How often a transfer is retried before it counts as failed."""
     task_queue_size: int = -1
-    """Frames that may wait per task before senders are held back; -1 = unbounded."""
+    """Frames a task may hold (waiting for inputs, queued or running) before senders are held back; -1 = unbounded."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from jupiter.runtime.plan import HOME_TASK, Plan
-from jupiter.runtime.protocol import MAX_BATCH, Message, ProtocolError, check, read_message, reply, split_batch
+from jupiter.runtime.protocol import BUSY, MAX_BATCH, Message, ProtocolError, check, read_message, reply, split_batch
 from jupiter.runtime.store import (
     FolderPool,
     OutboxJournal,
@@ -49,6 +49,7 @@ from jupiter.runtime.transfer import Peer, TransferFailed
 log = logging.getLogger("jupiter.agent")
 
 EVENT_FLUSH_SECONDS = 0.1
+BUSY_RETRY_SECONDS = 0.02
 
 
 @dataclass
@@ -61,6 +62,8 @@ class TaskCounters:
     running: int = 0
     done: int = 0
     failed: int = 0
+    peak: int = 0
+    """Most frames held at once (waiting, queued or running)."""
 
 
 @dataclass
@@ -165,7 +168,6 @@ class Agent:
         self.slots: dict[tuple[str, str], _Slots] = {}
         self.done: set[tuple[str, str]] = set()
         self.queues: dict[str, asyncio.Queue[str]] = {task: asyncio.Queue() for task in self.tasks}
-        self.room = asyncio.Condition()
         self.outbox: dict[str, asyncio.Queue[OutboxRecord]] = {}
         self.pending_release: dict[str, int] = {}
         self.events: deque[dict[str, Any]] = deque()
@@ -299,13 +301,17 @@ class Agent:
             return None
         key = (task, frame)
         if key not in self.slots:
-            await self._wait_for_room(task)
-            if key in self.done:
-                return None
-            if key not in self.slots:
-                folder = self.pool(f"{self.dir}/inbox/{task}").acquire()
-                self.slots[key] = _Slots(folder, first_seen=time.time())
-                self.counters[task].waiting += 1
+            limit = self.plan.queue_size
+            if 0 <= limit <= self._frames_held(task):
+                # Backpressure: the sender keeps this input and offers it again
+                # later. Inputs of frames already started are always taken, so
+                # fan-in tasks can finish the frames they hold.
+                return f"{BUSY} {task} holds {limit} frames (TASK_QUEUE_SIZE)"
+            folder = self.pool(f"{self.dir}/inbox/{task}").acquire()
+            self.slots[key] = _Slots(folder, first_seen=time.time())
+            counters = self.counters[task]
+            counters.waiting += 1
+            counters.peak = max(counters.peak, self._frames_held(task))
         slots = self.slots[key]
         if slot in slots.names:
             return None
@@ -329,17 +335,9 @@ class Agent:
         self._maybe_ready(task, frame)
         return None
 
-    async def _wait_for_room(self, task: str) -> None:
-        """Backpressure: hold a new frame's first input while the task's queue is full."""
-        limit = self.plan.queue_size
-        if limit < 0:
-            return
-        async with self.room:
-            await self.room.wait_for(lambda: self._frames_held(task) < limit)
-
     def _frames_held(self, task: str) -> int:
         counters = self.counters[task]
-        return counters.waiting + counters.queued
+        return counters.waiting + counters.queued + counters.running
 
     def _maybe_ready(self, task: str, frame: str) -> None:
         slots = self.slots.get((task, frame))
@@ -429,12 +427,6 @@ class Agent:
         slots = self.slots.pop((task, frame), None)
         if slots is not None:
             self.release_folder(slots.folder)
-        if self.plan.queue_size >= 0:
-            asyncio.get_running_loop().create_task(self._notify_room())
-
-    async def _notify_room(self) -> None:
-        async with self.room:
-            self.room.notify_all()
 
     def route(self, task: str, frame: str, outputs: list[str], out: str) -> list[OutboxRecord] | str:
         """Records sending a task's outputs to its children, or why they cannot be routed."""
@@ -500,6 +492,12 @@ class Agent:
             if parts:
                 outcome, _ = await peer.send_batch(parts, self.token)
                 errors.update((record.ident, error) for record, error in zip(sendable, outcome, strict=True) if error)
+            busy = [record for record in batch if errors.get(record.ident, "").startswith(BUSY)]
+            if busy:
+                loop = asyncio.get_running_loop()
+                for record in busy:
+                    loop.call_later(BUSY_RETRY_SECONDS, queue.put_nowait, record)
+                batch = [record for record in batch if record not in busy]
             for record in batch:
                 error = errors.get(record.ident)
                 if error:
@@ -524,7 +522,8 @@ class Agent:
                         "frame": record.header.get("frame"),
                     }
                 )
-            self.journal.ack([record.ident for record in batch])
+            if batch:
+                self.journal.ack([record.ident for record in batch])
             for record in batch:
                 self._release(record.release)
 

@@ -33,6 +33,8 @@ _LENGTH = struct.Struct(">I")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,199}$")
 
 KINDS = ("file", "event", "submit", "ping", "batch")
+BUSY = "busy:"
+"""Prefix of a refusal that means "full now, offer it again later" (backpressure)."""
 MAX_BATCH = 64
 
 

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupiter.runtime.protocol import ProtocolError, encode, encode_batch
+from jupiter.runtime.protocol import BUSY, ProtocolError, encode, encode_batch
 
 _PERMANENT = ("unauthenticated", "unsafe file name", "unknown message kind", "not on this node")
 
@@ -78,8 +78,9 @@ class Peer:
     async def send_batch(self, parts: list[tuple[dict[str, Any], bytes]], token: str) -> tuple[list[str | None], int]:
         """Deliver messages, several per round trip.
 
-        Returns, per message, None once delivered or why it could not be,
-        and the number of attempts made. Parts refused for a reason that a
+        Returns, per message, None once delivered, a `busy:` answer to offer
+        again later (backpressure), or why it could not be delivered; and the
+        number of attempts made. Parts refused for a reason that a
         retry may fix (corruption, a receiver restarting) are sent again;
         receivers recognise repeats, so re-sending a delivered part is safe.
         """
@@ -109,7 +110,9 @@ class Peer:
                     for index, problem in zip(pending, results, strict=True):
                         if not problem:
                             continue
-                        if any(reason in problem for reason in _PERMANENT):
+                        if problem.startswith(BUSY):
+                            outcome[index] = problem
+                        elif any(reason in problem for reason in _PERMANENT):
                             outcome[index] = f"{self.name} refused the message: {problem}"
                         else:
                             last = problem

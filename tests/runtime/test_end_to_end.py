@@ -16,7 +16,7 @@ import pytest
 from jupiter import deployment as service
 from jupiter.backends import local
 from jupiter.backends.local import alive, group_members
-from jupiter.model.workspace import Workspace
+from jupiter.model.workspace import Workspace, load_workspace
 from tests.runtime.conftest import expected_join
 
 pytestmark = pytest.mark.processes
@@ -172,3 +172,23 @@ def test_agent_that_never_comes_up_is_named(
     )
     assert group_members(service.Deployment.load(root).pgid) == []
     assert service.find(root.parent, required=False) is None
+
+
+@pytest.mark.parametrize("size", [2, -1])
+def test_bounded_queue_holds_senders_back(fan_workdir: Path, size: int) -> None:
+    config = fan_workdir / "jupiter_config.ini"
+    config.write_text(config.read_text() + f"[OTHER]\nTASK_QUEUE_SIZE = {size}\n")
+    workspace = load_workspace(config, fan_workdir / "nodes.txt", None)
+    deployment = service.deploy(workspace)
+    try:
+        service.submit(deployment, [(f"q{i:02d}.txt", f"drag {i}\n".encode()) for i in range(30)])
+        counts = _wait_frames(deployment, 30)
+        upper = service.control_get(deployment, "node2", "/status")["tasks"]["upper"]
+    finally:
+        service.teardown(deployment)
+    assert (counts["done"], counts["failed"]) == (30, 0)
+    if size == 2:
+        # The queue filled up and senders were held back: nothing dropped, never more than 2 held.
+        assert upper["peak"] == 2
+    else:
+        assert upper["peak"] > 2, "without a bound the slow task piles frames up"

@@ -1,0 +1,153 @@
+"""The runtime commands through the real `jupiter` executable (processes tier)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jupiter.backends.local import alive, group_members
+
+pytestmark = pytest.mark.processes
+
+
+def jupiter(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jupiter.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _pids(cwd: Path) -> list[int]:
+    root = next((cwd / ".jupiter").glob("2*"))
+    pids = json.loads((root / "pids.json").read_text())
+    return [pids["supervisor"], *pids["agents"].values()]
+
+
+def test_deploy_submit_status_teardown(fan_workdir: Path) -> None:
+    deployed = jupiter(fan_workdir, "deploy")
+    assert deployed.returncode == 0, deployed.stderr
+    lines = deployed.stdout.splitlines()
+    assert re.fullmatch(r"deployment \d{8}-\d{6}-[0-9a-f]{6} is running \(4 agents\)", lines[0])
+    assert lines[1].startswith("submit files with `jupiter submit FILE...` or drop them into ")
+    assert "mapped 4 tasks with a static mapping in" in deployed.stderr
+    pids = _pids(fan_workdir)
+    assert all(alive(pid) for pid in pids)
+
+    again = jupiter(fan_workdir, "deploy")
+    assert again.returncode == 1
+    assert re.fullmatch(
+        r"error: deployment \S+ is still running here; stop it with `jupiter teardown` first\n", again.stderr
+    )
+
+    inputs = []
+    for i in range(3):
+        path = fan_workdir / f"in{i}.txt"
+        path.write_text(f"cli {i}\n")
+        inputs.append(path.name)
+    submitted = jupiter(fan_workdir, "submit", *inputs)
+    assert submitted.returncode == 0, submitted.stderr
+    frames = [line.split() for line in submitted.stdout.splitlines()]
+    assert [name for _, name in frames] == inputs
+    assert all(re.fullmatch(r"f\d{6}-[0-9a-f]{6}", frame) for frame, _ in frames)
+
+    root = next((fan_workdir / ".jupiter").glob("2*"))
+    (root / "home" / "input" / "dropped.txt").write_text("dropped\n")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        status = jupiter(fan_workdir, "status")
+        if "4 done" in status.stdout:
+            break
+        time.sleep(0.2)
+    assert status.returncode == 0, status.stderr
+    out = status.stdout.splitlines()
+    assert out[0].startswith("deployment ") and out[0].endswith("  app fan")
+    assert out[1].split() == ["node", "role", "pid", "task", "waiting", "queued", "running", "done", "failed"]
+    rows = {tuple(line.split()[:4]): line.split()[4:] for line in out[2:-1]}
+    assert rows[("node1", "compute", str(_pids(fan_workdir)[2]), "split")] == ["0", "0", "0", "4", "0"]
+    assert out[-1].startswith("frames: 4 submitted, 4 done, 0 failed, 0 in flight; throughput ")
+
+    down = jupiter(fan_workdir, "teardown")
+    assert down.returncode == 0, down.stderr
+    assert re.fullmatch(r"deployment \S+ stopped \(9 processes\); its files stay in \S+\n", down.stdout)
+    assert not [pid for pid in pids if alive(pid)]
+    assert jupiter(fan_workdir, "teardown").stdout == "nothing to tear down\n"
+    gone = jupiter(fan_workdir, "status")
+    assert gone.returncode == 1
+    assert gone.stderr == (
+        f"error: no deployment is running here ({fan_workdir / '.jupiter'}); start one with `jupiter deploy`\n"
+    )
+
+
+def test_run_prints_summary(fan_workdir: Path) -> None:
+    result = jupiter(fan_workdir, "run", "--frames", "6")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"6 of 6 frames done, 0 failed in [\d.]+ s \([\d.]+ frames/s\)", lines[0])
+    assert re.fullmatch(r"makespan per frame: p50 [\d.]+ s, p95 [\d.]+ s", lines[1])
+    assert lines[2].split() == ["task", "node", "runs", "mean", "s"]
+    assert [line.split()[:3] for line in lines[3:7]] == [
+        ["split", "node1", "6"],
+        ["upper", "node2", "6"],
+        ["lower", "node3", "6"],
+        ["join", "node1", "6"],
+    ]
+    assert lines[7].startswith("outputs in ")
+    root = next((fan_workdir / ".jupiter").glob("2*"))
+    assert group_members(json.loads((root / "pids.json").read_text())["supervisor"]) == []
+
+
+def test_run_with_a_failing_frame_exits_1(fan_workdir: Path) -> None:
+    inputs = fan_workdir / "inputs"
+    inputs.mkdir()
+    (inputs / "good.txt").write_text("good\n")
+    (inputs / "bad.txt").write_text("boom\n")
+    result = jupiter(fan_workdir, "run", "--inputs", str(inputs))
+    assert result.returncode == 1
+    assert result.stdout.startswith("1 of 2 frames done, 1 failed in ")
+    assert "failed: frame f" in result.stderr
+    assert "(bad.txt): ValueError: boom in bad.txt" in result.stderr
+
+
+def test_ctrl_c_tears_down(fan_workdir: Path) -> None:
+    inputs = fan_workdir / "inputs"
+    inputs.mkdir()
+    for i in range(200):
+        (inputs / f"s{i:03d}.txt").write_text(f"slow {i}\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupiter.cli", "run", "--inputs", str(inputs)],
+        cwd=fan_workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while not list((fan_workdir / ".jupiter").glob("2*/pids.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    pids = _pids(fan_workdir)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.endswith("interrupted; the deployment was torn down\n")
+    assert not [pid for pid in pids if alive(pid)]
+
+
+def test_teardown_after_cli_crash(fan_workdir: Path) -> None:
+    """The CLI that deployed is gone (kill -9); a new CLI still finds and stops everything."""
+    process = subprocess.Popen([sys.executable, "-m", "jupiter.cli", "deploy"], cwd=fan_workdir)
+    assert process.wait(timeout=60) == 0
+    pids = _pids(fan_workdir)
+    result = jupiter(fan_workdir, "teardown")
+    assert result.returncode == 0
+    assert not [pid for pid in pids if alive(pid)]
