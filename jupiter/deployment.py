@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupiter.backends import local
+from jupiter.backends import Backend, local
 from jupiter.errors import InputError, JupiterError
 from jupiter.model.mapping_file import parse_mapping
 from jupiter.model.nodes import NodeRole
@@ -32,6 +32,19 @@ from jupiter.planning import map_workspace
 from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
 
 READY_TIMEOUT = 30.0
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called `name` in `[DEPLOY] BACKEND`."""
+    backends: dict[str, Backend] = {"local": local.LocalBackend()}
+    if name not in backends:
+        raise DeploymentError(f"backend {name!r} is not available; use one of: {', '.join(backends)}")
+    return backends[name]
+
+
+def backend_of(deployment: Deployment) -> Backend:
+    """The backend a deployment was started with."""
+    return get_backend(deployment.backend)
 
 
 class DeploymentError(JupiterError):
@@ -45,7 +58,8 @@ class Deployment:
     id: str
     root: Path
     backend: str
-    pgid: int
+    info: dict[str, Any]
+    """What the backend needs to reach and stop the deployment (e.g. the process group)."""
     home: str
     nodes: dict[str, NodeAddress]
     created: float
@@ -198,13 +212,12 @@ def deploy(
     states = state_dir(workspace)
     existing = find(states, required=False)
     if existing is not None:
-        if local.group_members(existing.pgid):
+        if backend_of(existing).running(existing.info):
             raise DeploymentError(
                 f"deployment {existing.id} is still running here; stop it with `jupiter teardown` first"
             )
         (states / "current").unlink()
-    if workspace.config.deploy.backend != "local":
-        raise DeploymentError(f"backend {workspace.config.deploy.backend!r} is not available")
+    backend = get_backend(workspace.config.deploy.backend)
     started = time.time()
     mapping = choose_mapping(workspace, mapping_file)
     progress(
@@ -216,25 +229,19 @@ def deploy(
     token_path = root / "token"
     token_path.touch(mode=0o600)
     token_path.write_text(secrets.token_hex(32))
-    nodes = list(workspace.nodes)
-    ports = local.free_ports(2 * len(nodes))
-    addresses = {
-        node.name: NodeAddress(node.name, node.role.value, local.HOST, ports[2 * i], ports[2 * i + 1])
-        for i, node in enumerate(nodes)
-    }
+    # Data sources run no tasks and feed nothing yet; they get no agent.
+    running = [node for node in workspace.nodes if node.role is not NodeRole.DATASOURCE]
+    addresses = backend.addresses([(node.name, node.role.value) for node in running])
     plan = build_plan(workspace, deployment_id, mapping, addresses)
     (root / "plan.json").write_text(plan.to_json())
-    # Data sources run no tasks and feed nothing yet; they get no agent.
-    running = [node.name for node in nodes if node.role is not NodeRole.DATASOURCE]
-    (root / "agents.json").write_text(json.dumps({name: local.agent_argv(root, name) for name in running}))
-    pgid = local.start_supervisor(root)
+    info = backend.start(root, plan, [node.name for node in running])
     deployment = Deployment(
         id=deployment_id,
         root=root,
-        backend="local",
-        pgid=pgid,
+        backend=backend.name,
+        info=info,
         home=plan.home,
-        nodes={name: addresses[name] for name in running},
+        nodes=addresses,
         created=time.time(),
         app=workspace.app.name,
         mapping=mapping,
@@ -263,8 +270,8 @@ def wait_ready(deployment: Deployment, timeout: float, progress: Callable[[str],
     while waiting and time.time() < deadline:
         waiting = {node for node in waiting if not healthy(deployment, node)}
         if waiting:
-            if not local.group_members(deployment.pgid):
-                raise DeploymentError(f"the deployment's supervisor died; see {deployment.root / 'supervisor.log'}")
+            if not backend_of(deployment).running(deployment.info):
+                raise DeploymentError(f"the deployment stopped while starting; see the logs in {deployment.root}")
             time.sleep(0.05)
     if waiting:
         node = sorted(waiting)[0]
@@ -345,14 +352,13 @@ def home_frames(deployment: Deployment) -> dict[str, Any]:
 # ----------------------------------------------------------------- teardown
 
 
-def teardown(deployment: Deployment) -> list[int]:
-    """Stop every process the deployment started; returns the pids that were stopped."""
-    members = local.group_members(deployment.pgid)
-    local.stop_group(deployment.pgid)
+def teardown(deployment: Deployment) -> list[str]:
+    """Stop everything the deployment started; returns what was stopped."""
+    stopped = backend_of(deployment).stop(deployment.info)
     pointer = deployment.root.parent / "current"
     if pointer.exists() and pointer.read_text().strip() == deployment.id:
         pointer.unlink()
-    return members
+    return stopped
 
 
 # ---------------------------------------------------------------------- run

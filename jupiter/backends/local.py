@@ -10,6 +10,7 @@ The deployment is found again from its folder, so `status`, `submit` and
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -18,8 +19,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from jupiter.errors import JupiterError
+from jupiter.runtime.plan import NodeAddress, Plan
 
 HOST = "127.0.0.1"
 
@@ -120,3 +123,28 @@ def alive(pid: int) -> bool:
 def iter_logs(root: Path) -> Iterator[Path]:
     """Log files of a deployment, for error messages."""
     yield from sorted((root / "logs").glob("*.log"))
+
+
+class LocalBackend:
+    """Agents as supervised child processes on 127.0.0.1 (the default backend)."""
+
+    name = "local"
+
+    def addresses(self, nodes: list[tuple[str, str]]) -> dict[str, NodeAddress]:
+        ports = free_ports(2 * len(nodes))
+        return {
+            name: NodeAddress(name, role, HOST, ports[2 * i], ports[2 * i + 1]) for i, (name, role) in enumerate(nodes)
+        }
+
+    def start(self, root: Path, plan: Plan, nodes: list[str]) -> dict[str, Any]:
+        (root / "agents.json").write_text(json.dumps({name: agent_argv(root, name) for name in nodes}))
+        return {"pgid": start_supervisor(root)}
+
+    def running(self, info: dict[str, Any]) -> bool:
+        return bool(group_members(int(info["pgid"])))
+
+    def stop(self, info: dict[str, Any]) -> list[str]:
+        pgid = int(info["pgid"])
+        members = group_members(pgid)
+        stop_group(pgid)
+        return [f"process {pid}" for pid in members]

@@ -103,7 +103,8 @@ def teardown_command(ctx: CliContext) -> None:
         click.echo("nothing to tear down")
         return
     stopped = service.teardown(deployment)
-    click.echo(f"deployment {deployment.id} stopped ({len(stopped)} processes); its files stay in {deployment.root}")
+    noun = "processes" if deployment.backend == "local" else "objects"
+    click.echo(f"deployment {deployment.id} stopped ({len(stopped)} {noun}); its files stay in {deployment.root}")
 
 
 @click.command("run")

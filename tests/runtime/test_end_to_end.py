@@ -47,7 +47,8 @@ def test_fifty_overlapping_frames_each_arrive_once_unmixed(fan_workspace: Worksp
         events = _events(deployment)
     finally:
         stopped = service.teardown(deployment)
-    assert stopped and not any(alive(pid) for pid in stopped)
+    assert len(stopped) == 9  # supervisor, 4 agents, 4 task workers
+    assert not any(alive(int(what.split()[-1])) for what in stopped)
     submitted = {e["frame"]: e["input"] for e in events if e["type"] == "frame_submitted"}
     done = [e["frame"] for e in events if e["type"] == "frame_done"]
     assert sorted(done) == sorted(frames) == sorted(submitted)
@@ -137,10 +138,10 @@ def test_teardown_leaves_no_process(fan_workspace: Workspace) -> None:
     pids = json.loads((deployment.root / "pids.json").read_text())
     everything = [pids["supervisor"], *pids["agents"].values()]
     assert all(alive(pid) for pid in everything)
-    assert sorted(group_members(deployment.pgid)) != []
+    assert sorted(group_members(deployment.info["pgid"])) != []
     service.teardown(deployment)
     assert not [pid for pid in everything if alive(pid)]
-    assert group_members(deployment.pgid) == []
+    assert group_members(deployment.info["pgid"]) == []
     assert service.find(deployment.root.parent, required=False) is None
 
 
@@ -150,7 +151,7 @@ def test_run_summarises_and_tears_down(fan_workspace: Workspace, fan_workdir: Pa
     assert set(summary.task_means) == {"split", "upper", "lower", "join"}
     assert summary.makespan_p50 <= summary.makespan_p95
     deployment = service.Deployment.load(next((fan_workdir / ".jupiter").glob("2*")))
-    assert group_members(deployment.pgid) == []
+    assert group_members(deployment.info["pgid"]) == []
 
 
 def test_agent_that_never_comes_up_is_named(
@@ -170,7 +171,7 @@ def test_agent_that_never_comes_up_is_named(
     assert str(caught.value) == (
         f"node node2 did not come up within 3 s; see {root}/logs/node2.log (last line: cannot start: port busy)"
     )
-    assert group_members(service.Deployment.load(root).pgid) == []
+    assert group_members(service.Deployment.load(root).info["pgid"]) == []
     assert service.find(root.parent, required=False) is None
 
 
