@@ -13,8 +13,11 @@ from pathlib import Path
 import click
 
 from jupiter import __version__
+from jupiter.cli.container_cmds import add_backend_option, build_command, render_command
 from jupiter.cli.context import CliContext
 from jupiter.cli.init_cmd import init_command
+from jupiter.cli.map_cmd import map_command
+from jupiter.cli.profile_cmds import profile_command, report_command
 from jupiter.cli.runtime_cmds import (
     agent_command,
     deploy_command,
@@ -90,8 +93,15 @@ def main(argv: list[str] | None = None) -> int:
 
 cli.add_command(init_command)
 cli.add_command(validate_command)
+cli.add_command(map_command)
+cli.add_command(profile_command)
+cli.add_command(report_command)
 for command in (deploy_command, status_command, submit_command, teardown_command, run_command, agent_command):
     cli.add_command(command)
+for command in (render_command, build_command):
+    cli.add_command(command)
+add_backend_option(deploy_command)
+add_backend_option(run_command)
 
 if __name__ == "__main__":
     sys.exit(main())
