@@ -271,7 +271,7 @@ def test_two_homes_need_pricing(workdir: Workdir, run: Run) -> None:
         (
             "[DEPLOY]",
             "[DEPLOY]\nBACKEND = mesos",
-            "jupiter_config.ini:9: BACKEND: backend 'mesos' is not available; use one of: local",
+            "jupiter_config.ini:9: BACKEND: backend 'mesos' is not available; use one of: local, docker, kubernetes",
         ),
     ],
 )

@@ -1,0 +1,288 @@
+"""The docker backend and `jupiter build`: the app's agent image, and one container per node.
+
+`build_image` lays out an offline build context (the rendered Dockerfile,
+the app folder, Jupiter's own wheel and every third-party wheel, fetched on
+this machine with `pip download` for Python 3.11) and builds it with the
+engine, so a machine whose containers cannot reach PyPI still builds.
+
+`DockerBackend` runs the same image the kubernetes backend would: one
+container per node on a private network created for the deployment, each
+reachable by its peers under its node name, all labelled with the deployment
+id (teardown removes by label). Each agent's plan says it listens on
+0.0.0.0 inside its container; this machine's CLI reaches the agents at their
+addresses on the bridge network (`info["public_hosts"]`). The deployment
+folder is mounted into every container at the same path, so home's outputs,
+statistics and profile store land where the local backend puts them. A node's speed is its CPU limit
+(`[DEPLOY] CPUS`); the testbed file will feed it once it exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jupiter
+from jupiter.backends.docker_client import DockerEngine, EngineError, Mount
+from jupiter.errors import JupiterError
+from jupiter.model.workspace import Workspace
+from jupiter.render.dockerfile import render_dockerfile
+from jupiter.render.spec import AGENT_UID, agent_ports, container_plan, image_spec
+from jupiter.runtime.plan import NodeAddress, Plan
+
+LABEL_DEPLOYMENT = "jupiter.deployment-id"
+LABEL_NODE = "jupiter.node"
+LABEL_APP = "jupiter.app"
+PYTHON_VERSION = "3.11"
+"""Python of the images (bookworm's and python:3.11-slim's); wheels are fetched for it."""
+# Reproducible wheel timestamps, so an unchanged Jupiter keeps its image layer cached.
+_SOURCE_DATE_EPOCH = "315532800"
+
+
+class DockerError(JupiterError):
+    """A docker deployment or image build could not be done."""
+
+
+# ---------------------------------------------------------------------------- build
+
+
+def image_requirements(workspace: Workspace) -> list[str]:
+    """What the image installs from wheels: Jupiter's runtime dependencies, then the app's requirements."""
+    # From the source tree's pyproject.toml, the same tree the wheel is built from (installed metadata may lag).
+    with (source_tree() / "pyproject.toml").open("rb") as handle:
+        requirements = list(tomllib.load(handle)["project"]["dependencies"])
+    app_requirements = workspace.app.requirements
+    if app_requirements is not None:
+        for raw in app_requirements.read_text().splitlines():
+            requirement = raw.split("#", 1)[0].strip()
+            if requirement:
+                requirements.append(requirement)
+    return requirements
+
+
+def source_tree() -> Path:
+    """Jupiter's source checkout (where `pyproject.toml` is), to build its wheel from."""
+    root = Path(jupiter.__file__).resolve().parent.parent
+    if not (root / "pyproject.toml").is_file():
+        raise DockerError(
+            f"jupiter build needs Jupiter's source tree to make its wheel, and {root} is not one; "
+            "run it from a checkout installed with `pip install -e .`"
+        )
+    return root
+
+
+def _pip(args: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(  # noqa: S603 - argument list, our own interpreter
+        [sys.executable, "-m", "pip", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-3:]
+        raise DockerError(f"{what} failed: {' / '.join(tail)}")
+
+
+def _platforms() -> list[str]:
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
+    # Newest first; pip accepts wheels of every older manylinux too.
+    return [f"manylinux_2_34_{machine}", f"manylinux2014_{machine}", f"linux_{machine}"]
+
+
+def prepare_context(workspace: Workspace, context: Path, progress: Callable[[str], None] = lambda _: None) -> None:
+    """Lay out an offline build context in `context` (an empty folder)."""
+    spec = image_spec(workspace)
+    (context / "Dockerfile").write_text(render_dockerfile(spec))
+    requirements = image_requirements(workspace)
+    (context / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    shutil.copytree(workspace.app.path, context / "app", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+    deps = context / "wheels" / "deps"
+    deps.mkdir(parents=True)
+    progress(f"fetching {len(requirements)} requirements' wheels for Python {PYTHON_VERSION} (pip download)")
+    platform_args = [arg for tag in _platforms() for arg in ("--platform", tag)]
+    _pip(
+        [
+            "download",
+            "--quiet",
+            "--dest",
+            str(deps),
+            "--only-binary=:all:",
+            "--python-version",
+            PYTHON_VERSION,
+            "--implementation",
+            "cp",
+            *platform_args,
+            "-r",
+            str(context / "requirements.txt"),
+        ],
+        "pip download of the image's requirements",
+    )
+    progress("building Jupiter's wheel (pip wheel --no-deps)")
+    env = {**os.environ, "SOURCE_DATE_EPOCH": _SOURCE_DATE_EPOCH}
+    _pip(
+        ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(context / "wheels" / "jupiter"), str(source_tree())],
+        "pip wheel of Jupiter",
+        env=env,
+    )
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """An image `jupiter build` made."""
+
+    image: str
+    image_id: str
+    size: int
+    """Bytes."""
+    seconds: float
+
+
+def build_image(
+    workspace: Workspace,
+    progress: Callable[[str], None] = lambda _: None,
+    push: bool = False,
+    engine: DockerEngine | None = None,
+    no_cache: bool = False,
+) -> BuildResult:
+    """Build (and optionally push) the app's agent image."""
+    spec = image_spec(workspace)
+    engine = engine or DockerEngine()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="jupiter-build-") as tmp:
+        context = Path(tmp)
+        prepare_context(workspace, context, progress)
+        progress(f"building {spec.image} from {spec.base_image}")
+        image_id = engine.build(context, spec.image, progress, labels={LABEL_APP: spec.app}, no_cache=no_cache)
+    seconds = time.monotonic() - started
+    if push:
+        if "/" not in spec.image.split(":", 1)[0]:
+            raise DockerError(f"cannot push {spec.image}: set [DEPLOY] REGISTRY (or --registry) to a registry first")
+        progress(f"pushing {spec.image}")
+        engine.push(spec.image, progress)
+    return BuildResult(spec.image, image_id, engine.image_size(spec.image), seconds)
+
+
+# -------------------------------------------------------------------------- backend
+
+
+def container_name(deployment: str, node: str) -> str:
+    """Name of a node's container."""
+    return f"jupiter-{deployment}-{node}"
+
+
+class DockerBackend:
+    """Agents as containers of the app's image on a private network of this machine's engine."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        workspace: Workspace | None = None,
+        engine_factory: Callable[[], DockerEngine] = DockerEngine,
+    ) -> None:
+        """`workspace` is needed to start a deployment, not to reach or stop one."""
+        self.workspace = workspace
+        self.engine_factory = engine_factory
+
+    def _workspace(self) -> Workspace:
+        if self.workspace is None:
+            raise DockerError("internal: the docker backend was made without a workspace")
+        return self.workspace
+
+    def addresses(self, nodes: list[tuple[str, str]]) -> dict[str, NodeAddress]:
+        control, data = agent_ports(self._workspace().config)
+        # Peers find each other by node name (a network alias); ports are the same in every container.
+        return {name: NodeAddress(name, role, name, data, control) for name, role in nodes}
+
+    def start(self, root: Path, plan: Plan, nodes: list[str]) -> dict[str, Any]:
+        workspace = self._workspace()
+        spec = image_spec(workspace)
+        engine = self.engine_factory()
+        if not engine.has_image(spec.image):
+            raise DockerError(f"image {spec.image} not found; build it with `jupiter build`")
+        deployment = plan.deployment
+        network = f"jupiter-{deployment}"
+        labels = {LABEL_DEPLOYMENT: deployment, LABEL_APP: plan.app_name}
+        info: dict[str, Any] = {
+            "deployment_id": deployment,
+            "root": str(root),
+            "network": network,
+            "containers": {node: container_name(deployment, node) for node in nodes},
+            "public_hosts": {},
+        }
+        plans = root / "plans"
+        plans.mkdir(exist_ok=True)
+        for node in nodes:
+            (plans / f"plan-{node}.json").write_text(container_plan(plan, node).to_json())
+        user = _container_user(root)
+        token = (root / "token").read_text().strip()
+        cpus = workspace.config.deploy.containers.cpus
+        try:
+            engine.create_network(network, labels)
+            for node in nodes:
+                engine.run(
+                    name=container_name(deployment, node),
+                    image=spec.image,
+                    command=["--plan", str(plans / f"plan-{node}.json"), "--node", node, "--root", str(root)],
+                    network=network,
+                    alias=node,
+                    labels={**labels, LABEL_NODE: node},
+                    environment={"JUPITER_TOKEN": token},
+                    # Same path inside: every absolute path of the plan (stores, outputs) holds there too.
+                    mounts=[Mount(root, str(root))],
+                    cpus=cpus.get(node),
+                    user=user,
+                )
+            info["public_hosts"] = {node: engine.address(container_name(deployment, node), network) for node in nodes}
+        except BaseException:
+            self.stop(info)
+            raise
+        return info
+
+    def running(self, info: dict[str, Any]) -> bool:
+        states = self.engine_factory().containers(f"{LABEL_DEPLOYMENT}={info['deployment_id']}")
+        return any(state.status in ("running", "restarting", "created") for state in states)
+
+    def stop(self, info: dict[str, Any]) -> list[str]:
+        engine = self.engine_factory()
+        label = f"{LABEL_DEPLOYMENT}={info['deployment_id']}"
+        logs = Path(info["root"]) / "logs"
+        for state in engine.containers(label):
+            # Keep each agent's output where the local backend keeps its logs.
+            node = state.labels.get(LABEL_NODE, state.name)
+            # A log is a courtesy: removing the containers below must happen even without it.
+            with contextlib.suppress(EngineError, OSError):
+                logs.mkdir(exist_ok=True)
+                (logs / f"{node}.log").write_bytes(engine.logs(state.name))
+        removed = [f"container {name}" for name in engine.remove_containers(label)]
+        removed += [f"network {name}" for name in engine.remove_networks(label)]
+        return removed
+
+    def describe(self, info: dict[str, Any]) -> list[str]:
+        """Containers of the deployment and their states (for `jupiter status`)."""
+        states = self.engine_factory().containers(f"{LABEL_DEPLOYMENT}={info['deployment_id']}")
+        return [f"container {s.name}: {s.status}" for s in sorted(states, key=lambda s: s.name)]
+
+
+def _container_user(root: Path) -> str | None:
+    """User agents run as: the caller's uid (so files stay theirs), or the image's user under root."""
+    uid = os.getuid()
+    if uid != 0:
+        return f"{uid}:{os.getgid()}"
+    # As root, hand the deployment folder to the image's non-root user instead of running as root.
+    for path in [root, *root.rglob("*")]:
+        if path.name != "token":
+            os.chown(path, AGENT_UID, AGENT_UID)
+    return None

@@ -1,0 +1,259 @@
+"""Typed inputs of the renderers: what one app image and one cluster deployment consist of.
+
+`image_spec` and `cluster_spec` turn a validated workspace (and, for a
+cluster, the deployment's plan and token) into frozen specs; the renderers
+read only these. Paths and names inside containers are fixed here, once:
+the app's files live in `/app`, configuration is mounted at `/etc/jupiter`,
+agents keep their state in `/var/lib/jupiter`, and each agent's own plan
+says it listens on `0.0.0.0` while its peers are reached by DNS name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from jupiter import __version__
+from jupiter.errors import InputError
+from jupiter.model.config import ContainerSettings, JupiterConfig
+from jupiter.model.nodes import NodeRole
+from jupiter.model.workspace import Workspace
+from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
+
+APP_DIR = "/app"
+"""Where the app folder (scripts, sample inputs) is copied in the image."""
+CONFIG_DIR = "/etc/jupiter"
+"""Where plans (and the mapper's problem) are mounted in containers."""
+STATE_DIR = "/var/lib/jupiter"
+"""An agent's deployment folder inside its container."""
+AGENT_UID = 10001
+"""The image's non-root user (`jupiter`)."""
+BIND_ALL = "0.0.0.0"  # noqa: S104 - agents in containers must accept peers on their network
+LABEL_DEPLOYMENT = "jupiter/deployment-id"
+LABEL_NODE = "jupiter/node"
+TOKEN_SECRET = "jupiter-token"  # noqa: S105 - the Secret's name, not a secret
+PLAN_CONFIGMAP = "jupiter-plans"
+MAPPER_CONFIGMAP = "jupiter-mapper"
+STAGES: tuple[str, ...] = ("profiler", "mapper", "circe")
+"""Deploy stages in the original's order: profilers, then the mapper, then CIRCE (the agents)."""
+
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def dns_name(name: str) -> str:
+    """A node or app name as a DNS label (Kubernetes object names): lower case, `_` as `-`."""
+    label = name.lower().replace("_", "-").strip("-")
+    if not label or not label[0].isalpha():
+        label = f"n-{label}"
+    return label[:50]
+
+
+def image_name(settings: ContainerSettings, app: str) -> str:
+    """`REGISTRY/jupiter-<app>:<tag>` (no registry part when REGISTRY is empty)."""
+    repository = f"jupiter-{dns_name(app)}"
+    tag = settings.image_tag or __version__
+    return f"{settings.registry}/{repository}:{tag}" if settings.registry else f"{repository}:{tag}"
+
+
+def agent_ports(config: JupiterConfig) -> tuple[int, int]:
+    """(control, data) port of every agent in a container: `[PORT] FLASK_DOCKER` and the next one."""
+    control = config.ports.flask_docker
+    return control, control + 1
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One agent image: everything the Dockerfile template reads."""
+
+    app: str
+    image: str
+    base_image: str
+    jupiter_version: str
+    ports: tuple[int, ...]
+    """Ports the image exposes: control, data, the app's `[DOCKER_PORT]`s (and SSH with SCP)."""
+    scp: bool = False
+    """TRANSFER = scp: install an SSH server that accepts keys only."""
+    ssh_port: int = 22
+    uid: int = AGENT_UID
+
+
+def image_spec(workspace: Workspace) -> ImageSpec:
+    """The image spec of a workspace's app."""
+    config = workspace.config
+    settings = config.deploy.containers
+    control, data = agent_ports(config)
+    scp = config.transfer == "scp"
+    extra = sorted(set(workspace.app.ports.docker.values()))
+    ports = (control, data, *extra, *((config.ports.ssh_docker,) if scp else ()))
+    return ImageSpec(
+        app=workspace.app.name,
+        image=image_name(settings, workspace.app.name),
+        base_image=settings.base_image,
+        jupiter_version=__version__,
+        ports=tuple(dict.fromkeys(ports)),
+        scp=scp,
+        ssh_port=config.ports.ssh_docker,
+    )
+
+
+def container_plan(plan: Plan, node: str | None = None) -> Plan:
+    """The plan as agents in containers see it.
+
+    Scripts are under `/app`; with `node`, that node's own address becomes
+    `0.0.0.0` (it listens on every interface of its container) while its
+    peers keep their DNS names.
+    """
+    app_root = Path(plan.app_path)
+
+    def moved(task: TaskSpec) -> TaskSpec:
+        script = Path(task.script)
+        relative = script.relative_to(app_root) if script.is_relative_to(app_root) else Path("scripts", script.name)
+        return dataclasses.replace(task, script=f"{APP_DIR}/{relative.as_posix()}")
+
+    nodes = dict(plan.nodes)
+    if node is not None:
+        nodes[node] = dataclasses.replace(nodes[node], host=BIND_ALL)
+    return dataclasses.replace(
+        plan,
+        app_path=APP_DIR,
+        tasks={name: moved(task) for name, task in plan.tasks.items()},
+        nodes=nodes,
+    )
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One node's agent on the cluster."""
+
+    node: str
+    role: str
+    hostname: str
+    """Kubernetes node it is pinned to (`kubernetes.io/hostname`), from nodes.txt."""
+    service: str
+    """Its Service's name; peers reach it as `<service>.<namespace>.svc`."""
+    cpus: float | None = None
+    """CPU limit (`[DEPLOY] CPUS`); None = no limit."""
+
+
+@dataclass(frozen=True)
+class AppPort:
+    """An extra port of the app (`app_config.ini`)."""
+
+    name: str
+    container_port: int
+    service_port: int
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """One deployment on Kubernetes: everything the manifest templates read."""
+
+    deployment_id: str
+    app: str
+    image: str
+    version: str
+    namespaces: Mapping[str, str]
+    """Stage (`profiler`, `mapper`, `circe`) -> namespace."""
+    agents: tuple[AgentSpec, ...]
+    control_port: int
+    data_port: int
+    app_ports: tuple[AppPort, ...]
+    cpu_request: str
+    memory_request: str
+    token: str
+    plans: Mapping[str, str]
+    """Node -> its plan (JSON), as `container_plan` makes it."""
+    problem: str | None
+    """Mapping problem (JSON) of the mapper Job; None = static mapping, no mapper Job."""
+    scheduler: str
+
+    @property
+    def used_namespaces(self) -> tuple[str, ...]:
+        """Every namespace the deployment puts objects in, CIRCE's first, once each.
+
+        The profilers' namespace joins when the profiling stage has objects of its own.
+        """
+        stages = ("circe", "mapper") if self.problem is not None else ("circe",)
+        return tuple(dict.fromkeys(self.namespaces[stage] for stage in stages))
+
+
+def service_name(node: str) -> str:
+    """Name of a node's agent Service (and Deployment)."""
+    return f"jupiter-{dns_name(node)}"
+
+
+def cluster_addresses(
+    nodes: list[tuple[str, str]], settings: ContainerSettings, config: JupiterConfig
+) -> dict[str, NodeAddress]:
+    """Agents' addresses on a cluster: their Services' DNS names, the same ports everywhere."""
+    control, data = agent_ports(config)
+    namespace = settings.namespace_of("circe")
+    services: dict[str, str] = {}
+    for name, _role in nodes:
+        service = service_name(name)
+        if service in services.values():
+            other = next(node for node, svc in services.items() if svc == service)
+            raise InputError(
+                config.path, None, f"nodes {other!r} and {name!r} both become Service {service!r}; rename one"
+            )
+        services[name] = service
+    return {name: NodeAddress(name, role, f"{services[name]}.{namespace}.svc", data, control) for name, role in nodes}
+
+
+def _port_name(name: str) -> str:
+    label = re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")[:15].strip("-")
+    return label if label and any(c.isalpha() for c in label) else f"p-{label}"[:15]
+
+
+def cluster_spec(workspace: Workspace, plan: Plan, token: str, problem: str | None) -> ClusterSpec:
+    """The cluster spec of a deployment (its plan must use `cluster_addresses`)."""
+    config = workspace.config
+    settings = config.deploy.containers
+    control, data = agent_ports(config)
+    by_name = {node.name: node for node in workspace.nodes}
+    agents = tuple(
+        AgentSpec(
+            node=name,
+            role=address.role,
+            hostname=by_name[name].hostname,
+            service=service_name(name),
+            cpus=settings.cpus.get(name),
+        )
+        for name, address in plan.nodes.items()
+    )
+    app_ports = tuple(
+        AppPort(_port_name(name), port, workspace.app.ports.svc.get(name, port))
+        for name, port in sorted(workspace.app.ports.docker.items())
+    )
+    return ClusterSpec(
+        deployment_id=plan.deployment,
+        app=workspace.app.name,
+        image=image_name(settings, workspace.app.name),
+        version=__version__,
+        namespaces={stage: settings.namespace_of(stage) for stage in STAGES},
+        agents=agents,
+        control_port=control,
+        data_port=data,
+        app_ports=app_ports,
+        cpu_request=settings.cpu_request,
+        memory_request=settings.memory_request,
+        token=token,
+        plans={agent.node: container_plan(plan, agent.node).to_json() for agent in agents},
+        problem=problem,
+        scheduler=config.scheduler,
+    )
+
+
+def check_dns_label(value: str, what: str) -> str:
+    """`value` if it is a DNS label; raises InputError naming `what` otherwise."""
+    if not _DNS_LABEL.match(value) or len(value) > 63:
+        raise InputError(None, None, f"{what} {value!r} is not a DNS label (lower-case letters, digits, '-')")
+    return value
+
+
+def roles_running(workspace: Workspace) -> list[tuple[str, str]]:
+    """(name, role) of the nodes that get an agent (data sources run none yet)."""
+    return [(node.name, node.role.value) for node in workspace.nodes if node.role is not NodeRole.DATASOURCE]

@@ -1,0 +1,130 @@
+"""Rendered Dockerfiles and manifests: whole-object golden comparisons and the Kubernetes schema.
+
+Regenerate the golden files after an intended change with
+`JUPITER_UPDATE_GOLDEN=1 pytest tests/containers/test_render.py` and review the diff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from jupiter.model.workspace import Workspace
+from jupiter.render import render_dockerfile, render_manifests
+from jupiter.render.manifests import deployment_selector
+from jupiter.render.spec import BIND_ALL, ClusterSpec, container_plan, image_spec
+from jupiter.runtime.plan import Plan
+from tests.containers.conftest import CONFIG, TOKEN, make_workspace
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("JUPITER_UPDATE_GOLDEN") == "1"
+# Oldest and newest Kubernetes versions we support (kubernetes-validate's range).
+K8S_VERSIONS = ("1.25.0", "1.37.0")
+
+
+def _golden_text(name: str, text: str) -> str:
+    path = GOLDEN / name
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path} is missing; create it with JUPITER_UPDATE_GOLDEN=1"
+    return path.read_text()
+
+
+def _objects(spec: ClusterSpec) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{stage.name}-{obj['kind'].lower()}-{obj['metadata'].get('namespace', '')}-{obj['metadata']['name']}", obj)
+        for stage in render_manifests(spec)
+        for obj in stage.objects
+    ]
+
+
+def test_dockerfile_matches_golden(workspace: Workspace) -> None:
+    text = render_dockerfile(image_spec(workspace))
+    assert text == _golden_text("Dockerfile", text)
+
+
+def test_scp_dockerfile_has_key_only_ssh(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path, CONFIG.replace("TRANSFER = http", "TRANSFER = scp"))
+    text = render_dockerfile(image_spec(workspace))
+    assert text == _golden_text("Dockerfile.scp", text)
+    assert "PasswordAuthentication no" in text
+    assert "openssh-server" in text
+
+
+def test_http_image_has_no_ssh_server_and_no_password(workspace: Workspace) -> None:
+    text = render_dockerfile(image_spec(workspace))
+    assert "ssh" not in text.lower()
+    assert "passwd" not in text and "chpasswd" not in text
+    assert "USER 10001:10001" in text
+
+
+def test_manifests_match_golden(spec: ClusterSpec) -> None:
+    objects = _objects(spec)
+    for name, obj in objects:
+        golden = yaml.safe_load(_golden_text(f"manifests/{name}.yaml", yaml.safe_dump(obj, sort_keys=True)))
+        assert obj == golden, f"{name} differs from its golden file"
+    expected = {f"{name}.yaml" for name, _ in objects}
+    assert {p.name for p in (GOLDEN / "manifests").iterdir()} == expected
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_manifests_validate_against_the_schema(spec: ClusterSpec, version: str) -> None:
+    for name, obj in _objects(spec):
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{name} is not a valid {obj['kind']} for Kubernetes {version}: {exc.message}")
+
+
+def test_stages_follow_the_original_order(spec: ClusterSpec) -> None:
+    stages = render_manifests(spec)
+    assert [(s.name, s.wait) for s in stages] == [
+        ("setup", "none"),
+        ("profilers", "none"),
+        ("mapper", "complete"),
+        ("circe", "ready"),
+    ]
+    assert [o["kind"] for o in stages[0].objects] == ["Namespace", "Namespace", "Secret", "ConfigMap"]
+    assert [o["kind"] for o in stages[3].objects] == ["Deployment", "Service"] * 3
+
+
+def test_only_stable_api_groups_and_every_object_labelled(spec: ClusterSpec) -> None:
+    for name, obj in _objects(spec):
+        assert obj["apiVersion"] in ("v1", "apps/v1", "batch/v1"), name
+        labels = obj["metadata"]["labels"]
+        assert labels["jupiter/deployment-id"] == spec.deployment_id, name
+        assert {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by"} <= set(labels)
+    assert deployment_selector(spec.deployment_id) == f"jupiter/deployment-id={spec.deployment_id}"
+
+
+def test_token_survives_yaml_escaping(spec: ClusterSpec) -> None:
+    secret = next(obj for _, obj in _objects(spec) if obj["kind"] == "Secret")
+    assert secret["stringData"] == {"token": TOKEN}
+
+
+def test_each_agent_plan_listens_everywhere_and_finds_peers_by_dns(spec: ClusterSpec) -> None:
+    plans = next(obj for _, obj in _objects(spec) if obj["kind"] == "ConfigMap" and "plan-home.json" in obj["data"])
+    plan = Plan.from_json(plans["data"]["plan-node1.json"])
+    assert plan.nodes["node1"].host == BIND_ALL
+    assert plan.nodes["node_2"].host == "jupiter-node-2.jupiter-test.svc"
+    assert plan.tasks["split"].script == "/app/scripts/split.py"
+    assert plan.app_path == "/app"
+
+
+def test_static_mapping_renders_no_mapper_job(spec: ClusterSpec) -> None:
+    stages = render_manifests(dataclasses.replace(spec, problem=None))
+    assert [s.name for s in stages] == ["setup", "profilers", "circe"]
+
+
+def test_container_plan_keeps_the_rest(spec: ClusterSpec) -> None:
+    plan = Plan.from_json(spec.plans["home"])
+    again = container_plan(plan)
+    assert json.loads(again.to_json()) == json.loads(plan.to_json())
