@@ -1,9 +1,10 @@
 """A tiny in-process executor for app folders, independent of Jupiter's runtime.
 
-It reads only `configuration.txt` and `scripts/<task>.py`, runs the tasks of
-one frame in topological order, routes each task's outputs by its FLAG and
-hands a task its inputs once NUM_INPUTS of them are there, so the example
-apps can be checked without agents, processes or the package's own parsers.
+It reads only `configuration.txt` and `scripts/` (`<task>.py` and the helper
+modules those import from their folder), runs the tasks of one frame in
+topological order, routes each task's outputs by its FLAG and hands a task
+its inputs once NUM_INPUTS of them are there, so the example apps can be
+checked without agents, processes or the package's own parsers.
 """
 
 from __future__ import annotations
@@ -71,15 +72,21 @@ def topological_order(lines: list[Line]) -> list[str]:
 
 
 def load_script(path: Path) -> ModuleType:
-    """Import a task script from its file, under a module name unique to its path."""
+    """Import a task script from its file, under a module name unique to its path.
+
+    As in Jupiter's worker, the script's folder is on sys.path while it is
+    imported, so that it can import helper modules that sit next to it.
+    """
     spec = importlib.util.spec_from_file_location(f"_app_test_{next(_LOADED)}_{path.stem}", path)
     assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)
     # Leave no __pycache__ in the app folders (they ship inside the package).
     writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
     finally:
+        sys.path.remove(str(path.parent))
         sys.dont_write_bytecode = writes
     return module
 

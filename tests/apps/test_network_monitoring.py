@@ -62,8 +62,8 @@ def test_injected_anomalies_are_flagged_and_nothing_else(sample: Path) -> None:
 def test_a_flood_is_seen_in_its_sources_partition() -> None:
     sample = APP / "sample_input" / "flood.ipsum"
     (flood,) = traffic.SAMPLES["flood.ipsum"].anomalies
-    local_pro = load_script(APP / "scripts" / "local_pro.py")
-    partition = local_pro.partition_of(flood.source)
+    anomaly = load_script(APP / "scripts" / "anomaly.py")
+    partition = anomaly.partition_of(flood.source)
     rows = traffic.parse_report(traffic.expected_report(sample))
     assert {row.start for row in rows} == set(flood.seconds)
     assert all(row.partitions == {partition: ("simple",)} for row in rows)
@@ -100,6 +100,16 @@ def test_an_empty_frame_gives_an_empty_report(executor: Executor, tmp_path: Path
         "bins: 0",
         "anomalous bins: 0",
     ]
+
+
+def test_task_scripts_bind_their_partition_and_the_helper_is_no_task() -> None:
+    tasks = [line.task for line in read_configuration(APP)]
+    assert sorted(path.stem for path in (APP / "scripts").glob("*.py")) == sorted([*tasks, "anomaly"])
+    assert not hasattr(load_script(APP / "scripts" / "anomaly.py"), "task")
+    partitioned = [task for task in tasks if task[-1].isdigit()]
+    assert len(partitioned) == 4 * 3
+    bound = {task: load_script(APP / "scripts" / f"{task}.py").PARTITION for task in partitioned}
+    assert bound == {task: int(task[-1]) for task in partitioned}
 
 
 def test_a_misrouted_partition_is_refused(tmp_path: Path) -> None:
@@ -139,7 +149,7 @@ def test_generated_traffic_is_well_formed() -> None:
     assert all(len(line.split()) == 8 for line in text.splitlines()[3:])
 
 
-@pytest.mark.parametrize("task", ["local_pro", "global_fusion"])
+@pytest.mark.parametrize("task", ["local_pro", "fusion_center1", "global_fusion"])
 def test_main_runs_on_sample_data(
     task: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -149,5 +159,7 @@ def test_main_runs_on_sample_data(
     assert printed and all(path.is_file() and tmp_path in path.parents for path in printed)
     if task == "global_fusion":
         assert printed[0].read_text() == traffic.expected_report(SAMPLES[0])
+    elif task == "fusion_center1":
+        assert [path.name for path in printed] == [f"{SAMPLES[0].stem}_fusion1.txt"]
     else:
         assert [path.name for path in printed] == [f"{SAMPLES[0].stem}_part{k}.txt" for k in range(3)]
