@@ -1,1 +1,3 @@
-from setuptools import setup; setup()
+from setuptools import setup
+
+setup()

@@ -10,6 +10,7 @@ crashed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import secrets
@@ -23,23 +24,42 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupiter.backends import Backend, local
+from jupiter.backends import Backend, docker, kubernetes, local
 from jupiter.errors import InputError, JupiterError
+from jupiter.mapping import select_controllers
 from jupiter.model.mapping_file import parse_mapping
 from jupiter.model.nodes import NodeRole
 from jupiter.model.workspace import Workspace
-from jupiter.planning import map_workspace
+from jupiter.planning import default_problem, map_workspace, schedule_profile
+from jupiter.profiles import problem_from_profile, problem_to_json
+from jupiter.profiling import settings as profiling_settings
+from jupiter.profiling.session import ProfilingError, ProfilingSession
 from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
 
 READY_TIMEOUT = 30.0
 
 
-def get_backend(name: str) -> Backend:
-    """The backend called `name` in `[DEPLOY] BACKEND`."""
-    backends: dict[str, Backend] = {"local": local.LocalBackend()}
-    if name not in backends:
-        raise DeploymentError(f"backend {name!r} is not available; use one of: {', '.join(backends)}")
-    return backends[name]
+def get_backend(
+    name: str,
+    workspace: Workspace | None = None,
+    timeout: float = READY_TIMEOUT,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Backend:
+    """The backend called `name` in `[DEPLOY] BACKEND`.
+
+    Container backends need the workspace to start a deployment (image,
+    namespaces, nodes' hostnames); reaching or stopping one needs only its `info`.
+    """
+    if name == "local":
+        return local.LocalBackend()
+    if name == "docker":
+        return docker.DockerBackend(workspace)
+    if name == "kubernetes":
+        problem = None
+        if workspace is not None and not workspace.config.static_mapping:
+            problem = json.dumps(problem_to_json(default_problem(workspace)), sort_keys=True)
+        return kubernetes.KubernetesBackend(workspace, problem, timeout=timeout, progress=progress)
+    raise DeploymentError(f"backend {name!r} is not available; use one of: local, docker, kubernetes")
 
 
 def backend_of(deployment: Deployment) -> Backend:
@@ -90,7 +110,9 @@ class Deployment:
 
     def url(self, node: str, path: str) -> str:
         address = self.nodes[node]
-        return f"http://{address.host}:{address.control_port}{path}"
+        # Container backends: agents know each other by name, this machine reaches them elsewhere.
+        host = self.info.get("public_hosts", {}).get(node, address.host)
+        return f"http://{host}:{address.control_port}{path}"
 
 
 # ------------------------------------------------------------------ control
@@ -112,6 +134,9 @@ def _request(
 
 def control_get(deployment: Deployment, node: str, path: str, timeout: float = 10.0) -> Any:
     """GET a control-plane endpoint of one agent."""
+    proxy = getattr(backend_of(deployment), "control", None)
+    if proxy is not None:  # e.g. kubernetes: through the API server, agents are not reachable from here
+        return proxy(deployment.info, node, path, deployment.token)
     try:
         return _request(deployment.url(node, path), deployment.token, timeout=timeout)
     except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
@@ -207,8 +232,18 @@ def deploy(
     mapping_file: Path | None = None,
     timeout: float = READY_TIMEOUT,
     progress: Callable[[str], None] = lambda _: None,
+    reprofile: bool = True,
+    map_tasks: bool = True,
 ) -> Deployment:
-    """Start one agent per node and wait until every agent is ready."""
+    """Start one agent per node, wait until every agent is ready, then profile -> map -> dispatch.
+
+    With a static mapping (`--mapping` or STATIC_MAPPING = 1) the agents
+    start with it and nothing is profiled. Otherwise they start without
+    tasks, the profilers measure, the configured scheduler maps from the
+    measurements, and the mapping is dispatched. `reprofile` allows periodic
+    network re-profiling (configured by NETWORK_INTERVAL); `map_tasks=False`
+    stops after profiling (`jupiter profile`).
+    """
     states = state_dir(workspace)
     existing = find(states, required=False)
     if existing is not None:
@@ -217,12 +252,15 @@ def deploy(
                 f"deployment {existing.id} is still running here; stop it with `jupiter teardown` first"
             )
         (states / "current").unlink()
-    backend = get_backend(workspace.config.deploy.backend)
+    backend = get_backend(workspace.config.deploy.backend, workspace, timeout=timeout, progress=progress)
     started = time.time()
-    mapping = choose_mapping(workspace, mapping_file)
-    progress(
-        f"mapped {len(mapping)} tasks with {_mapper_name(workspace, mapping_file)} in {time.time() - started:.2f} s"
-    )
+    measured = mapping_file is None and not workspace.config.static_mapping
+    extra = profiling_settings.plan_extra(workspace, Path(), reprofile)  # checks the testbed before anything starts
+    mapping = {} if measured else choose_mapping(workspace, mapping_file)
+    if not measured:
+        progress(
+            f"mapped {len(mapping)} tasks with {_mapper_name(workspace, mapping_file)} in {time.time() - started:.2f} s"
+        )
     deployment_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     root = states / deployment_id
     root.mkdir(parents=True)
@@ -233,6 +271,8 @@ def deploy(
     running = [node for node in workspace.nodes if node.role is not NodeRole.DATASOURCE]
     addresses = backend.addresses([(node.name, node.role.value) for node in running])
     plan = build_plan(workspace, deployment_id, mapping, addresses)
+    extra["store"] = profiling_settings.store_settings(workspace, root / "home")
+    plan = dataclasses.replace(plan, extra={**plan.extra, **extra})
     (root / "plan.json").write_text(plan.to_json())
     info = backend.start(root, plan, [node.name for node in running])
     deployment = Deployment(
@@ -249,7 +289,11 @@ def deploy(
     deployment.save()
     (states / "current").write_text(deployment_id)
     try:
-        wait_ready(deployment, timeout, progress)
+        if not info.get("ready"):  # backends that waited themselves (kubernetes) say so
+            wait_ready(deployment, timeout, progress)
+        if measured:
+            progress(f"started {len(running)} agents in {time.time() - started:.2f} s")
+            deployment = profile_map_dispatch(workspace, deployment, progress, map_tasks)
     except BaseException:
         teardown(deployment)
         raise
@@ -289,6 +333,141 @@ def _last_line(path: Path) -> str:
     return ""
 
 
+# ------------------------------------------------- profile, map, dispatch
+
+
+def control_call(deployment: Deployment) -> Callable[[str, str, str, Any, float], Any]:
+    """`call(node, method, path, body, timeout)` for the profilers, over the agents' control planes."""
+
+    def call(node: str, method: str, path: str, body: Any, timeout: float) -> Any:
+        url = deployment.url(node, path)
+        data = json.dumps(body).encode() if method == "POST" else None
+        try:
+            return _request(url, deployment.token, data, "application/json" if data else "", timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            try:
+                return json.loads(exc.read())
+            except json.JSONDecodeError:
+                raise DeploymentError(f"agent {node} refused {path}: HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
+            raise DeploymentError(f"agent {node} does not answer at {url}: {exc}") from None
+
+    return call
+
+
+def profile_deployment(
+    workspace: Workspace, deployment: Deployment, progress: Callable[[str], None] = lambda _: None
+) -> dict[str, Any]:
+    """Run the profilers on a running deployment; returns the profile document (also in profile.json)."""
+    spec = profiling_settings.session_spec(workspace)
+    with profiling_settings.open_deployment_store(workspace, deployment.home_dir) as store:
+        try:
+            result = ProfilingSession(spec, control_call(deployment), store).run(progress)
+        except ProfilingError as exc:
+            raise DeploymentError(str(exc)) from None
+    (deployment.root / "profile.json").write_text(json.dumps(result.profile, indent=2))
+    return result.profile
+
+
+def dispatch(deployment: Deployment, mapping: dict[str, str]) -> Deployment:
+    """Give every agent its tasks (and the plan file, for agents restarted later)."""
+    plan = Plan.load(deployment.root / "plan.json")
+    plan = dataclasses.replace(plan, mapping=mapping)
+    tmp = deployment.root / ".plan.json.tmp"
+    tmp.write_text(plan.to_json())
+    tmp.replace(deployment.root / "plan.json")
+    call = control_call(deployment)
+    for node in deployment.nodes:
+        answer = call(node, "POST", "/mapping", {"mapping": mapping}, 60.0)
+        if "error" in answer:
+            raise DeploymentError(f"agent {node} refused the mapping: {answer['error']}")
+    deployment = dataclasses.replace(deployment, mapping=mapping)
+    deployment.save()
+    return deployment
+
+
+def profile_map_dispatch(
+    workspace: Workspace, deployment: Deployment, progress: Callable[[str], None], map_tasks: bool = True
+) -> Deployment:
+    """The original's sequence on running agents: profilers -> mapper -> dispatch, each phase timed."""
+    profile = profile_deployment(workspace, deployment, progress)
+    if not map_tasks:
+        return deployment
+    started = time.time()
+    scheduler = workspace.config.scheduler
+    distributed = scheduler in ("wave_random", "wave_greedy")
+    mapping = wave_mapping(workspace, deployment, profile) if distributed else None
+    schedule = schedule_profile(workspace, profile, mapping)
+    mapping = mapping or {task: schedule.node_of(task) for task in workspace.app.dag.order}
+    how = " by the agents (distributed WAVE)" if distributed else ""
+    progress(
+        f"mapped {len(mapping)} tasks with {scheduler}{how} in {time.time() - started:.2f} s "
+        f"(predicted makespan {schedule.makespan:.3f} s)"
+    )
+    predicted = {
+        "scheduler": scheduler,
+        "makespan": schedule.makespan,
+        "mapping": mapping,
+        "tasks": {p.task: {"node": p.node, "start": p.start, "finish": p.finish} for p in schedule.placements.values()},
+    }
+    (deployment.root / "mapping.json").write_text(json.dumps(predicted, indent=2))
+    started = time.time()
+    deployment = dispatch(deployment, mapping)
+    progress(f"dispatched {len(mapping)} tasks to {len(set(mapping.values()))} nodes in {time.time() - started:.2f} s")
+    return deployment
+
+
+def wave_mapping(workspace: Workspace, deployment: Deployment, profile: dict[str, Any]) -> dict[str, str]:
+    """Distributed WAVE: the agents appoint the nodes; home assembles the mapping (with a timeout)."""
+    problem = problem_from_profile(profile)
+    config = workspace.config
+    context = {
+        "policy": "random" if config.scheduler == "wave_random" else "greedy",
+        "seed": config.mapper.seed,
+        "weights": [config.mapper.w_net, config.mapper.w_cpu, config.mapper.w_mem],
+        "controllers": select_controllers(problem),
+        "order": list(problem.topological_order),
+        "candidates": list(problem.nodes),
+        "initial": dict(workspace.app.input_nodes),
+        "resources": profile.get("resources", {}),
+        "edge_sizes": {f"{e.parent}->{e.child}": e.size for e in problem.edges},
+    }
+    call = control_call(deployment)
+    call(deployment.home, "POST", "/wave/start", context, 10.0)
+    timeout = config.mapper.wave_timeout
+    deadline = time.time() + timeout
+    while True:
+        result = call(deployment.home, "GET", "/wave/result", None, 10.0)
+        if result["complete"]:
+            return dict(result["mapping"])
+        if time.time() > deadline:
+            break
+        time.sleep(0.05)
+    controllers = context["controllers"]
+    missing = result["missing"]
+    silent = sorted({result["mapping"].get(controllers.get(task, ""), deployment.home) for task in missing})
+    why = "; ".join(result["errors"][:3]) or f"no answer from {', '.join(silent)}"
+    raise DeploymentError(
+        f"distributed WAVE did not map {', '.join(missing)} within {timeout:g} s ({why}); "
+        f"see the logs in {deployment.root / 'logs'} or raise [MAPPER] WAVE_TIMEOUT"
+    )
+
+
+def profile(
+    workspace: Workspace, out: Path, timeout: float = READY_TIMEOUT, progress: Callable[[str], None] = lambda _: None
+) -> dict[str, Any]:
+    """`jupiter profile`: start agents, run the profilers alone, write the profile file, tear down."""
+    if workspace.config.static_mapping:
+        workspace = dataclasses.replace(workspace, config=dataclasses.replace(workspace.config, static_mapping=False))
+    deployment = deploy(workspace, timeout=timeout, progress=progress, reprofile=False, map_tasks=False)
+    try:
+        document: dict[str, Any] = json.loads((deployment.root / "profile.json").read_text())
+    finally:
+        teardown(deployment)
+    out.write_text(json.dumps(document, indent=2))
+    return document
+
+
 # ---------------------------------------------------------- status, submit
 
 
@@ -300,11 +479,13 @@ def status(deployment: Deployment) -> dict[str, Any]:
             agents[node] = control_get(deployment, node, "/status", timeout=5.0)
         except DeploymentError as exc:
             agents[node] = {"error": str(exc)}
+    describe = getattr(backend_of(deployment), "describe", None)
     return {
         "deployment": deployment.id,
         "app": deployment.app,
         "mapping": deployment.mapping,
         "agents": agents,
+        "backend": describe(deployment.info) if describe is not None else [],
     }
 
 
@@ -341,6 +522,16 @@ def flush_events(deployment: Deployment) -> None:
             _request(deployment.url(node, "/flush"), deployment.token, data=b"", timeout=30.0)
         except (urllib.error.URLError, OSError) as exc:
             raise DeploymentError(f"agent {node} did not flush its statistics: {exc}") from None
+
+
+def wait_frames(deployment: Deployment, count: int, timeout: float) -> dict[str, Any]:
+    """Wait (at home, without polling) until `count` frames finished, or `timeout` seconds."""
+    url = deployment.url(deployment.home, f"/frames/wait?count={count}&timeout={timeout:.3f}")
+    try:
+        answer: dict[str, Any] = _request(url, deployment.token, timeout=timeout + 10)
+    except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
+        raise DeploymentError(f"home does not answer at {url}: {exc}") from None
+    return answer
 
 
 def home_frames(deployment: Deployment) -> dict[str, Any]:
@@ -464,14 +655,16 @@ def run(
 ) -> RunSummary:
     """Deploy, submit every input, wait for all frames, summarise, tear down."""
     files = collect_inputs(workspace, inputs, frames)
-    deployment = deploy(workspace, mapping_file=mapping_file, progress=progress)
+    # Periodic re-profiling would compete with the frames being measured: never during `run`.
+    deployment = deploy(workspace, mapping_file=mapping_file, progress=progress, reprofile=False)
     try:
         started = time.time()
         submit(deployment, files)
         deadline = started + timeout
         finished = 0
         while True:
-            counts = home_frames(deployment)
+            # Wake at least twice a second to move the progress bar.
+            counts = wait_frames(deployment, len(files), min(0.5, max(0.0, deadline - time.time())))
             finished = counts["done"] + counts["failed"]
             on_frames(finished, len(files))
             if finished >= len(files):
@@ -481,7 +674,6 @@ def run(
                     f"{len(files) - finished} of {len(files)} frames did not finish within {timeout:.0f} s; "
                     f"see the logs in {deployment.root / 'logs'}"
                 )
-            time.sleep(0.05)
         flush_events(deployment)
         summary = summarize(deployment, started)
     finally:

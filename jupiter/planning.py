@@ -11,10 +11,13 @@ compute nodes run tasks; home and data-source nodes never do.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from jupiter.errors import InputError
-from jupiter.mapping import Edge, LinkCost, Problem, Schedule, get_mapper
+from jupiter.mapping import Edge, LinkCost, Problem, Schedule, evaluate_mapping, get_mapper
 from jupiter.model.workspace import Workspace
+from jupiter.profiles import problem_from_profile
 
 DEFAULT_EXEC_SECONDS = 1.0
 DEFAULT_EDGE_BYTES = 1024.0
@@ -67,6 +70,20 @@ def schedule_workspace(workspace: Workspace, problem: Problem | None = None) -> 
     problem = problem or default_problem(workspace)
     name, params = mapper_for(workspace, problem)
     return get_mapper(name, **params).schedule(problem)
+
+
+def schedule_profile(
+    workspace: Workspace, profile: Mapping[str, Any], mapping: Mapping[str, str] | None = None
+) -> Schedule:
+    """Map from measurements: the profile document's problem, scheduled by the configured mapper.
+
+    With `mapping` (found elsewhere, e.g. by distributed WAVE) the problem
+    only times it, so every mapping comes with a predicted makespan.
+    """
+    problem = problem_from_profile(profile, "<profile>")
+    if mapping is not None:
+        return evaluate_mapping(problem, mapping, mapper=workspace.config.scheduler)
+    return schedule_workspace(workspace, problem)
 
 
 def map_workspace(workspace: Workspace) -> dict[str, str]:

@@ -10,6 +10,7 @@ import click
 from jupiter import deployment as service
 from jupiter.cli.context import CliContext, pass_context
 from jupiter.model.config import parse_config
+from jupiter.report import write_report
 from jupiter.runtime.node import main as agent_main
 
 MAPPING_OPTION = click.option(
@@ -122,6 +123,7 @@ def teardown_command(ctx: CliContext) -> None:
 )
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for all frames.")
 @click.option("--keep", is_flag=True, help="Leave the deployment running afterwards.")
+@click.option("--report", "report", is_flag=True, help="Write report.html and charts into <deployment>/report/.")
 @MAPPING_OPTION
 @pass_context
 def run_command(
@@ -130,6 +132,7 @@ def run_command(
     frames: int | None,
     timeout: float,
     keep: bool,
+    report: bool,
     mapping_file: Path | None,
 ) -> None:
     """Deploy, stream every input through the DAG, print a summary, tear down."""
@@ -166,6 +169,9 @@ def run_command(
     for error in summary.errors[:10]:
         click.echo(f"failed: {error}", err=True)
     click.echo(f"outputs in {summary.output_dir}")
+    if report:
+        root = summary.output_dir.parent.parent  # output_dir is <deployment>/home/output
+        click.echo(f"report written to {write_report(root, root / 'report')}")
     if summary.failed:
         raise click.exceptions.Exit(1)
 

@@ -44,7 +44,7 @@ PRICING_SCHEMES: Mapping[str, str] = {
 PRICE_FUNCTIONS: Mapping[str, str] = {"sum": "sum", "max": "max"}
 TRANSFERS: Mapping[str, str] = {"http": "http", "scp": "scp"}
 PROFILERS: Mapping[str, str] = {"drupe": "drupe"}
-BACKENDS: tuple[str, ...] = ("local",)
+BACKENDS: tuple[str, ...] = ("local", "docker", "kubernetes")
 
 _DEFAULT_LISTS: Mapping[str, Mapping[str, int]] = {
     "SCHEDULER_LIST": {"HEFT": 0, "WAVE_RANDOM": 1, "WAVE_GREEDY": 2, "HEFT_MODIFIED": 3},
@@ -67,8 +67,37 @@ _KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
     "PORT": ("MONGO_SVC", "MONGO_DOCKER", "SSH_SVC", "SSH_DOCKER", "FLASK_SVC", "FLASK_DOCKER"),
     "AUTH": ("USERNAME", "PASSWORD"),
     "OTHER": ("MAX_LOG", "SSH_RETRY_NUM", "TASK_QUEUE_SIZE"),
-    "DEPLOY": ("BACKEND", "APP", "HOME_CHILD", "STATE_DIR", "MAPPING"),
-    "MAPPER": ("MAX_TASK_ALLOWED", "W_NET", "W_CPU", "W_MEM", "SEED"),
+    "DEPLOY": (
+        "BACKEND",
+        "APP",
+        "HOME_CHILD",
+        "STATE_DIR",
+        "MAPPING",
+        "REGISTRY",
+        "IMAGE_TAG",
+        "BASE_IMAGE",
+        "NAMESPACE",
+        "PROFILER_NAMESPACE",
+        "MAPPER_NAMESPACE",
+        "CIRCE_NAMESPACE",
+        "KUBECONFIG",
+        "CONTEXT",
+        "CPU_REQUEST",
+        "MEMORY_REQUEST",
+        "CPUS",
+    ),
+    "MAPPER": ("MAX_TASK_ALLOWED", "W_NET", "W_CPU", "W_MEM", "SEED", "WAVE_TIMEOUT"),
+    "PROFILING": (
+        "NETWORK_SIZES",
+        "NETWORK_SAMPLES",
+        "NETWORK_INTERVAL",
+        "LINKS",
+        "EXEC_RUNS",
+        "TIMEOUT",
+        "STORE",
+        "MONGO_URL",
+        "TESTBED",
+    ),
 }
 
 
@@ -96,12 +125,52 @@ class Other:
     """Frames a task may hold (waiting for inputs, queued or running) before senders are held back; -1 = unbounded."""
 
 
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """`[DEPLOY]` keys of the docker and kubernetes backends (images, namespaces, resources)."""
+
+    registry: str = ""
+    """Registry prefix of image names (`REGISTRY/jupiter-<app>:<tag>`); empty = local names only."""
+    image_tag: str = ""
+    """Tag of the app images; empty = Jupiter's version."""
+    base_image: str = "python:3.11-slim-bookworm"
+    """Image the agent images start from; needs `python3` with `venv` (Python 3.11)."""
+    namespace: str = "jupiter"
+    """Kubernetes namespace of every object, unless a per-stage one below is set."""
+    profiler_namespace: str = ""
+    mapper_namespace: str = ""
+    circe_namespace: str = ""
+    kubeconfig: Path | None = None
+    """Kubeconfig file; unset = `KUBECONFIG`, `~/.kube/config`, or in-cluster config."""
+    context: str = ""
+    """Kubeconfig context; empty = the file's current context."""
+    cpu_request: str = "100m"
+    """CPU request of every pod (a Kubernetes quantity)."""
+    memory_request: str = "128Mi"
+    """Memory request of every pod (a Kubernetes quantity)."""
+    cpus: Mapping[str, float] = field(default_factory=dict)
+    """Per-node CPU limit (`node1:0.5, node2:2`): node speed on the docker backend, limits on kubernetes."""
+
+    def namespace_of(self, stage: str) -> str:
+        """Namespace of a deploy stage: `profiler`, `mapper` or `circe`."""
+        specific = {
+            "profiler": self.profiler_namespace,
+            "mapper": self.mapper_namespace,
+            "circe": self.circe_namespace,
+        }[stage]
+        return specific or self.namespace
+
+
 @dataclass(frozen=True)
 class DeploySettings:
     """`[DEPLOY]`: where and what to run (new in this rebuild)."""
 
     backend: str = "local"
-    """Where agents run: `local` (child processes on this machine)."""
+    """Where agents run: `local` (child processes), `docker` (containers here) or `kubernetes`."""
     app: Path | None = None
     """App folder; relative paths are taken from the config file's folder."""
     home_child: tuple[str, ...] = ()
@@ -110,6 +179,8 @@ class DeploySettings:
     """Folder for deployment state, agents' folders and logs."""
     mapping: Path | None = None
     """Static mapping file (`task node` lines), used when STATIC_MAPPING = 1."""
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
+    """Images and clusters (docker and kubernetes backends)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +197,32 @@ class MapperSettings:
     """WAVE greedy: weight of the memory utilisation (%)."""
     seed: int = 0
     """Seed of the randomised mappers (wave_random)."""
+    wave_timeout: float = 30.0
+    """Distributed WAVE: seconds to wait for every task to be appointed."""
+
+
+@dataclass(frozen=True)
+class ProfilingSettings:
+    """`[PROFILING]`: the profilers run before mapping (new in this rebuild)."""
+
+    network_sizes: tuple[int, ...] = (1024, 10 * 1024, 100 * 1024, 1024 * 1024)
+    """Sizes in bytes of the network profiler's test files."""
+    network_samples: int = 3
+    """Transfers per size and link."""
+    network_interval: float = 0.0
+    """Seconds between re-profiles while a deployment runs; 0 = profile once (never during `run`)."""
+    links: Path | None = None
+    """Link list file (`src dst` lines, as the original's link_list.txt); None = every ordered pair."""
+    exec_runs: int = 2
+    """Chained runs of the execution profiler per node (cycling over sample_input/)."""
+    timeout: float = 600.0
+    """Seconds each profiling phase may take."""
+    store: str = "sqlite"
+    """Where profiles and statistics live at home: sqlite or mongodb."""
+    mongo_url: str = "mongodb://127.0.0.1:27017/"
+    """MongoDB server of STORE = mongodb."""
+    testbed: Path | None = None
+    """Testbed file emulating node speeds and links (local backend)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +242,7 @@ class JupiterConfig:
     username: str = "jupiter"
     deploy: DeploySettings = field(default_factory=DeploySettings)
     mapper: MapperSettings = field(default_factory=MapperSettings)
+    profiling: ProfilingSettings = field(default_factory=ProfilingSettings)
     path: Path | None = None
     warnings: tuple[str, ...] = ()
 
@@ -308,6 +406,53 @@ def _unknown_keys(reader: _Reader) -> list[str]:
     return warnings
 
 
+def _container_settings(reader: _Reader) -> ContainerSettings:
+    names = {}
+    for key in ("NAMESPACE", "PROFILER_NAMESPACE", "MAPPER_NAMESPACE", "CIRCE_NAMESPACE"):
+        value = reader.raw("DEPLOY", key) or ""
+        if value and not _K8S_NAME.match(value):
+            raise reader.error(
+                "DEPLOY", key, f"{value!r} is not a Kubernetes name; use lower-case letters, digits and '-'"
+            )
+        names[key] = value
+    quantities = {}
+    for key, default in (("CPU_REQUEST", "100m"), ("MEMORY_REQUEST", "128Mi")):
+        value = reader.raw("DEPLOY", key) or default
+        if not _QUANTITY.match(value):
+            raise reader.error("DEPLOY", key, f"{value!r} is not a Kubernetes quantity (e.g. 250m, 0.5, 256Mi)")
+        quantities[key] = value
+    cpus: dict[str, float] = {}
+    for part in re.split(r"[,\s]+", reader.raw("DEPLOY", "CPUS") or ""):
+        if not part:
+            continue
+        node, _, amount = part.partition(":")
+        try:
+            limit = float(amount)
+        except ValueError:
+            limit = -1.0
+        if not node or limit <= 0:
+            raise reader.error("DEPLOY", "CPUS", f"expected `node:cpus` with cpus > 0 (e.g. node1:0.5), got {part!r}")
+        cpus[node] = limit
+    tag = reader.raw("DEPLOY", "IMAGE_TAG") or ""
+    if tag and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
+        raise reader.error("DEPLOY", "IMAGE_TAG", f"{tag!r} is not a valid image tag")
+    kubeconfig = reader.raw("DEPLOY", "KUBECONFIG")
+    return ContainerSettings(
+        registry=(reader.raw("DEPLOY", "REGISTRY") or "").rstrip("/"),
+        image_tag=tag,
+        base_image=reader.raw("DEPLOY", "BASE_IMAGE") or "python:3.11-slim-bookworm",
+        namespace=names["NAMESPACE"] or "jupiter",
+        profiler_namespace=names["PROFILER_NAMESPACE"],
+        mapper_namespace=names["MAPPER_NAMESPACE"],
+        circe_namespace=names["CIRCE_NAMESPACE"],
+        kubeconfig=Path(kubeconfig) if kubeconfig else None,
+        context=reader.raw("DEPLOY", "CONTEXT") or "",
+        cpu_request=quantities["CPU_REQUEST"],
+        memory_request=quantities["MEMORY_REQUEST"],
+        cpus=cpus,
+    )
+
+
 def parse_config(path: Path) -> JupiterConfig:
     """Parse and validate `jupiter_config.ini`; raises InputError naming file:line."""
     text = read_text(path, "config file")
@@ -350,6 +495,7 @@ def parse_config(path: Path) -> JupiterConfig:
         home_child=tuple(part.strip() for part in home_child_raw.split(":") if part.strip()),
         state_dir=Path(reader.raw("DEPLOY", "STATE_DIR") or ".jupiter"),
         mapping=Path(mapping_raw) if (mapping_raw := reader.raw("DEPLOY", "MAPPING")) else None,
+        containers=_container_settings(reader),
     )
     mapper = MapperSettings(
         max_task_allowed=reader.integer("MAPPER", "MAX_TASK_ALLOWED", 0, minimum=0),
@@ -357,6 +503,7 @@ def parse_config(path: Path) -> JupiterConfig:
         w_cpu=reader.number("MAPPER", "W_CPU", 1.0),
         w_mem=reader.number("MAPPER", "W_MEM", 1.0),
         seed=reader.integer("MAPPER", "SEED", 0),
+        wave_timeout=reader.number("MAPPER", "WAVE_TIMEOUT", 30.0),
     )
     return JupiterConfig(
         static_mapping=reader.flag("CONFIG", "STATIC_MAPPING", False),
@@ -382,6 +529,41 @@ def parse_config(path: Path) -> JupiterConfig:
         username=reader.raw("AUTH", "USERNAME") or "jupiter",
         deploy=deploy,
         mapper=mapper,
+        profiling=_profiling(reader),
         path=path,
         warnings=tuple(warnings),
+    )
+
+
+_SIZE = re.compile(r"^(\d+)\s*([kmg]?)b?$", re.IGNORECASE)
+
+
+def _profiling(reader: _Reader) -> ProfilingSettings:
+    sizes_raw = reader.raw("PROFILING", "NETWORK_SIZES")
+    sizes = ProfilingSettings.network_sizes
+    if sizes_raw:
+        parsed = []
+        for part in re.split(r"[,\s]+", sizes_raw.strip()):
+            match = _SIZE.match(part)
+            if not match or int(match.group(1)) <= 0:
+                raise reader.error(
+                    "PROFILING", "NETWORK_SIZES", f"{part!r} is not a size; write bytes like 1024, 10K, 1M"
+                )
+            parsed.append(int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()])
+        sizes = tuple(parsed)
+    store = (reader.raw("PROFILING", "STORE") or "sqlite").lower()
+    if store not in ("sqlite", "mongodb"):
+        raise reader.error("PROFILING", "STORE", f"unknown store {store!r}; use sqlite or mongodb")
+    links = reader.raw("PROFILING", "LINKS")
+    testbed = reader.raw("PROFILING", "TESTBED")
+    return ProfilingSettings(
+        network_sizes=sizes,
+        network_samples=reader.integer("PROFILING", "NETWORK_SAMPLES", 3, minimum=1),
+        network_interval=reader.number("PROFILING", "NETWORK_INTERVAL", 0.0),
+        links=Path(links) if links else None,
+        exec_runs=reader.integer("PROFILING", "EXEC_RUNS", 2, minimum=1),
+        timeout=reader.number("PROFILING", "TIMEOUT", 600.0),
+        store=store,
+        mongo_url=reader.raw("PROFILING", "MONGO_URL") or ProfilingSettings.mongo_url,
+        testbed=Path(testbed) if testbed else None,
     )

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupiter.runtime.emulation import Emulation
 from jupiter.runtime.plan import HOME_TASK, Plan
 from jupiter.runtime.protocol import BUSY, MAX_BATCH, Message, ProtocolError, check, read_message, reply, split_batch
 from jupiter.runtime.store import (
@@ -179,6 +180,7 @@ class Agent:
         self.ids = itertools.count()
         self.pools: dict[str, FolderPool] = {}
         self.started = time.time()
+        self.emulation = Emulation.from_plan(plan.extra, node)
 
     # ------------------------------------------------------------------ paths
 
@@ -257,6 +259,11 @@ class Agent:
                         continue
                 if problem is None:
                     problem = await self._take(message, writer)
+                    # A lone message means the pipeline is not busy: let a task
+                    # runner that it woke hand the frame to its worker before
+                    # this acknowledgement is written. (Within a batch the
+                    # runner should rather wait and take every frame at once.)
+                    await asyncio.sleep(0)
                 elif problem:
                     log.warning("refused %s from %s: %s", message.kind, writer.get_extra_info("peername"), problem)
                 writer.write(reply(not problem, problem or ""))
@@ -339,14 +346,16 @@ class Agent:
         counters = self.counters[task]
         return counters.waiting + counters.queued + counters.running
 
-    def _maybe_ready(self, task: str, frame: str) -> None:
+    def _maybe_ready(self, task: str, frame: str) -> bool:
+        """Queue the frame for its task once every input is in; returns whether it was queued."""
         slots = self.slots.get((task, frame))
         if slots is None or len(slots.names) < self.plan.tasks[task].num_inputs:
-            return
+            return False
         counters = self.counters[task]
         counters.waiting = max(0, counters.waiting - 1)
         counters.queued += 1
         self.queues[task].put_nowait(frame)
+        return True
 
     # ------------------------------------------------------------ task runner
 
@@ -372,7 +381,8 @@ class Agent:
                 out = self.pool(f"{self.dir}/work/{task}").acquire()
                 outs.append(out)
                 jobs.append({"files": files, "single": spec.num_inputs == 1, "pathin": slots.folder, "pathout": out})
-            answers = await worker.run(jobs)
+            async with self.emulation.processor():  # a testbed node runs one task at a time
+                answers = await worker.run(jobs)
             records: list[OutboxRecord] = []
             for frame, job, out, answer in zip(frames, jobs, outs, answers, strict=True):
                 error = answer.get("error") if not answer.get("ok") else None
@@ -405,10 +415,13 @@ class Agent:
                 )
             if records:
                 self.journal.add(records)
-            for frame in frames:
-                self._finish(task, frame)
             for record in records:
                 self._queue_for(record.dest).put_nowait(record)
+            # Let the send loops put the outputs on the wire before the
+            # bookkeeping below: it is off the frame's critical path.
+            await asyncio.sleep(0)
+            for frame in frames:
+                self._finish(task, frame)
 
     @staticmethod
     def _slot_order(spec: Any) -> Any:
@@ -490,6 +503,7 @@ class Agent:
                 except OSError as exc:
                     errors[record.ident] = f"cannot read {record.payload}: {exc.strerror}"
             if parts:
+                await self.emulation.shape(dest, [len(payload) for _, payload in parts])
                 outcome, _ = await peer.send_batch(parts, self.token)
                 errors.update((record.ident, error) for record, error in zip(sendable, outcome, strict=True) if error)
             busy = [record for record in batch if errors.get(record.ident, "").startswith(BUSY)]
@@ -584,6 +598,7 @@ class Agent:
     def worker_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["JUPITER_NODE"] = self.node
+        env.update(self.emulation.worker_env())
         return env
 
     async def start(self) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, abort, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from jupiter.runtime.profiler import register_routes as register_profiling_routes
 from jupiter.runtime.protocol import safe_name, token_ok
 
 if TYPE_CHECKING:
@@ -57,6 +58,19 @@ def create_app(agent: Agent, loop: asyncio.AbstractEventLoop) -> Flask:
         on_loop(agent.flush_now())
         return jsonify({"ok": True})
 
+    @app.get("/frames/wait")
+    def wait_frames() -> ResponseReturnValue:
+        require_token()
+        wait = getattr(agent, "wait_finished", None)
+        if wait is None:
+            abort(404, description="frames are counted by the home node")
+        try:
+            count = int(request.args.get("count", "0"))
+            timeout = min(float(request.args.get("timeout", "10")), CALL_TIMEOUT - 5)
+        except ValueError:
+            abort(400, description="count and timeout must be numbers")
+        return jsonify(on_loop(wait(count, timeout)))
+
     @app.post("/submit")
     def submit() -> ResponseReturnValue:
         require_token()
@@ -71,6 +85,7 @@ def create_app(agent: Agent, loop: asyncio.AbstractEventLoop) -> Flask:
             frames.append({"name": name, "frame": on_loop(submit_file(name, upload.read()))})
         return jsonify({"frames": frames})
 
+    register_profiling_routes(app, agent, loop)  # /profile/*, /mapping, /wave/*
     return app
 
 

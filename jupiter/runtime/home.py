@@ -16,16 +16,20 @@ import json
 import os
 import time
 import uuid
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from jupiter.runtime.agent import Agent, log
 from jupiter.runtime.plan import HOME_TASK, Plan
+from jupiter.runtime.profiler import PROFILE_EVENTS, store_profile_event
 from jupiter.runtime.protocol import Message, safe_name
 from jupiter.runtime.store import OutboxRecord, read_slots, store_input, write_atomic
 
 INPUT_POLL_SECONDS = 0.1
+RECENT_FRAMES = 10_000
 
 
 @dataclass
@@ -40,20 +44,25 @@ class FrameState:
 
 @dataclass
 class FrameTotals:
-    """What home remembers of finished frames: counts and makespans, not the frames."""
+    """What home remembers of finished frames: counts and recent makespans, not the frames.
+
+    Only the last `RECENT_FRAMES` makespans are kept (for `jupiter status`), so
+    home's memory stays flat however many frames stream through; run
+    summaries read every frame from the event log instead.
+    """
 
     submitted: int = 0
     done: int = 0
     failed: int = 0
     first_submit: float = 0.0
     last_done: float = 0.0
-    makespans: list[float] = field(default_factory=list)
+    makespans: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_FRAMES))
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return 0.0
+def _percentile(values: Iterable[float], fraction: float) -> float:
     ordered = sorted(values)
+    if not ordered:
+        return 0.0
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
 
@@ -69,6 +78,29 @@ class HomeAgent(Agent):
         self.expected = plan.expected_results()
         self.files: dict[str, IO[str]] = {}
         self.seq = 0
+        self.changed: asyncio.Event | None = None
+
+    def _frames_changed(self) -> None:
+        """Wake everyone waiting in `wait_finished`."""
+        if self.changed is not None:
+            self.changed.set()
+            self.changed = None
+
+    async def wait_finished(self, count: int, timeout: float) -> dict[str, Any]:
+        """Wait until `count` frames are done or failed (or the timeout); returns the frame counters."""
+        deadline = time.monotonic() + timeout
+        while self.totals.done + self.totals.failed < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if self.changed is None:
+                self.changed = asyncio.Event()
+            try:
+                await asyncio.wait_for(self.changed.wait(), remaining)
+            except TimeoutError:
+                break
+        frames: dict[str, Any] = self.status()["frames"]
+        return frames
 
     # ------------------------------------------------------------- statistics
 
@@ -112,6 +144,8 @@ class HomeAgent(Agent):
                 self.files[target].write(f"{event['node']} {self.plan.transfer} {event['path']} {shown}\n")
         elif kind == "transfer_failed":
             self._fail(str(event.get("frame")), f"transfer to {event['dest']} failed: {event['error']}")
+        elif kind in PROFILE_EVENTS:
+            store_profile_event(self.plan.extra, event)  # periodic re-profiles go to the profile store
 
     def emit(self, event: dict[str, Any]) -> None:
         """Home records its own events directly."""
@@ -125,6 +159,7 @@ class HomeAgent(Agent):
         if state is None:
             return
         self.totals.failed += 1
+        self._frames_changed()
         log.error("frame %s (%s) failed: %s", frame, state.name, why.splitlines()[0])
         self.files["events.jsonl"].write(
             json.dumps(
@@ -239,6 +274,7 @@ class HomeAgent(Agent):
             self.totals.done += 1
             self.totals.last_done = now
             self.totals.makespans.append(makespan)
+            self._frames_changed()
             self.record(
                 {
                     "type": "frame_done",

@@ -193,3 +193,14 @@ def test_bounded_queue_holds_senders_back(fan_workdir: Path, size: int) -> None:
         assert upper["peak"] == 2
     else:
         assert upper["peak"] > 2, "without a bound the slow task piles frames up"
+
+
+def test_runtime_0_logs_senders_only(fan_workdir: Path) -> None:
+    config = fan_workdir / "jupiter_config.ini"
+    config.write_text(config.read_text().replace("[CONFIG]\n", "[CONFIG]\nRUNTIME = 0\n"))
+    workspace = load_workspace(config, fan_workdir / "nodes.txt", None)
+    summary = service.run(workspace, frames=2)
+    home = summary.output_dir.parent
+    assert summary.done == 2
+    assert not (home / "runtime_transfer_receiver.txt").exists()
+    assert len((home / "runtime_transfer_sender.txt").read_text().splitlines()) == 1 + 2 * 6

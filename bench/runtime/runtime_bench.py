@@ -8,7 +8,7 @@ the peak RSS of Jupiter's home agent while 10,000 frames stream through
 chain10. Every figure comes from this one run, so ratios compare like with
 like on a shared, noisy machine.
 
-Usage: python bench/runtime/run.py [--frames 300] [--soak-frames 10000] [--skip ray,dask]
+Usage: python bench/runtime/runtime_bench.py [--frames 300] [--soak-frames 10000] [--skip ray,dask]
 Needs: pip install -r bench/requirements.txt
 """
 
@@ -77,12 +77,11 @@ def make_workdir(root: Path, name: str, dag: str, tasks: list[str], nodes: int) 
 def wait_done(deployment: service.Deployment, total: int, timeout: float = 600) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        counts = service.home_frames(deployment)
+        counts = service.wait_frames(deployment, total, min(20.0, deadline - time.time()))
         if counts["done"] + counts["failed"] >= total:
             if counts["failed"]:
                 raise RuntimeError(f"{counts['failed']} frames failed")
             return
-        time.sleep(0.002)
     raise RuntimeError("timeout")
 
 
@@ -155,14 +154,12 @@ def soak_jupiter(workdir: Path, frames: int) -> dict[str, float]:
         stop.set()
         thread.join()
         service.teardown(deployment)
-    early = statistics.median(samples[: max(1, len(samples) // 10)])
-    late = statistics.median(samples[-max(1, len(samples) // 10) :])
-    return {
-        "frames_per_s": frames / elapsed,
-        "peak_rss_mib": peak / 2**20,
-        "early_rss_mib": early / 2**20,
-        "late_rss_mib": late / 2**20,
-    }
+    tenth = max(1, len(samples) // 10)
+    figures = {"frames_per_s": frames / elapsed, "peak_rss_mib": peak / 2**20}
+    for decile in range(10):
+        chunk = samples[decile * tenth : (decile + 1) * tenth] or samples[-tenth:]
+        figures[f"rss_decile_{decile}"] = statistics.median(chunk) / 2**20
+    return figures
 
 
 def tiny(data: bytes) -> bytes:
@@ -256,6 +253,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per system; the median is kept")
     parser.add_argument("--soak-frames", type=int, default=10_000, help="0 skips the memory soak")
     parser.add_argument("--skip", default="", help="comma list of: dask,ray")
+    parser.add_argument("--soak-only", action="store_true", help="only the 10,000-frame memory soak")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     depth = {"chain10": 10, "fan": 3}
@@ -266,7 +264,7 @@ def main() -> None:
             "chain10": make_workdir(root, "chain10", *chain_dag(), nodes=4),
             "fan": make_workdir(root, "fan", *fan_dag(), nodes=4),
         }
-        for shape in ("chain10", "fan"):
+        for shape in () if args.soak_only else ("chain10", "fan"):
             results[shape] = {"jupiter": bench_jupiter(dirs[shape], args.frames, args.latency_runs, args.rounds)}
             print(f"{shape} jupiter done", file=sys.stderr)
             if "dask" not in skip:
@@ -303,10 +301,10 @@ def main() -> None:
                     f"   latency x{ours['latency'] / systems[peer]['latency']:.2f}"
                 )
     if soak:
+        deciles = " ".join(f"{soak[f'rss_decile_{d}']:.1f}" for d in range(10))
         print(
-            f"\nsoak: {args.soak_frames} frames through chain10 at {soak['frames_per_s']:.1f} frames/s; home agent RSS "
-            f"peak {soak['peak_rss_mib']:.1f} MiB (first tenth {soak['early_rss_mib']:.1f}, last tenth "
-            f"{soak['late_rss_mib']:.1f})"
+            f"\nsoak: {args.soak_frames} frames through chain10 at {soak['frames_per_s']:.1f} frames/s; home agent "
+            f"RSS peak {soak['peak_rss_mib']:.1f} MiB; median RSS per tenth of the run (MiB): {deciles}"
         )
 
 

@@ -1,0 +1,95 @@
+"""The integration interface of the original: plug in another profiler or transfer method.
+
+Jupiter v4 decoupled its monitoring tool and its file transfer behind three
+functions: `get_network_data()` (quadratic parameters of every link),
+`get_resource_data()` (CPU and memory of every node) and
+`data_transfer(...)`. Here they are small protocols, and `get_profiler`
+finds an implementation by name (a built-in, or `package.module:Factory`):
+
+```python
+# mymonitor.py
+class MyMonitor:
+    def __init__(self, store): ...
+    def get_network_data(self): return {("n1", "n2"): LinkCost(a=0, b=8e-8, c=0.01)}
+    def get_resource_data(self): return {"n1": Resources(cpu=10.0, memory=40.0)}
+
+# jupiter.profiling.interface.get_profiler("mymonitor:MyMonitor", store) -> MyMonitor(store)
+```
+
+The default, `drupe`, reads what Jupiter's own profilers measured from the
+profile store. A `DataTransfer` moves a file to a node; the agents' data
+plane is the `http` one and `scp` is the original's alternative.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Protocol
+
+from jupiter.mapping import LinkCost, Resources
+from jupiter.store import ProfileStore
+
+
+class NetworkData(Protocol):
+    """Network monitoring: one quadratic transfer model per ordered link."""
+
+    def get_network_data(self) -> dict[tuple[str, str], LinkCost]:
+        """(src, dst) -> transfer time model `a·s² + b·s + c` (seconds, bytes)."""
+        ...
+
+
+class ResourceData(Protocol):
+    """Resource monitoring: CPU and memory use per node (percent)."""
+
+    def get_resource_data(self) -> dict[str, Resources]:
+        """node -> CPU % and memory % in use."""
+        ...
+
+
+class Profiler(NetworkData, ResourceData, Protocol):
+    """Both halves, as DRUPE provides them."""
+
+
+class DataTransfer(Protocol):
+    """A file transfer method: copy `source` to `destination` on the node at `host`."""
+
+    def data_transfer(self, host: str, user: str, source: Path, destination: str) -> None:
+        """Transfer one file; raise OSError when it cannot be delivered."""
+        ...
+
+
+class DrupeProfiler:
+    """The default profiler: what Jupiter's DRUPE-style profilers stored."""
+
+    def __init__(self, store: ProfileStore) -> None:
+        self.store = store
+
+    def get_network_data(self) -> dict[tuple[str, str], LinkCost]:
+        return {key: LinkCost(r["a"], r["b"], r["c"]) for key, r in self.store.get_network_data().items()}
+
+    def get_resource_data(self) -> dict[str, Resources]:
+        return {node: Resources(cpu=r["cpu"], memory=r["memory"]) for node, r in self.store.get_resource_data().items()}
+
+
+ProfilerFactory = Callable[[ProfileStore], Profiler]
+
+BUILTIN: Mapping[str, ProfilerFactory] = MappingProxyType({"drupe": DrupeProfiler})
+
+
+def get_profiler(name: str, store: ProfileStore, plugins: Mapping[str, ProfilerFactory] | None = None) -> Profiler:
+    """The profiler `[CONFIG] PROFILER` names, reading from `store`.
+
+    `name` is a built-in (`drupe`), a key of `plugins`, or an import path
+    `package.module:Factory` of a class or function taking the store.
+    """
+    factories = {**BUILTIN, **(plugins or {})}
+    if name.lower() in factories:
+        return factories[name.lower()](store)
+    module_name, colon, attribute = name.partition(":")
+    if not colon:
+        raise KeyError(f"no profiler called {name!r}; use one of {sorted(factories)} or `package.module:Factory`")
+    factory: ProfilerFactory = getattr(importlib.import_module(module_name), attribute)
+    return factory(store)

@@ -1,0 +1,208 @@
+"""One profiling session across a deployment's agents, gathered at home.
+
+The session asks every agent for its measurements over the control plane
+(how to reach an agent is passed in as `call`, so this module depends on no
+backend), stores what comes back in the profile store, and assembles the
+profile document that the mapper reads (format in docs/mapping.md):
+
+1. network: every agent profiles its outgoing links, all agents at once
+   (each link is shaped on its own sender, so they do not disturb each other);
+2. resources: every agent's smoothed CPU and memory figures;
+3. execution: each compute node in turn runs the DAG on sample data; one at
+   a time because nodes emulated on one machine would otherwise slow each
+   other down and the ratios between them would be wrong.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupiter.errors import InputError, JupiterError
+from jupiter.model.textfile import read_text
+from jupiter.profiling.interface import DrupeProfiler, Profiler
+from jupiter.store import ProfileStore
+
+Call = Callable[[str, str, str, Mapping[str, Any] | None, float], Any]
+"""call(node, method, path, json body or None, timeout) -> the agent's JSON answer."""
+
+PROFILE_FORMAT = "jupiter-profile"
+
+
+class ProfilingError(JupiterError):
+    """A profiler could not measure what the mapper needs."""
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What to profile."""
+
+    agents: Sequence[str]
+    """Every node with an agent (home included): the network profiler's mesh."""
+    compute: Sequence[str]
+    """Nodes that may run tasks (the execution profiler's nodes; never home or data sources)."""
+    order: Sequence[str]
+    """DAG tasks in topological order."""
+    edges: Sequence[tuple[str, str]]
+    """DAG edges (parent, child) between tasks."""
+    skip: frozenset[str] = frozenset()
+    """Tasks `config.json` excludes from execution profiling."""
+    sizes: Sequence[int] = (1024, 10 * 1024, 100 * 1024, 1024 * 1024)
+    samples: int = 3
+    exec_runs: int = 2
+    links: Sequence[tuple[str, str]] | None = None
+    """Links to profile; None = every ordered pair of agents."""
+    timeout: float = 600.0
+
+
+@dataclass
+class SessionResult:
+    """The profile document and how long each phase took."""
+
+    profile: dict[str, Any]
+    durations: dict[str, float] = field(default_factory=dict)
+
+
+def parse_link_list(path: Path, agents: Sequence[str]) -> list[tuple[str, str]]:
+    """The original's link_list.txt: `src dst` per line (a `SOURCE DESTINATION` header is allowed)."""
+    links: list[tuple[str, str]] = []
+    for number, raw in enumerate(read_text(path, "link list").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise InputError(path, number, f"expected `source destination`, got {line!r}")
+        if parts[0].upper().startswith("SOURCE"):
+            continue
+        for name in parts:
+            if name not in agents:
+                raise InputError(path, number, f"node {name!r} has no agent; use nodes of nodes.txt: {sorted(agents)}")
+        if parts[0] == parts[1]:
+            raise InputError(path, number, f"a link joins two different nodes, not {parts[0]} to itself")
+        links.append((parts[0], parts[1]))
+    return links
+
+
+class ProfilingSession:
+    """Runs the three profilers through `call` and keeps the results in `store`."""
+
+    def __init__(self, spec: SessionSpec, call: Call, store: ProfileStore) -> None:
+        self.spec = spec
+        self.call = call
+        self.store = store
+
+    def _all(self, nodes: Sequence[str], method: str, path: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            futures = {node: pool.submit(self.call, node, method, path, body, self.spec.timeout) for node in nodes}
+            return {node: future.result() for node, future in futures.items()}
+
+    def network(self) -> list[dict[str, Any]]:
+        """Profile every link; returns the fits."""
+        spec = self.spec
+        peers: dict[str, list[str] | None] = {node: None for node in spec.agents}
+        if spec.links is not None:
+            peers = {node: [dst for src, dst in spec.links if src == node] for node in spec.agents}
+        busy = [node for node, dsts in peers.items() if dsts is None or dsts]
+        answers = self._all_with_peers(busy, peers)
+        links: list[dict[str, Any]] = []
+        samples: list[tuple[str, str, int, float]] = []
+        for node, answer in answers.items():
+            if "error" in answer:
+                raise ProfilingError(f"network profiling on {node} failed: {answer['error']}")
+            links += answer["links"]
+            samples += [(str(s), str(d), int(z), float(t)) for s, d, z, t in answer["samples"]]
+        self.store.put_network(links, samples)
+        return links
+
+    def _all_with_peers(self, nodes: Sequence[str], peers: Mapping[str, list[str] | None]) -> dict[str, Any]:
+        body = {"sizes": list(self.spec.sizes), "samples": self.spec.samples, "timeout": self.spec.timeout}
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            futures = {
+                node: pool.submit(
+                    self.call, node, "POST", "/profile/network", {**body, "peers": peers[node]}, self.spec.timeout
+                )
+                for node in nodes
+            }
+            return {node: future.result() for node, future in futures.items()}
+
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """Every agent's CPU and memory figures."""
+        answers = self._all(self.spec.agents, "GET", "/profile/resources", None)
+        self.store.put_resources(answers)
+        return answers
+
+    def execution(self, progress: Callable[[str], None] = lambda _: None) -> dict[str, dict[str, Any]]:
+        """Each compute node runs the DAG on sample data, one node at a time."""
+        body = {"runs": self.spec.exec_runs, "skip": sorted(self.spec.skip), "timeout": self.spec.timeout}
+        out: dict[str, dict[str, Any]] = {}
+        for node in self.spec.compute:
+            started = time.time()
+            answer = self.call(node, "POST", "/profile/execution", body, self.spec.timeout)
+            if "error" in answer:
+                raise ProfilingError(f"execution profiling on {node} failed: {answer['error']}")
+            now = time.time()
+            tasks = {task: dict(record, time=now) for task, record in answer["tasks"].items()}
+            self.store.put_execution(node, tasks)
+            out[node] = tasks
+            total = sum(float(r["seconds"]) for r in tasks.values())
+            progress(f"  {node}: {len(tasks)} tasks, {total:.3f} s in total ({now - started:.2f} s)")
+        return out
+
+    def run(self, progress: Callable[[str], None] = lambda _: None, profiler: Profiler | None = None) -> SessionResult:
+        """All three profilers, then the profile document; reports each phase with its duration."""
+        durations: dict[str, float] = {}
+        started = time.time()
+        links = self.network()
+        durations["network"] = time.time() - started
+        progress(f"profiled network: {len(links)} links in {durations['network']:.2f} s")
+        started = time.time()
+        resources = self.resources()
+        durations["resources"] = time.time() - started
+        progress(f"profiled resources of {len(resources)} nodes in {durations['resources']:.2f} s")
+        started = time.time()
+        self.execution(progress)
+        durations["execution"] = time.time() - started
+        progress(
+            f"profiled execution: {len(self.spec.order)} tasks on {len(self.spec.compute)} nodes "
+            f"in {durations['execution']:.2f} s"
+        )
+        return SessionResult(profile_document(self.store, self.spec, profiler), durations)
+
+
+def profile_document(store: ProfileStore, spec: SessionSpec, profiler: Profiler | None = None) -> dict[str, Any]:
+    """The profile file (docs/mapping.md) over the compute nodes.
+
+    Links and resources come through the integration interface (`profiler`,
+    default: DRUPE's figures in `store`), execution times from the store.
+    """
+    compute = list(spec.compute)
+    members = set(compute)
+    profiler = profiler or DrupeProfiler(store)
+    network = profiler.get_network_data()
+    resources = profiler.get_resource_data()
+    execution = store.get_execution_data()
+    return {
+        "format": PROFILE_FORMAT,
+        "version": 1,
+        "nodes": compute,
+        "links": [
+            {"src": src, "dst": dst, "a": cost.a, "b": cost.b, "c": cost.c}
+            for (src, dst), cost in sorted(network.items())
+            if src in members and dst in members
+        ],
+        "resources": {n: {"cpu": r.cpu, "memory": r.memory} for n, r in resources.items() if n in members},
+        "execution": {
+            task: {
+                node: {"seconds": r["seconds"], "output_bytes": r.get("output_bytes", {})}
+                for node, r in execution.get(task, {}).items()
+                if node in members
+            }
+            for task in spec.order
+        },
+        "edges": [[parent, child] for parent, child in spec.edges],
+    }

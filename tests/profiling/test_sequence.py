@@ -1,0 +1,132 @@
+"""profile -> map -> dispatch with real agents on an emulated testbed (processes tier)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jupiter import deployment as service
+from jupiter.mapping import get_mapper
+from jupiter.model.workspace import load_workspace
+from jupiter.profiles import load_profile
+from jupiter.resources import data_dir
+
+pytestmark = pytest.mark.processes
+
+FAST_PROFILING = "[PROFILING]\nTESTBED = testbed.ini\nNETWORK_SIZES = 1K 64K\nNETWORK_SAMPLES = 2\nEXEC_RUNS = 1\n"
+
+
+def _workdir(tmp_path: Path, app: str, scheduler: str, extra: str = "") -> Path:
+    shutil.copytree(data_dir() / "app_specific_files" / app, tmp_path / "app_specific_files" / app)
+    shutil.copyfile(data_dir() / "nodes.txt", tmp_path / "nodes.txt")
+    shutil.copyfile(data_dir() / "testbed.ini", tmp_path / "testbed.ini")
+    (tmp_path / "jupiter_config.ini").write_text(
+        f"[CONFIG]\nSCHEDULER = {scheduler}\n[DEPLOY]\nAPP = app_specific_files/{app}\n{FAST_PROFILING}{extra}"
+    )
+    return tmp_path
+
+
+def jupiter(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jupiter.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_profile_writes_the_file_map_reads(tmp_path: Path) -> None:
+    work = _workdir(tmp_path, "dummy_app", "heft")
+    done = jupiter(work, "profile", "--out", "profile.json")
+    assert done.returncode == 0, done.stderr
+    for phase in ("profiled network: 20 links in", "profiled resources of 5 nodes in", "profiled execution: 10 tasks"):
+        assert phase in done.stderr
+    profile = json.loads((work / "profile.json").read_text())
+    assert profile["nodes"] == ["node1", "node2", "node3", "node4"]
+    assert len(profile["links"]) == 12
+    # Four times slower nodes are clearly slower. (The dummy app's 5-20 ms tasks are too short for
+    # the exact ratio on a shared machine; bench/testbed measures it with longer tasks.)
+    totals = {n: sum(profile["execution"][t][n]["seconds"] for t in profile["execution"]) for n in profile["nodes"]}
+    assert min(totals["node2"], totals["node3"], totals["node4"]) > 1.3 * totals["node1"]
+    # Emulated uplinks: 40 Mbit/s from node1, 20 Mbit/s from the others (b = 1 / bytes per second).
+    link = {(x["src"], x["dst"]): x for x in profile["links"]}
+    assert 1 / link[("node1", "node2")]["b"] == pytest.approx(5e6, rel=0.2)
+    assert 1 / link[("node3", "node2")]["b"] == pytest.approx(2.5e6, rel=0.2)
+    assert not (work / ".jupiter" / "current").exists()  # the profiling deployment was torn down
+    # What `jupiter map --profile` reads.
+    problem = load_profile(work / "profile.json")
+    assert set(get_mapper("heft").schedule(problem).mapping()) == set(problem.tasks)
+
+
+def test_run_maps_from_measurements_and_reports(tmp_path: Path) -> None:
+    work = _workdir(tmp_path, "dummy_app", "heft")
+    done = jupiter(work, "run", "--frames", "3", "--report")
+    assert done.returncode == 0, done.stderr
+    assert "mapped 10 tasks with heft in" in done.stderr
+    assert "dispatched 10 tasks to" in done.stderr
+    root = next((work / ".jupiter").glob("2*"))
+    predicted = json.loads((root / "mapping.json").read_text())
+    assert predicted["scheduler"] == "heft" and predicted["makespan"] > 0
+    assert (root / "report" / "report.html").exists()
+    assert (root / "home" / "profiles.sqlite").exists()
+    assert "3 of 3 frames done" in done.stdout
+
+
+def test_a_bad_testbed_stops_before_anything_starts(tmp_path: Path) -> None:
+    work = _workdir(tmp_path, "dummy_app", "heft")
+    (work / "testbed.ini").write_text("[nodes]\nnode7 = 0.5\n")
+    done = jupiter(work, "run")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: testbed.ini:2: node 'node7' is not in nodes.txt; "
+        "use one of ['home', 'node1', 'node2', 'node3', 'node4']"
+    )
+    assert not (work / ".jupiter").exists() or not list((work / ".jupiter").glob("2*"))
+
+
+def test_static_mapping_skips_profiling(tmp_path: Path) -> None:
+    work = _workdir(tmp_path, "dummy_app", "heft")
+    (work / "mapping.txt").write_text("".join(f"task{i} node1\n" for i in range(10)))
+    done = jupiter(work, "run", "--mapping", "mapping.txt")
+    assert done.returncode == 0, done.stderr
+    assert "profiled" not in done.stderr
+    assert "mapped 10 tasks with a static mapping" in done.stderr
+
+
+@pytest.mark.parametrize("app", ["dummy_app", "network_monitoring_app"])
+@pytest.mark.parametrize("scheduler", ["wave_random", "wave_greedy"])
+def test_distributed_wave_maps_every_task(tmp_path: Path, app: str, scheduler: str) -> None:
+    work = _workdir(tmp_path, app, scheduler)
+    workspace = load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None)
+    deployment = service.deploy(workspace, reprofile=False)
+    try:
+        mapping = deployment.mapping
+    finally:
+        service.teardown(deployment)
+    assert set(mapping) == set(workspace.app.dag.order)
+    assert set(mapping.values()) <= {"node1", "node2", "node3", "node4"}
+    for task, node in workspace.app.input_nodes.items():
+        assert mapping[task] == node
+
+
+def test_a_node_that_never_answers_gives_the_timeout_error(tmp_path: Path) -> None:
+    work = _workdir(tmp_path, "dummy_app", "wave_greedy", "[MAPPER]\nWAVE_TIMEOUT = 3\n")
+    workspace = load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None)
+    deployment = service.deploy(workspace, reprofile=False, map_tasks=False)
+    profile = json.loads((deployment.root / "profile.json").read_text())
+    pid = service.control_get(deployment, "node1", "/status")["pid"]
+    os.kill(pid, signal.SIGSTOP)  # node1 hosts the root task (input_node.txt) and never answers
+    try:
+        with pytest.raises(service.DeploymentError) as caught:
+            service.wave_mapping(workspace, deployment, profile)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        service.teardown(deployment)
+    message = str(caught.value)
+    assert message.startswith("distributed WAVE did not map task1")
+    assert "within 3 s" in message
+    assert "raise [MAPPER] WAVE_TIMEOUT" in message

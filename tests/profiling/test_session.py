@@ -1,0 +1,126 @@
+"""A profiling session gathers the agents' answers into the store and the profile file `jupiter map` reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupiter.errors import InputError
+from jupiter.mapping import get_mapper
+from jupiter.profiles import problem_from_profile
+from jupiter.profiling.interface import DrupeProfiler, get_profiler
+from jupiter.profiling.session import ProfilingError, ProfilingSession, SessionSpec, parse_link_list
+from jupiter.store import SqliteStore
+
+SPEC = SessionSpec(
+    agents=["home", "n1", "n2"],
+    compute=["n1", "n2"],
+    order=["split", "join"],
+    edges=[("split", "join")],
+    sizes=[1000, 100_000],
+    samples=1,
+)
+
+
+class FakeAgents:
+    """Answers like agents would: n2 is twice as slow, links cost 1 s per MB plus 10 ms."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    def __call__(self, node: str, method: str, path: str, body: Mapping[str, Any] | None, timeout: float) -> Any:
+        self.calls.append((node, method, path))
+        if path == "/profile/network":
+            assert body is not None
+            peers = body["peers"] or [n for n in SPEC.agents if n != node]
+            links = [{"src": node, "dst": p, "a": 0.0, "b": 1e-6, "c": 0.01, "points": 2, "time": 1.0} for p in peers]
+            samples = [[node, p, s, 0.01 + s * 1e-6] for p in peers for s in body["sizes"]]
+            return {"links": links, "samples": samples}
+        if path == "/profile/resources":
+            return {"cpu": 10.0, "memory": 50.0, "samples": 3, "time": 1.0}
+        if path == "/profile/execution":
+            slow = 2.0 if node == "n2" else 1.0
+            return {
+                "tasks": {
+                    "split": {"seconds": 1.0 * slow, "output_bytes": {"join": 2_000_000}, "runs": 2},
+                    "join": {"seconds": 0.5 * slow, "output_bytes": {"home": 10}, "runs": 2},
+                }
+            }
+        raise AssertionError(path)
+
+
+def test_the_profile_feeds_the_mapper(tmp_path: Path) -> None:
+    agents = FakeAgents()
+    with SqliteStore(tmp_path / "p.sqlite") as store:
+        result = ProfilingSession(SPEC, agents, store).run()
+        assert len(store.network_samples()) == 6 * 2
+    profile = result.profile
+    assert profile["nodes"] == ["n1", "n2"]
+    assert {(link["src"], link["dst"]) for link in profile["links"]} == {("n1", "n2"), ("n2", "n1")}
+    assert profile["execution"]["split"]["n2"]["seconds"] == 2.0
+    assert set(result.durations) == {"network", "resources", "execution"}
+    # Execution profiling visits the compute nodes one after the other, never home.
+    assert [c[0] for c in agents.calls if c[2] == "/profile/execution"] == ["n1", "n2"]
+    problem = problem_from_profile(profile)
+    assert problem.edge_size("split", "join") == 2_000_000
+    schedule = get_mapper("heft").schedule(problem)
+    # Moving 2 MB costs 2 s, more than running join on the slower node: HEFT keeps both on n1.
+    assert schedule.mapping() == {"split": "n1", "join": "n1"}
+    assert schedule.makespan == pytest.approx(1.5)
+
+
+def test_a_link_list_limits_the_probes(tmp_path: Path) -> None:
+    spec = SessionSpec(**{**SPEC.__dict__, "links": [("n1", "n2")]})
+    agents = FakeAgents()
+    with SqliteStore(tmp_path / "p.sqlite") as store:
+        links = ProfilingSession(spec, agents, store).network()
+    assert [(link["src"], link["dst"]) for link in links] == [("n1", "n2")]
+    assert [c[0] for c in agents.calls] == ["n1"]
+
+
+def test_an_agent_error_names_the_node(tmp_path: Path) -> None:
+    def call(node: str, method: str, path: str, body: Any, timeout: float) -> Any:
+        return {"error": "boom"}
+
+    with SqliteStore(tmp_path / "p.sqlite") as store, pytest.raises(ProfilingError, match="on home failed: boom"):
+        ProfilingSession(SPEC, call, store).network()
+
+
+def test_link_list_file(tmp_path: Path) -> None:
+    path = tmp_path / "link_list.txt"
+    path.write_text("SOURCE(TAG) DESTINATION(TAG)\nn1 n2\n\nn2 n1\n")
+    assert parse_link_list(path, ["n1", "n2"]) == [("n1", "n2"), ("n2", "n1")]
+    path.write_text("n1 n9\n")
+    with pytest.raises(InputError, match=r"link_list.txt:1: node 'n9' has no agent"):
+        parse_link_list(path, ["n1", "n2"])
+    path.write_text("n1\n")
+    with pytest.raises(InputError, match="expected `source destination`"):
+        parse_link_list(path, ["n1", "n2"])
+
+
+class OtherMonitor:
+    """A user's monitoring tool plugged in through the integration interface."""
+
+    def __init__(self, store: object) -> None:
+        self.store = store
+
+    def get_network_data(self) -> dict[tuple[str, str], Any]:
+        from jupiter.mapping import LinkCost
+
+        return {("n1", "n2"): LinkCost(0.0, 0.0, 9.0), ("n2", "n1"): LinkCost(0.0, 0.0, 9.0)}
+
+    def get_resource_data(self) -> dict[str, Any]:
+        return {}
+
+
+def test_another_profiler_plugs_in_by_import_path(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "p.sqlite") as store:
+        assert isinstance(get_profiler("drupe", store), DrupeProfiler)
+        plugged = get_profiler("tests.profiling.test_session:OtherMonitor", store)
+        result = ProfilingSession(SPEC, FakeAgents(), store).run(profiler=plugged)
+        with pytest.raises(KeyError, match="no profiler called 'nope'"):
+            get_profiler("nope", store)
+    assert {link["c"] for link in result.profile["links"]} == {9.0}
