@@ -26,7 +26,7 @@ def test_pip_install_then_init_and_validate(tmp_path: Path) -> None:
     validate = subprocess.run([jupiter, "validate"], capture_output=True, text=True, cwd=work, check=False)
     assert validate.returncode == 0, validate.stderr
     lines = validate.stdout.splitlines()
-    assert lines[0] == "config   jupiter_config.ini: scheduler heft, pricing nonpricing, backend local"
+    assert lines[0] == "config   jupiter_config.ini: scheduler best, pricing nonpricing, backend local"
     assert lines[-1] == "ok: network_monitoring_app is ready to run"
     where = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import jupiter; print(jupiter.__file__)"],

@@ -2,7 +2,9 @@
 
 Reads a JSON list of related-machines instances, runs SAGA's HEFT, CPoP, PEFT,
 MinMin and FastestNode on each, and writes makespans and scheduling times.
-Usage: saga_worker.py IN.json OUT.json [--only heft,cpop | --only topo]
+With ``--only order`` it instead reports SAGA's iteration orders (topological
+sort, task set, node set): the orders its tie-breaks follow.
+Usage: saga_worker.py IN.json OUT.json [--only heft,cpop | --only order]
 """
 
 from __future__ import annotations
@@ -47,10 +49,15 @@ def main() -> None:
             dependencies=[(p, c, s) for p, c, s in inst["edges"]],
         )
         row: dict[str, object] = {"name": inst["name"]}
-        if only == ["topo"]:
-            # SAGA breaks rank ties by its own topological order; hand it over so
-            # that our HEFT can be given the same tie order.
-            row["topo"] = [t.name for t in graph.topological_sort() if not t.name.startswith("__super_")]
+        if only == ["order"]:
+            # SAGA breaks ties by the iteration order of its frozensets (fixed by
+            # PYTHONHASHSEED): HEFT/PEFT by its topological sort, MinMin by the task
+            # set, every scheduler's node choice by the node set. Hand them over so
+            # that our SAGA variants can be given the same tie orders.
+            real = [t for t in graph.topological_sort() if not t.name.startswith("__super_")]
+            row["topo"] = [t.name for t in real]
+            row["tasks"] = [t.name for t in graph.tasks if not t.name.startswith("__super_")]
+            row["nodes"] = [n.name for n in network.nodes]
             out.append(row)
             continue
         for name in only:

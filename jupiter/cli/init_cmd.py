@@ -12,7 +12,7 @@ from jupiter.resources import data_dir, example_apps
 
 
 def scaffold(target: Path, apps: tuple[str, ...], force: bool) -> list[Path]:
-    """Copy the default config, node list and example apps into `target`.
+    """Copy the default config, node list, testbed example and example apps into `target`.
 
     Nothing is written unless every target path is free (or `force`), so a
     refused init leaves the folder as it was.
@@ -25,6 +25,7 @@ def scaffold(target: Path, apps: tuple[str, ...], force: bool) -> list[Path]:
     plan: list[tuple[Path, Path]] = [
         (data_dir() / "jupiter_config.ini", target / "jupiter_config.ini"),
         (data_dir() / "nodes.txt", target / "nodes.txt"),
+        (data_dir() / "testbed.ini", target / "testbed.ini"),
     ]
     plan += [(available[name], target / "app_specific_files" / name) for name in chosen]
     if target.exists() and not target.is_dir():
@@ -53,7 +54,7 @@ def scaffold(target: Path, apps: tuple[str, ...], force: bool) -> list[Path]:
 )
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init_command(directory: Path, apps: tuple[str, ...], force: bool) -> None:
-    """Create a working folder: jupiter_config.ini, nodes.txt and example apps."""
+    """Create a working folder: jupiter_config.ini, nodes.txt, testbed.ini and example apps."""
     created = scaffold(directory, apps, force)
     for path in created:
         click.echo(f"created {path}")

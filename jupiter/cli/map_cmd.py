@@ -64,7 +64,7 @@ def write_outputs(out: Path, problem: Problem, schedule: Schedule, scheduler: st
 @click.option("--problem", "problem_path", type=click.Path(path_type=Path, dir_okay=False), help="Problem file (JSON).")
 @click.option(
     "--scheduler",
-    default="heft",
+    default="best",
     show_default=True,
     type=click.Choice([n for n in mapper_names() if n != "static"]),
     help="Mapping algorithm.",

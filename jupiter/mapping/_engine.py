@@ -37,6 +37,20 @@ def mean_exec(ix: IndexedProblem) -> list[float]:
     return means
 
 
+def harmonic_exec(ix: IndexedProblem) -> list[float]:
+    """Each task's execution time at the *mean speed* of all nodes.
+
+    In the related-machines model ``exec = cost / speed`` this is ``cost /
+    mean(speed)`` = n / sum(1 / exec), the harmonic mean of the execution times
+    (a node that cannot run the task counts as speed 0). SAGA's CPoP uses it in
+    the downward rank.
+    """
+    with np.errstate(divide="ignore"):
+        speed_sum = (1.0 / ix.exec).sum(axis=1)
+    out: list[float] = [float(ix.n_nodes / x) if x > 0 else INF for x in speed_sum.tolist()]
+    return out
+
+
 def upward_rank(ix: IndexedProblem, convention: str = "distinct") -> list[float]:
     """HEFT's upward rank: mean cost of the task plus the costliest mean path to an exit.
 
@@ -75,14 +89,15 @@ def order_by_rank(ix: IndexedProblem, rank: Sequence[float]) -> list[int]:
     return sorted(range(ix.n_tasks), key=lambda t: (-rank[t], pos[t]))
 
 
-def ready_list_order(ix: IndexedProblem, priority: Sequence[float]) -> list[int]:
+def ready_list_order(ix: IndexedProblem, priority: Sequence[float], tie: Sequence[int] | None = None) -> list[int]:
     """Topological order that always takes the ready task of highest priority.
 
     CPoP and PEFT pick from a ready queue; since the pick depends only on the
-    priorities, the whole order can be fixed before any placement.
+    priorities, the whole order can be fixed before any placement. Equal
+    priorities go to the smaller ``tie`` key (default: topological position).
     """
     indeg = [len(ps) for ps in ix.parents]
-    pos = ix.topo_pos
+    pos = ix.topo_pos if tie is None else tie
     heap = [(-priority[t], pos[t], t) for t in range(ix.n_tasks) if indeg[t] == 0]
     heapq.heapify(heap)
     order: list[int] = []
@@ -115,27 +130,50 @@ def earliest_start(starts: list[float], ends: list[float], ready: float, dur: fl
     return t
 
 
-class Timelines:
-    """Busy intervals of every node, kept sorted for insertion-based scheduling."""
+def no_gap_fits(gap_bound: float, last_end: float, dur: float) -> bool:
+    """True when a ``dur``-long task cannot fit in any gap of a node whose gaps are
+    all at most ``gap_bound`` long, so it can only go after ``last_end``.
 
-    __slots__ = ("count", "ends", "starts")
+    The relative slack (1e-9 of the horizon) keeps this exactly equivalent to
+    the full scan of :func:`earliest_start` despite rounding. Without this test a
+    node packed with back-to-back tasks (no gaps) makes every insertion scan all
+    of them: quadratic, and what made local search slow on fan-in workflows.
+    """
+    return dur > gap_bound + 1e-9 * (gap_bound + last_end)
+
+
+class Timelines:
+    """Busy intervals of every node, kept sorted for insertion-based scheduling.
+
+    ``gap_bound[n]`` is an upper bound on the length of every idle gap of node
+    ``n`` (before its first task, or between two tasks). Placing a task inside
+    a gap only splits it, so the bound need only grow with the gap a task opens
+    after the one before it.
+    """
+
+    __slots__ = ("count", "ends", "gap_bound", "starts")
 
     def __init__(self, n_nodes: int) -> None:
         self.starts: list[list[float]] = [[] for _ in range(n_nodes)]
         self.ends: list[list[float]] = [[] for _ in range(n_nodes)]
         self.count: list[int] = [0] * n_nodes
+        self.gap_bound: list[float] = [0.0] * n_nodes
 
     def est(self, node: int, ready: float, dur: float) -> float:
         """Earliest start on ``node`` (insertion policy)."""
         ends = self.ends[node]
         if not ends or ready >= ends[-1]:
             return ready
+        if no_gap_fits(self.gap_bound[node], ends[-1], dur):
+            return ends[-1]
         return earliest_start(self.starts[node], ends, ready, dur)
 
     def add(self, node: int, start: float, finish: float) -> None:
         """Record ``[start, finish]`` as busy on ``node``."""
         ends = self.ends[node]
         i = bisect_right(ends, start)
+        gap = start - (ends[i - 1] if i else 0.0)
+        self.gap_bound[node] = max(self.gap_bound[node], gap)
         self.starts[node].insert(i, start)
         ends.insert(i, finish)
         self.count[node] += 1
@@ -191,7 +229,7 @@ def place_eft(
         cap = ix.limits
     placed = Placed(ix.n_tasks)
     tl = Timelines(ix.n_nodes)
-    starts_all, ends_all, count = tl.starts, tl.ends, tl.count
+    starts_all, ends_all, count, gap_all = tl.starts, tl.ends, tl.count, tl.gap_bound
     exec_rows = ix.exec_rows
     n_nodes = ix.n_nodes
     all_nodes = range(n_nodes)
@@ -200,8 +238,8 @@ def place_eft(
         er = exec_rows[t]
         br: list[float] | None = bias[t].tolist() if bias is not None else None
         cands: Sequence[int] = all_nodes
-        if forced is not None and t in forced and count[forced[t]] < cap[forced[t]]:
-            # A pinned task whose node is full falls back to the free choice.
+        if forced is not None and t in forced and count[forced[t]] < cap[forced[t]] and er[forced[t]] < INF:
+            # A pinned task whose node is full or cannot run it falls back to the free choice.
             cands = (forced[t],)
         best_key = INF
         best_n = -1
@@ -213,7 +251,12 @@ def place_eft(
             if lb >= best_key or count[n] >= cap[n]:
                 continue
             ends = ends_all[n]
-            s0 = r if (not ends or r >= ends[-1]) else earliest_start(starts_all[n], ends, r, e)
+            if not ends or r >= ends[-1]:
+                s0 = r
+            elif no_gap_fits(gap_all[n], ends[-1], e):
+                s0 = ends[-1]
+            else:
+                s0 = earliest_start(starts_all[n], ends, r, e)
             key = s0 + e if br is None else s0 + e + br[n]
             if key < best_key:
                 best_key, best_n, best_s = key, n, s0
@@ -235,7 +278,7 @@ def place_fixed(ix: IndexedProblem, order: Sequence[int], node_of: Sequence[int]
     """
     placed = Placed(ix.n_tasks)
     tl = Timelines(ix.n_nodes)
-    starts_all, ends_all = tl.starts, tl.ends
+    starts_all, ends_all, gap_all = tl.starts, tl.ends, tl.gap_bound
     a_rows, b_rows, c_rows = ix.a_rows, ix.b_rows, ix.c_rows
     exec_rows, parents = ix.exec_rows, ix.parents
     finish, start, pnode = placed.finish, placed.start, placed.node
@@ -253,10 +296,19 @@ def place_fixed(ix: IndexedProblem, order: Sequence[int], node_of: Sequence[int]
                 r = v
         e = exec_rows[t][n]
         ends = ends_all[n]
-        s0 = r if (not ends or r >= ends[-1]) else earliest_start(starts_all[n], ends, r, e)
+        if not ends or r >= ends[-1]:
+            s0 = r
+        elif no_gap_fits(gap_all[n], ends[-1], e):
+            s0 = ends[-1]
+        else:
+            s0 = earliest_start(starts_all[n], ends, r, e)
         f = s0 + e
         pnode[t], start[t], finish[t] = n, s0, f
+        # Inlined Timelines.add: this loop is the local search's inner loop.
         i = bisect_right(ends, s0)
+        gap = s0 - (ends[i - 1] if i else 0.0)
+        if gap > gap_all[n]:  # noqa: PLR1730 - hot loop: a comparison is cheaper than a max() call
+            gap_all[n] = gap
         starts_all[n].insert(i, s0)
         ends.insert(i, f)
     return placed

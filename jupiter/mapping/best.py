@@ -27,20 +27,22 @@ from jupiter.mapping.problem import Problem
 from jupiter.mapping.schedule import Schedule
 from jupiter.mapping.wave import WaveGreedyMapper, WaveRandomMapper
 
-#: Default search effort in task+edge visits of the timing engine (about 1 s of CPU).
+#: Default search effort in task+edge visits of the timing engine (1-2 s of CPU at 1000 tasks).
 DEFAULT_WORK = 4_000_000
 MAX_EVALUATIONS = 3000
 _EPS = 1e-9
 
 
 def portfolio(seed: int = 0) -> list[Mapper]:
-    """Every mapper ``best`` runs first (all registered ones that need no extra input)."""
+    """Every mapper ``best`` runs first: all registered ones that need no extra
+    input, each list scheduler both as in its paper and as SAGA computes it."""
     return [
         HeftMapper(),
         HeftMapper(comm_average="saga"),
         CpopMapper(),
-        CpopMapper(comm_average="saga"),
+        CpopMapper(variant="saga"),
         PeftMapper(),
+        PeftMapper(variant="saga"),
         MinMinMapper(),
         FastestNodeMapper(),
         WaveGreedyMapper(),
@@ -98,7 +100,8 @@ class BestMapper(Mapper):
     "Iterated local search", Handbook of Metaheuristics, 2003) over the
     critical path, in the spirit of the re-assignment steps of HEFT follow-ups.
 
-    1. Run every mapper of :func:`portfolio` and keep the shortest schedule.
+    1. Run every mapper of :func:`portfolio` (plus ``extra`` ones) and keep
+       the shortest schedule; so ``best`` is never worse than any of them.
     2. Repeatedly take the tasks of the current critical path and try each on
        every other node it can run on; re-time the whole mapping (tasks in
        start-time order of the current schedule, insertion policy) and keep a
@@ -108,21 +111,30 @@ class BestMapper(Mapper):
 
     Effort is bounded by ``work`` (task and edge visits of the timing engine,
     deterministic) and optionally by ``time_limit`` seconds (not deterministic
-    under load). ``seed`` fixes the perturbations.
+    under load). ``seed`` fixes the perturbations. ``extra`` adds mappers to
+    the portfolio, e.g. ``MinMinMapper(tie_order=...)`` with another tie order.
     """
 
     name = "best"
 
-    def __init__(self, *, work: int = DEFAULT_WORK, time_limit: float | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        work: int = DEFAULT_WORK,
+        time_limit: float | None = None,
+        seed: int = 0,
+        extra: Sequence[Mapper] = (),
+    ) -> None:
         self.work = work
         self.time_limit = time_limit
         self.seed = seed
+        self.extra: tuple[Mapper, ...] = tuple(extra)
 
     def schedule(self, problem: Problem) -> Schedule:
         """The best portfolio schedule, improved by local search."""
         results: list[Schedule] = []
         errors: list[str] = []
-        for mapper in portfolio(self.seed):
+        for mapper in [*portfolio(self.seed), *self.extra]:
             try:
                 results.append(mapper.schedule(problem))
             except ValueError as exc:  # e.g. a WAVE mapping that needs a missing link
@@ -204,4 +216,5 @@ class BestMapper(Mapper):
         return to_schedule(problem, best_placed, self.name)
 
     def __repr__(self) -> str:
-        return f"BestMapper(work={self.work}, time_limit={self.time_limit}, seed={self.seed})"
+        extra = f", extra={list(self.extra)!r}" if self.extra else ""
+        return f"BestMapper(work={self.work}, time_limit={self.time_limit}, seed={self.seed}{extra})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from jupiter.mapping._engine import Placed, to_schedule
@@ -19,20 +21,42 @@ class MinMinMapper(Mapper):
     scheduled one by one, each time the pair (task, node) with the smallest
     completion time, appended after the node's last task. A node that reached
     its task limit is no longer a candidate.
+
+    This is exactly SAGA's ``MinMinScheduler``. Ties between equal completion
+    times go to the task listed first, then to the node listed first. The task
+    order is the problem's, or ``tie_order`` (every task name once) when given:
+    SAGA scans its task set in hash order, so reproducing one of its schedules
+    needs that order (identical tasks, as in WfCommons workflows, tie often).
     """
 
     name = "minmin"
 
+    def __init__(self, tie_order: Sequence[str] | None = None) -> None:
+        self.tie_order: tuple[str, ...] | None = None if tie_order is None else tuple(tie_order)
+
+    def _tie_keys(self, problem: Problem) -> list[int]:
+        if self.tie_order is None:
+            return list(range(len(problem.tasks)))
+        if len(self.tie_order) != len(problem.tasks) or set(self.tie_order) != set(problem.tasks):
+            raise ValueError("minmin: tie_order must list every task of the problem exactly once")
+        keys = [0] * len(problem.tasks)
+        for k, name in enumerate(self.tie_order):
+            keys[problem.task_index[name]] = k
+        return keys
+
     def schedule(self, problem: Problem) -> Schedule:
         """Schedule with MinMin."""
         ix = problem.indexed
+        tie = self._tie_keys(problem)
         placed = Placed(ix.n_tasks)
         avail = np.zeros(ix.n_nodes)
         counts = np.zeros(ix.n_nodes, dtype=np.int64)
         limits = np.array(ix.limits, dtype=np.int64)
         indeg = [len(ps) for ps in ix.parents]
         done = [False] * ix.n_tasks
-        batch = [t for t in ix.topo if indeg[t] == 0]
+        # Each round's ready tasks in tie order: np.argmin below then picks the
+        # first of equal completion times, as SAGA's scan of its task set does.
+        batch = sorted((t for t in range(ix.n_tasks) if indeg[t] == 0), key=tie.__getitem__)
         while batch:
             # Data-ready rows of the batch do not change within the round.
             ready = np.zeros((len(batch), ix.n_nodes))
@@ -63,5 +87,9 @@ class MinMinMapper(Mapper):
                     indeg[c] -= 1
                     if indeg[c] == 0:
                         nxt.append(c)
-            batch = nxt
+            batch = sorted(nxt, key=tie.__getitem__)
         return to_schedule(problem, placed, self.name)
+
+    def __repr__(self) -> str:
+        given = "None" if self.tie_order is None else f"<{len(self.tie_order)} tasks>"
+        return f"MinMinMapper(tie_order={given})"

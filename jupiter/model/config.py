@@ -33,6 +33,8 @@ SCHEDULERS: tuple[str, ...] = (
     "peft",
     "best",
     "static",
+    "minmin",
+    "fastest_node",
 )
 PRICING_SCHEMES: Mapping[str, str] = {
     "nonpricing": "nonpricing",
@@ -230,7 +232,7 @@ class JupiterConfig:
     """Everything `jupiter_config.ini` says, typed and validated."""
 
     static_mapping: bool = False
-    scheduler: str = "heft"
+    scheduler: str = "best"
     transfer: str = "http"
     profiler: str = "drupe"
     receiver_stats: bool = True
@@ -507,7 +509,7 @@ def parse_config(path: Path) -> JupiterConfig:
     )
     return JupiterConfig(
         static_mapping=reader.flag("CONFIG", "STATIC_MAPPING", False),
-        scheduler=reader.choice("SCHEDULER", "SCHEDULER_LIST", {name: name for name in SCHEDULERS}, "heft"),
+        scheduler=reader.choice("SCHEDULER", "SCHEDULER_LIST", {name: name for name in SCHEDULERS}, "best"),
         transfer=reader.choice("TRANSFER", "TRANSFER_LIST", TRANSFERS, "http"),
         profiler=reader.choice("PROFILER", "PROFILERS_LIST", PROFILERS, "drupe"),
         receiver_stats=runtime == 1,

@@ -21,6 +21,7 @@ def test_init_creates_a_valid_folder(tmp_path: Path, run: Run, monkeypatch: pyte
     assert result.out.splitlines() == [
         f"created {target}/jupiter_config.ini",
         f"created {target}/nodes.txt",
+        f"created {target}/testbed.ini",
         *[f"created {target}/app_specific_files/{name}" for name in apps],
         f"next: cd {target} && jupiter validate",
     ]

@@ -220,15 +220,15 @@ def test_two_homes_need_pricing(workdir: Workdir, run: Run) -> None:
         (
             "SCHEDULER = heft",
             "SCHEDULER = fastest",
-            "jupiter_config.ini:2: SCHEDULER: unknown value 'fastest'; use one of: best, cpop, heft, "
-            "heft_modified, peft, static, wave_greedy, wave_random",
+            "jupiter_config.ini:2: SCHEDULER: unknown value 'fastest'; use one of: best, cpop, fastest_node, heft, "
+            "heft_modified, minmin, peft, static, wave_greedy, wave_random",
         ),
         (
             "SCHEDULER = heft",
             "SCHEDULER = 7",
             "jupiter_config.ini:2: SCHEDULER: 7 is not in [SCHEDULER_LIST] (HEFT = 0, WAVE_RANDOM = 1, "
-            "WAVE_GREEDY = 2, HEFT_MODIFIED = 3); use one of those numbers or a name: best, cpop, heft, "
-            "heft_modified, peft, static, wave_greedy, wave_random",
+            "WAVE_GREEDY = 2, HEFT_MODIFIED = 3); use one of those numbers or a name: best, cpop, fastest_node, heft, "
+            "heft_modified, minmin, peft, static, wave_greedy, wave_random",
         ),
         (
             "PRICING = 0",

@@ -44,9 +44,16 @@ P3        4      49.000   61.3%
 
 
 def test_map_prints_mapping_makespan_and_load(problem_file: Path) -> None:
-    result = CliRunner().invoke(map_command, ["--problem", str(problem_file)])
+    result = CliRunner().invoke(map_command, ["--problem", str(problem_file), "--scheduler", "heft"])
     assert result.exit_code == 0, result.output
     assert result.output == EXPECTED_HEFT
+
+
+def test_map_defaults_to_best(problem_file: Path) -> None:
+    result = CliRunner().invoke(map_command, ["--problem", str(problem_file)])
+    assert result.exit_code == 0, result.output
+    makespan = float(result.output.split("scheduler best: predicted makespan ")[1].split()[0])
+    assert makespan <= 80.0
 
 
 def test_map_writes_files_and_gantt(problem_file: Path, tmp_path: Path) -> None:

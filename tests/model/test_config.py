@@ -121,7 +121,7 @@ def test_price_option(tmp_path: Path, value: str, expected: str) -> None:
 def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
     config = parse_config(_write(tmp_path, "[CONFIG]\n"))
     assert config == JupiterConfig(path=config.path)
-    assert config.scheduler == "heft"
+    assert config.scheduler == "best"
     assert config.transfer == "http"
 
 
@@ -179,5 +179,5 @@ def test_bad_values(tmp_path: Path, text: str, message: str) -> None:
 def test_shipped_default_is_clean() -> None:
     config = parse_config(data_dir() / "jupiter_config.ini")
     assert config.warnings == ()
-    assert (config.scheduler, config.pricing, config.transfer) == ("heft", "nonpricing", "http")
+    assert (config.scheduler, config.pricing, config.transfer) == ("best", "nonpricing", "http")
     assert config.deploy.app == Path("app_specific_files/network_monitoring_app")
