@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import click
@@ -138,7 +139,7 @@ def run_command(
     """Deploy, stream every input through the DAG, print a summary, tear down."""
     workspace = ctx.workspace()
     total = len(service.collect_inputs(workspace, inputs, frames))
-    with click.progressbar(length=total, label="frames", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(length=total, label="frames", file=sys.stderr) as bar:
         shown = 0
 
         def advance(done: int, _total: int) -> None:
