@@ -6,23 +6,13 @@ with this one command line:
         --entries 1 --false-ratio 0.5 --extra-edges 0.5 --seed 4 --cpu-seconds 0.005
         0.02 --output-bytes 1024 20480 --samples 3 --sample-bytes 1024 4096
 
-It burns CPU_SECONDS of CPU time, measured with time.process_time() and divided
-by the speed factor in the environment variable JUPITER_SPEED_FACTOR (a positive float,
-default 1.0; 0.5 emulates a node half as fast), then writes one output per
-entry of OUTPUT_SIZES: text lines of a SHA-256 hash chain seeded by the task's
-name, the output's index and the digests of its inputs (sorted, so the order
-the inputs arrive in does not matter). Output names keep the frame's name:
-`<frame>__task0_<index>.txt`.
+What every dummy task does is in dummy_task.py beside this file; this file
+only holds this task's parameters.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
-import time
-from pathlib import Path
+from dummy_task import run_main, run_task
 
 TASK = "task0"
 NUM_INPUTS = 1
@@ -30,76 +20,16 @@ CHILDREN = ("task1", "task2", "task3")
 FLAG = False
 CPU_SECONDS = 0.018
 OUTPUT_SIZES = (13226, 3865, 12080)
-SPEED_ENV = "JUPITER_SPEED_FACTOR"
-
-
-def speed_factor() -> float:
-    """The node's speed relative to the one CPU_SECONDS was chosen for."""
-    raw = os.environ.get(SPEED_ENV, "").strip()
-    if not raw:
-        return 1.0
-    try:
-        speed = float(raw)
-    except ValueError:
-        raise ValueError(f"{SPEED_ENV}={raw!r} is not a number; set a positive float such as 0.5") from None
-    if not 0.0 < speed < float("inf"):
-        raise ValueError(f"{SPEED_ENV}={raw!r} must be a positive, finite number such as 0.5")
-    return speed
-
-
-def burn(seconds: float) -> None:
-    """Keep the CPU busy for `seconds` of this process's CPU time."""
-    deadline = time.process_time() + seconds
-    block = TASK.encode()
-    while time.process_time() < deadline:
-        for _ in range(64):
-            block = hashlib.sha256(block).digest()
-
-
-def hash_chain(seed: bytes, size: int) -> bytes:
-    """`size` bytes of text: lines of 64 hex digits of the SHA-256 chain that starts at `seed`."""
-    lines: list[bytes] = []
-    block = seed
-    for _ in range(size // 65 + 1):
-        block = hashlib.sha256(block).digest()
-        lines.append(block.hex().encode("ascii") + b"\n")
-    return b"".join(lines)[:size]
 
 
 def task(filename: str | list[str], pathin: str, pathout: str) -> list[str]:
     """Burn CPU, then write this task's outputs for one frame; returns their paths."""
-    names = [filename] if isinstance(filename, str) else list(filename)
-    if len(names) != NUM_INPUTS:
-        raise ValueError(f"{TASK} takes {NUM_INPUTS} input(s), got {len(names)}: {names}")
-    digests = sorted(hashlib.sha256(Path(pathin, name).read_bytes()).digest() for name in names)
-    burn(CPU_SECONDS / speed_factor())
-    frame = Path(sorted(names)[0].split("__")[0]).stem
-    outputs: list[str] = []
-    for index, size in enumerate(OUTPUT_SIZES):
-        seed = hashlib.sha256(f"{TASK}:{index}:".encode() + b"".join(digests)).digest()
-        path = Path(pathout, f"{frame}__{TASK}_{index}.txt")
-        path.write_bytes(hash_chain(seed, size))
-        outputs.append(str(path.resolve()))
-    return outputs
+    return run_task(TASK, NUM_INPUTS, CPU_SECONDS, OUTPUT_SIZES, filename, pathin, pathout)
 
 
 def main() -> None:
     """Run the task on the app's sample inputs and print where its outputs went."""
-    samples_dir = Path(__file__).resolve().parent.parent / "sample_input"
-    samples = sorted(p for p in samples_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    work = Path(tempfile.mkdtemp(prefix=f"jupiter_{TASK}_"))
-    pathin, pathout = work / "in", work / "out"
-    pathin.mkdir()
-    pathout.mkdir()
-    frame = samples[0].stem
-    names: list[str] = []
-    for index in range(NUM_INPUTS):
-        # Stand-ins for the parents' outputs: sample files, named as one frame's files.
-        name = samples[0].name if NUM_INPUTS == 1 else f"{frame}__input_{index}.txt"
-        shutil.copyfile(samples[index % len(samples)], pathin / name)
-        names.append(name)
-    for path in task(names[0] if NUM_INPUTS == 1 else names, str(pathin), str(pathout)):
-        print(path)
+    run_main(TASK, NUM_INPUTS, CPU_SECONDS, OUTPUT_SIZES, __file__)
 
 
 if __name__ == "__main__":
