@@ -12,13 +12,22 @@ id (teardown removes by label). Each agent's plan says it listens on
 0.0.0.0 inside its container; this machine's CLI reaches the agents at their
 addresses on the bridge network (`info["public_hosts"]`). The deployment
 folder is mounted into every container at the same path, so home's outputs,
-statistics and profile store land where the local backend puts them. A node's speed is its CPU limit
-(`[DEPLOY] CPUS`); the testbed file will feed it once it exists.
+statistics and profile store land where the local backend puts them.
+
+Heterogeneity: a node's speed factor from the testbed file becomes its CPU
+limit (speed times one core, so a single-threaded task on a 0.25 node runs four
+times slower), unless `[DEPLOY] CPUS` sets one explicitly; the agents in
+containers then run at full speed inside that limit (their plan's testbed
+keeps the links but not the speeds, so nothing is slowed twice). Links are
+shaped by the agents themselves, as on the local backend: this kernel has
+no netem for latency, and shaping twice (tc and the agents) would distort
+the profiles.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import shutil
@@ -39,6 +48,7 @@ from jupiter.model.workspace import Workspace
 from jupiter.render.dockerfile import render_dockerfile
 from jupiter.render.spec import AGENT_UID, agent_ports, container_plan, image_spec
 from jupiter.runtime.plan import NodeAddress, Plan
+from jupiter.testbed import Testbed
 
 LABEL_DEPLOYMENT = "jupiter.deployment-id"
 LABEL_NODE = "jupiter.node"
@@ -182,6 +192,23 @@ def container_name(deployment: str, node: str) -> str:
     return f"jupiter-{deployment}-{node}"
 
 
+def testbed_cpus(plan: Plan) -> dict[str, float]:
+    """CPU limits (cores) from the plan's testbed speed factors: speed times one core."""
+    raw = plan.extra.get("testbed")
+    if not raw:
+        return {}
+    testbed = Testbed.from_json(raw)
+    return {node: testbed.speed(node) for node in plan.nodes if testbed.speed(node) != 1.0}
+
+
+def without_speeds(plan: Plan) -> Plan:
+    """The plan with the testbed's speed factors removed (CPU limits emulate them instead)."""
+    raw = plan.extra.get("testbed")
+    if not raw:
+        return plan
+    return dataclasses.replace(plan, extra={**plan.extra, "testbed": {**raw, "speeds": {}}})
+
+
 class DockerBackend:
     """Agents as containers of the app's image on a private network of this machine's engine."""
 
@@ -224,11 +251,13 @@ class DockerBackend:
         }
         plans = root / "plans"
         plans.mkdir(exist_ok=True)
+        limits = testbed_cpus(plan)
+        in_containers = without_speeds(plan)
         for node in nodes:
-            (plans / f"plan-{node}.json").write_text(container_plan(plan, node).to_json())
+            (plans / f"plan-{node}.json").write_text(container_plan(in_containers, node).to_json())
         user = _container_user(root)
         token = (root / "token").read_text().strip()
-        cpus = workspace.config.deploy.containers.cpus
+        cpus = {**limits, **workspace.config.deploy.containers.cpus}
         try:
             engine.create_network(network, labels)
             for node in nodes:

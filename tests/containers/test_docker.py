@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from jupiter import deployment as service
-from jupiter.backends.docker import LABEL_DEPLOYMENT, BuildResult, build_image
+from jupiter.backends.docker import LABEL_DEPLOYMENT, LABEL_NODE, BuildResult, build_image
 from jupiter.backends.docker_client import DockerEngine, EngineError
 from jupiter.cli import main
 from jupiter.model.workspace import Workspace, load_workspace
@@ -122,3 +122,34 @@ def test_deploy_status_submit_teardown_through_the_cli(
     assert "nothing to tear down" in capsys.readouterr().out
     # Agents' output is kept where the local backend keeps its logs.
     assert (deployment.root / "logs" / "home.log").read_text()
+
+
+def test_testbed_speeds_become_cpu_limits(engine: DockerEngine, image: BuildResult, work: Path, tmp_path: Path) -> None:
+    shutil.copytree(work / "app_specific_files", tmp_path / "app_specific_files")
+    shutil.copy(work / "nodes.txt", tmp_path / "nodes.txt")
+    shutil.copy(data_dir() / "testbed.ini", tmp_path / "testbed.ini")
+    config = (work / "jupiter_config.ini").read_text().replace("TESTBED =", "TESTBED = testbed.ini")
+    (tmp_path / "jupiter_config.ini").write_text(config.replace("STATIC_MAPPING = 0", "STATIC_MAPPING = 1"))
+    (tmp_path / "mapping.txt").write_text(
+        "".join(
+            f"{task} node1\n"
+            for task in load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None).app.dag.order
+        )
+    )
+    workspace = load_workspace(tmp_path / "jupiter_config.ini", tmp_path / "nodes.txt", None)
+    deployment = service.deploy(workspace, mapping_file=tmp_path / "mapping.txt", timeout=120)
+    try:
+        limits = {
+            state.labels[LABEL_NODE]: engine.client.containers.get(state.name).attrs["HostConfig"]["NanoCpus"]
+            for state in engine.containers(f"{LABEL_DEPLOYMENT}={deployment.id}")
+        }
+        plan = json.loads((deployment.root / "plans" / "plan-node2.json").read_text())
+    finally:
+        service.teardown(deployment)
+    # testbed.ini: node1 full speed (no limit), node2-4 at 0.25 -> a quarter of a core each.
+    assert limits["node1"] == 0 and limits["home"] == 0
+    assert limits["node2"] == limits["node3"] == limits["node4"] == 250_000_000
+    # Inside the containers the speeds are not applied a second time; the links still are.
+    assert plan["extra"]["testbed"]["speeds"] == {}
+    assert plan["extra"]["testbed"]["uplinks"] or plan["extra"]["testbed"]["links"]
+    assert _leftovers(engine, deployment.id) == []

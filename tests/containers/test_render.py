@@ -128,3 +128,25 @@ def test_container_plan_keeps_the_rest(spec: ClusterSpec) -> None:
     plan = Plan.from_json(spec.plans["home"])
     again = container_plan(plan)
     assert json.loads(again.to_json()) == json.loads(plan.to_json())
+
+
+def test_testbed_speeds_map_to_cpu_limits_and_leave_the_containers() -> None:
+    from jupiter.backends.docker import testbed_cpus, without_speeds
+    from jupiter.runtime.plan import NodeAddress, Plan
+
+    nodes = {name: NodeAddress(name, "compute", name, 1, 2) for name in ("home", "fast", "slow")}
+    testbed = {
+        "format": "jupiter-testbed",
+        "path": "t.ini",
+        "speeds": {"fast": 1.0, "slow": 0.5},
+        "uplinks": {},
+        "links": [["fast", "slow", 1e6, 0.01]],
+    }
+    plan = Plan("d", "a", "/a", {}, (), {}, nodes, (), "home", extra={"testbed": testbed, "store": {}})
+    assert testbed_cpus(plan) == {"slow": 0.5}
+    stripped = without_speeds(plan)
+    assert stripped.extra["testbed"]["speeds"] == {}
+    assert stripped.extra["testbed"]["links"] == testbed["links"]
+    assert stripped.extra["store"] == {}
+    bare = Plan("d", "a", "/a", {}, (), {}, nodes, (), "home")
+    assert testbed_cpus(bare) == {} and without_speeds(bare) is bare
