@@ -227,6 +227,19 @@ def find(root_dir: Path, required: bool = True) -> Deployment | None:
     return Deployment.load(root)
 
 
+def check_supported(workspace: Workspace) -> None:
+    """Refuse settings this version cannot honour, before anything starts."""
+    if workspace.config.pricing != "nonpricing":
+        # Pricing CIRCE (push / event-driven) is not built yet; running the fixed
+        # mapping instead would silently ignore the setting.
+        raise InputError(
+            workspace.config.path,
+            None,
+            f"PRICING = {workspace.config.pricing} (pricing CIRCE) is not available in this version; "
+            "set PRICING = 0 (nonpricing) to dispatch on the mapped nodes",
+        )
+
+
 def deploy(
     workspace: Workspace,
     mapping_file: Path | None = None,
@@ -244,6 +257,7 @@ def deploy(
     network re-profiling (configured by NETWORK_INTERVAL); `map_tasks=False`
     stops after profiling (`jupiter profile`).
     """
+    check_supported(workspace)
     states = state_dir(workspace)
     existing = find(states, required=False)
     if existing is not None:

@@ -138,6 +138,7 @@ def run_command(
 ) -> None:
     """Deploy, stream every input through the DAG, print a summary, tear down."""
     workspace = ctx.workspace()
+    service.check_supported(workspace)
     total = len(service.collect_inputs(workspace, inputs, frames))
     with click.progressbar(length=total, label="frames", file=sys.stderr) as bar:
         shown = 0

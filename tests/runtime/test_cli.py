@@ -151,3 +151,15 @@ def test_teardown_after_cli_crash(fan_workdir: Path) -> None:
     result = jupiter(fan_workdir, "teardown")
     assert result.returncode == 0
     assert not [pid for pid in pids if alive(pid)]
+
+
+def test_pricing_is_refused_until_it_exists(fan_workdir: Path) -> None:
+    config = fan_workdir / "jupiter_config.ini"
+    config.write_text(config.read_text().replace("[CONFIG]\n", "[CONFIG]\nPRICING = 2\n"))
+    result = jupiter(fan_workdir, "run")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: jupiter_config.ini: PRICING = event (pricing CIRCE) is not available in this version; "
+        "set PRICING = 0 (nonpricing) to dispatch on the mapped nodes\n"
+    )
+    assert not (fan_workdir / ".jupiter").exists()
