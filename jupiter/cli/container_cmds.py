@@ -13,6 +13,7 @@ import click
 from jupiter import deployment as service
 from jupiter.backends.docker import build_image
 from jupiter.cli.context import CliContext, pass_context
+from jupiter.cli.runtime_cmds import MAPPING_OPTION
 from jupiter.model.config import BACKENDS
 from jupiter.model.workspace import Workspace
 from jupiter.planning import default_problem
@@ -67,13 +68,7 @@ def _yaml(obj: dict[str, Any]) -> str:
     default=None,
     help="Write one file per Dockerfile and manifest into this folder instead of printing them.",
 )
-@click.option(
-    "--mapping",
-    "mapping_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Static mapping file (`task node` lines) instead of the configured mapper.",
-)
+@MAPPING_OPTION
 @pass_context
 def render_command(ctx: CliContext, out_dir: Path | None, mapping_file: Path | None) -> None:
     """Print the Dockerfile and every Kubernetes manifest a deployment would use; touches nothing."""

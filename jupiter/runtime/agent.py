@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -322,12 +323,28 @@ class Agent:
         slots = self.slots[key]
         if slot in slots.names:
             return None
-        folder = slots.folder
+        slots.names[slot] = self.store_received(slots.folder, frame, slot, header, payload, slots.names.values())
+        self._maybe_ready(task, frame)
+        return None
+
+    def store_received(
+        self,
+        folder: str,
+        frame: str,
+        slot: str,
+        header: dict[str, Any],
+        payload: bytes,
+        taken: Collection[str],
+    ) -> str:
+        """Store one received file of a frame, logging the receipt; returns the name it was stored under.
+
+        Two parents may send files of the same name to one child: the later one
+        is prefixed with its source task so neither is overwritten.
+        """
         name = str(header["name"])
-        if name in slots.names.values():
+        if name in taken:
             name = f"{header.get('src')}_{name}"
         path = store_input(folder, frame, slot, name, payload)
-        slots.names[slot] = name
         if self.plan.receiver_stats:
             self.emit(
                 {
@@ -339,8 +356,7 @@ class Agent:
                     "frame": frame,
                 }
             )
-        self._maybe_ready(task, frame)
-        return None
+        return name
 
     def _frames_held(self, task: str) -> int:
         counters = self.counters[task]

@@ -26,7 +26,7 @@ from jupiter.runtime.agent import Agent, log
 from jupiter.runtime.plan import HOME_TASK, Plan
 from jupiter.runtime.profiler import PROFILE_EVENTS, store_profile_event
 from jupiter.runtime.protocol import Message, safe_name
-from jupiter.runtime.store import OutboxRecord, read_slots, store_input, write_atomic
+from jupiter.runtime.store import OutboxRecord, read_slots, write_atomic
 
 INPUT_POLL_SECONDS = 0.1
 RECENT_FRAMES = 10_000
@@ -251,22 +251,7 @@ class HomeAgent(Agent):
             return None  # a late or repeated delivery of a finished frame
         folder = f"{self.home_dir}/output/{frame}"
         os.makedirs(folder, exist_ok=True)
-        name = str(header["name"])
-        if name in state.results.values():
-            name = f"{header.get('src')}_{name}"
-        path = store_input(folder, frame, slot, name, payload)
-        state.results[slot] = name
-        if self.plan.receiver_stats:
-            self.record(
-                {
-                    "type": "transfer",
-                    "side": "receiver",
-                    "node": self.node,
-                    "path": path,
-                    "time": time.time(),
-                    "frame": frame,
-                }
-            )
+        state.results[slot] = self.store_received(folder, frame, slot, header, payload, state.results.values())
         if len(state.results) >= self.expected:
             now = time.time()
             del self.frames[frame]
