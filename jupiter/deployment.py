@@ -30,7 +30,7 @@ from jupiter.mapping import select_controllers
 from jupiter.model.mapping_file import parse_mapping
 from jupiter.model.nodes import NodeRole
 from jupiter.model.workspace import Workspace
-from jupiter.planning import default_problem, map_workspace, schedule_profile
+from jupiter.planning import default_problem, map_workspace, mapper_for, schedule_profile
 from jupiter.profiles import problem_from_profile, problem_to_json
 from jupiter.profiling import settings as profiling_settings
 from jupiter.profiling.session import ProfilingError, ProfilingSession
@@ -55,10 +55,8 @@ def get_backend(
     if name == "docker":
         return docker.DockerBackend(workspace)
     if name == "kubernetes":
-        problem = None
-        if workspace is not None and not workspace.config.static_mapping:
-            problem = json.dumps(problem_to_json(default_problem(workspace)), sort_keys=True)
-        return kubernetes.KubernetesBackend(workspace, problem, timeout=timeout, progress=progress)
+        mapper = None if workspace is None else (lambda problem: mapper_for(workspace, problem))
+        return kubernetes.KubernetesBackend(workspace, timeout=timeout, progress=progress, mapper_for=mapper)
     raise DeploymentError(f"backend {name!r} is not available; use one of: local, docker, kubernetes")
 
 
@@ -85,6 +83,8 @@ class Deployment:
     created: float
     app: str
     mapping: dict[str, str] = field(default_factory=dict)
+    homes: list[str] = field(default_factory=list)
+    """Every home node (several only with pricing); `home` is the first."""
 
     def save(self) -> None:
         data = asdict(self)
@@ -107,6 +107,14 @@ class Deployment:
     @property
     def home_dir(self) -> Path:
         return self.root / "home"
+
+    @property
+    def all_homes(self) -> list[str]:
+        return self.homes or [self.home]
+
+    def home_dir_of(self, home: str) -> Path:
+        """Folder of a home node's inputs, outputs and statistics."""
+        return self.home_dir if home == self.home else self.root / home
 
     def url(self, node: str, path: str) -> str:
         address = self.nodes[node]
@@ -136,7 +144,10 @@ def control_get(deployment: Deployment, node: str, path: str, timeout: float = 1
     """GET a control-plane endpoint of one agent."""
     proxy = getattr(backend_of(deployment), "control", None)
     if proxy is not None:  # e.g. kubernetes: through the API server, agents are not reachable from here
-        return proxy(deployment.info, node, path, deployment.token)
+        try:
+            return proxy(deployment.info, node, path, deployment.token, "GET", None, timeout)
+        except JupiterError as exc:
+            raise DeploymentError(str(exc)) from None
     try:
         return _request(deployment.url(node, path), deployment.token, timeout=timeout)
     except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
@@ -145,6 +156,13 @@ def control_get(deployment: Deployment, node: str, path: str, timeout: float = 1
 
 def healthy(deployment: Deployment, node: str) -> bool:
     """Whether an agent answers its health check (for this deployment)."""
+    proxy = getattr(backend_of(deployment), "control", None)
+    if proxy is not None:  # kubernetes: through the API server, which adds its own round trip
+        try:
+            answer = proxy(deployment.info, node, "/health", deployment.token, "GET", None, 5.0)
+        except JupiterError:
+            return False
+        return bool(answer.get("ready")) and answer.get("deployment") == deployment.id
     try:
         answer = _request(deployment.url(node, "/health"), None, timeout=1.0)
     except (urllib.error.URLError, OSError, json.JSONDecodeError):
@@ -208,7 +226,36 @@ def build_plan(
         retries=config.other.ssh_retry_num,
         receiver_stats=config.receiver_stats,
         transfer=config.transfer,
+        pricing=config.pricing,
+        homes=tuple(node.name for node in workspace.nodes.homes),
+        extra={"pricing": pricing_extra(workspace)} if config.pricing != "nonpricing" else {},
     )
+
+
+def pricing_extra(workspace: Workspace, profile: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Pricing CIRCE's settings and cost model for the agents (`plan.extra["pricing"]`).
+
+    Without a profile the model has the default execution times and no links
+    (the network term is 0: nothing was measured).
+    """
+    config = workspace.config
+    price = config.price
+    problem = problem_from_profile(profile) if profile is not None else default_problem(workspace)
+    return {
+        "aggregate": config.price_function,
+        "interval": price.interval,
+        "stale": price.stale,
+        "margin": price.margin,
+        "weights": {
+            "network": price.w_network,
+            "execution": price.w_execution,
+            "queue": price.w_queue,
+            "cpu": price.w_cpu,
+            "memory": price.w_memory,
+        },
+        "network": profile is not None,
+        "problem": problem_to_json(problem),
+    }
 
 
 def find(root_dir: Path, required: bool = True) -> Deployment | None:
@@ -225,19 +272,6 @@ def find(root_dir: Path, required: bool = True) -> Deployment | None:
             raise DeploymentError(f"the current deployment's folder {root} is gone; nothing to do")
         return None
     return Deployment.load(root)
-
-
-def check_supported(workspace: Workspace) -> None:
-    """Refuse settings this version cannot honour, before anything starts."""
-    if workspace.config.pricing != "nonpricing":
-        # Pricing CIRCE (push / event-driven) is not built yet; running the fixed
-        # mapping instead would silently ignore the setting.
-        raise InputError(
-            workspace.config.path,
-            None,
-            f"PRICING = {workspace.config.pricing} (pricing CIRCE) is not available in this version; "
-            "set PRICING = 0 (nonpricing) to dispatch on the mapped nodes",
-        )
 
 
 def deploy(
@@ -257,7 +291,6 @@ def deploy(
     network re-profiling (configured by NETWORK_INTERVAL); `map_tasks=False`
     stops after profiling (`jupiter profile`).
     """
-    check_supported(workspace)
     states = state_dir(workspace)
     existing = find(states, required=False)
     if existing is not None:
@@ -299,6 +332,7 @@ def deploy(
         created=time.time(),
         app=workspace.app.name,
         mapping=mapping,
+        homes=list(plan.all_homes),
     )
     deployment.save()
     (states / "current").write_text(deployment_id)
@@ -351,9 +385,20 @@ def _last_line(path: Path) -> str:
 
 
 def control_call(deployment: Deployment) -> Callable[[str, str, str, Any, float], Any]:
-    """`call(node, method, path, body, timeout)` for the profilers, over the agents' control planes."""
+    """`call(node, method, path, body, timeout)` for the profilers, over the agents' control planes.
+
+    Backends whose agents this machine cannot reach (kubernetes) offer a
+    `control` proxy; the call goes through it, GET and POST alike.
+    """
+    proxy = getattr(backend_of(deployment), "control", None)
 
     def call(node: str, method: str, path: str, body: Any, timeout: float) -> Any:
+        if proxy is not None:
+            payload = body if method == "POST" else None
+            try:
+                return proxy(deployment.info, node, path, deployment.token, method, payload, timeout)
+            except JupiterError as exc:
+                raise DeploymentError(str(exc)) from None
         url = deployment.url(node, path)
         data = json.dumps(body).encode() if method == "POST" else None
         try:
@@ -383,16 +428,31 @@ def profile_deployment(
     return result.profile
 
 
-def dispatch(deployment: Deployment, mapping: dict[str, str]) -> Deployment:
-    """Give every agent its tasks (and the plan file, for agents restarted later)."""
+def dispatch(deployment: Deployment, mapping: dict[str, str], pricing: dict[str, Any] | None = None) -> Deployment:
+    """Give every agent its tasks (and the plan file, for agents restarted later).
+
+    With pricing, `pricing` is the measured cost model the controllers price with.
+    """
     plan = Plan.load(deployment.root / "plan.json")
-    plan = dataclasses.replace(plan, mapping=mapping)
+    extra = dict(plan.extra)
+    if pricing is not None:
+        extra["pricing"] = pricing
+    plan = dataclasses.replace(plan, mapping=mapping, extra=extra)
     tmp = deployment.root / ".plan.json.tmp"
     tmp.write_text(plan.to_json())
     tmp.replace(deployment.root / "plan.json")
+    update_plan = getattr(backend_of(deployment), "update_plan", None)
+    if update_plan is not None:  # kubernetes: agent pods read their plans from a ConfigMap, not from this folder
+        try:
+            update_plan(deployment.info, plan.to_json())
+        except JupiterError as exc:
+            raise DeploymentError(str(exc)) from None
     call = control_call(deployment)
+    body: dict[str, Any] = {"mapping": mapping}
+    if pricing is not None:
+        body["pricing_model"] = pricing["problem"]
     for node in deployment.nodes:
-        answer = call(node, "POST", "/mapping", {"mapping": mapping}, 60.0)
+        answer = call(node, "POST", "/mapping", body, 60.0)
         if "error" in answer:
             raise DeploymentError(f"agent {node} refused the mapping: {answer['error']}")
     deployment = dataclasses.replace(deployment, mapping=mapping)
@@ -411,6 +471,9 @@ def profile_map_dispatch(
     scheduler = workspace.config.scheduler
     distributed = scheduler in ("wave_random", "wave_greedy")
     mapping = wave_mapping(workspace, deployment, profile) if distributed else None
+    if not distributed:  # a backend may run the mapper itself (kubernetes: as a Job on the cluster)
+        mapper_job = getattr(get_backend(deployment.backend, workspace, progress=progress), "map_profile", None)
+        mapping = mapper_job(deployment.info, profile) if mapper_job is not None else None
     schedule = schedule_profile(workspace, profile, mapping)
     mapping = mapping or {task: schedule.node_of(task) for task in workspace.app.dag.order}
     how = " by the agents (distributed WAVE)" if distributed else ""
@@ -426,7 +489,8 @@ def profile_map_dispatch(
     }
     (deployment.root / "mapping.json").write_text(json.dumps(predicted, indent=2))
     started = time.time()
-    deployment = dispatch(deployment, mapping)
+    pricing = pricing_extra(workspace, profile) if workspace.config.pricing != "nonpricing" else None
+    deployment = dispatch(deployment, mapping, pricing)
     progress(f"dispatched {len(mapping)} tasks to {len(set(mapping.values()))} nodes in {time.time() - started:.2f} s")
     return deployment
 
@@ -503,9 +567,15 @@ def status(deployment: Deployment) -> dict[str, Any]:
     }
 
 
-def submit(deployment: Deployment, files: Sequence[tuple[str, bytes]]) -> list[str]:
-    """Send input files to home; each starts one frame. Returns the frame ids."""
+def submit(deployment: Deployment, files: Sequence[tuple[str, bytes]], home: str | None = None) -> list[str]:
+    """Send input files to a home node (default: the first); each starts one frame. Returns the frame ids."""
+    home = home or deployment.home
+    if home not in deployment.all_homes:
+        raise InputError(
+            None, None, f"{home} is not a home node of this deployment; use one of: {', '.join(deployment.all_homes)}"
+        )
     frames: list[str] = []
+    proxy = getattr(backend_of(deployment), "control", None)
     for start in range(0, len(files), 64):
         boundary = uuid.uuid4().hex
         body = bytearray()
@@ -516,7 +586,17 @@ def submit(deployment: Deployment, files: Sequence[tuple[str, bytes]]) -> list[s
             ).encode()
             body += data + b"\r\n"
         body += f"--{boundary}--\r\n".encode()
-        url = deployment.url(deployment.home, "/submit")
+        if proxy is not None:  # kubernetes: the same upload through the API server, home is not reachable from here
+            multipart = f"multipart/form-data; boundary={boundary}"
+            try:
+                answer = proxy(deployment.info, home, "/submit", deployment.token, "POST", bytes(body), 60.0, multipart)
+            except JupiterError as exc:
+                raise DeploymentError(str(exc)) from None
+            if "frames" not in answer:
+                raise DeploymentError(f"home {home} refused the files: {answer.get('error', answer)}")
+            frames += [item["frame"] for item in answer["frames"]]
+            continue
+        url = deployment.url(home, "/submit")
         try:
             answer = _request(
                 url, deployment.token, bytes(body), f"multipart/form-data; boundary={boundary}", timeout=60.0
@@ -529,18 +609,50 @@ def submit(deployment: Deployment, files: Sequence[tuple[str, bytes]]) -> list[s
     return frames
 
 
-def flush_events(deployment: Deployment) -> None:
-    """Make every agent send its pending statistics to home, then home write them out."""
-    for node in [*(n for n in deployment.nodes if n != deployment.home), deployment.home]:
+def flush_events(deployment: Deployment) -> list[str]:
+    """Make every agent send its pending statistics to home, then the homes write them out.
+
+    Returns the compute nodes that did not answer (e.g. killed with pricing,
+    whose frames went elsewhere); a home that does not answer is an error.
+    """
+    homes = deployment.all_homes
+    silent: list[str] = []
+    proxy = getattr(backend_of(deployment), "control", None)
+    for node in [*(n for n in deployment.nodes if n not in homes), *homes]:
+        if proxy is not None:  # kubernetes: through the API server, agents are not reachable from here
+            try:
+                answer = proxy(deployment.info, node, "/flush", deployment.token, "POST", None, 30.0)
+                problem = f"agent {node} refused /flush: {answer['error']}" if "error" in answer else ""
+            except JupiterError as exc:
+                problem = str(exc)
+            if problem and node in homes:
+                raise DeploymentError(f"home {node} did not flush its statistics: {problem}")
+            if problem:
+                silent.append(node)
+            continue
         try:
             _request(deployment.url(node, "/flush"), deployment.token, data=b"", timeout=30.0)
         except (urllib.error.URLError, OSError) as exc:
-            raise DeploymentError(f"agent {node} did not flush its statistics: {exc}") from None
+            if node in homes:
+                raise DeploymentError(f"home {node} did not flush its statistics: {exc}") from None
+            silent.append(node)
+    return silent
 
 
-def wait_frames(deployment: Deployment, count: int, timeout: float) -> dict[str, Any]:
-    """Wait (at home, without polling) until `count` frames finished, or `timeout` seconds."""
-    url = deployment.url(deployment.home, f"/frames/wait?count={count}&timeout={timeout:.3f}")
+def wait_frames(deployment: Deployment, count: int, timeout: float, home: str | None = None) -> dict[str, Any]:
+    """Wait (at a home, without polling) until `count` of its frames finished, or `timeout` seconds."""
+    proxy = getattr(backend_of(deployment), "control", None)
+    if proxy is not None:  # kubernetes: the long poll through the API server, given more time than it waits
+        node = home or deployment.home
+        path = f"/frames/wait?count={count}&timeout={timeout:.3f}"
+        try:
+            counts: dict[str, Any] = proxy(deployment.info, node, path, deployment.token, "GET", None, timeout + 10)
+        except JupiterError as exc:
+            raise DeploymentError(str(exc)) from None
+        if "error" in counts:
+            raise DeploymentError(f"home {node} did not count its frames: {counts['error']}")
+        return counts
+    url = deployment.url(home or deployment.home, f"/frames/wait?count={count}&timeout={timeout:.3f}")
     try:
         answer: dict[str, Any] = _request(url, deployment.token, timeout=timeout + 10)
     except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
@@ -582,9 +694,13 @@ class RunSummary:
     makespan_p50: float
     makespan_p95: float
     task_means: dict[str, tuple[str, float, int]]
-    """task -> (node, mean execution seconds, runs)."""
+    """task -> (node(s) it ran on, mean execution seconds, runs)."""
     errors: list[str]
     output_dir: Path
+    per_home: dict[str, int] = field(default_factory=dict)
+    """Frames done per home node."""
+    restarted: int = 0
+    """Frames started again because a node died (pricing)."""
 
 
 def collect_inputs(workspace: Workspace, inputs: Path | None, frames: int | None) -> list[tuple[str, bytes]]:
@@ -610,26 +726,31 @@ def summarize(deployment: Deployment, started: float) -> RunSummary:
     """Summary of a run from home's event log."""
     makespans: list[float] = []
     durations: dict[str, list[float]] = {}
-    where: dict[str, str] = {}
+    where: dict[str, set[str]] = {}
     errors: list[str] = []
-    submitted = done = failed = 0
+    submitted = done = failed = restarted = 0
+    per_home: dict[str, int] = {}
     last = started
-    events_path = deployment.home_dir / "events.jsonl"
-    for line in events_path.read_text().splitlines() if events_path.exists() else []:
-        event = json.loads(line)
-        kind = event.get("type")
-        if kind == "frame_submitted":
-            submitted += 1
-        elif kind == "frame_done":
-            done += 1
-            makespans.append(event["makespan"])
-            last = max(last, event["time"])
-        elif kind == "frame_failed":
-            failed += 1
-            errors.append(f"frame {event['frame']} ({event['input']}): {event['error'].strip().splitlines()[-1]}")
-        elif kind == "task" and event.get("ok"):
-            durations.setdefault(event["task"], []).append(event["finish"] - event["execute"])
-            where[event["task"]] = event["node"]
+    for home in deployment.all_homes:
+        events_path = deployment.home_dir_of(home) / "events.jsonl"
+        for line in events_path.read_text().splitlines() if events_path.exists() else []:
+            event = json.loads(line)
+            kind = event.get("type")
+            if kind == "frame_submitted":
+                submitted += 1
+            elif kind == "frame_done":
+                done += 1
+                per_home[home] = per_home.get(home, 0) + 1
+                makespans.append(event["makespan"])
+                last = max(last, event["time"])
+            elif kind == "frame_failed":
+                failed += 1
+                errors.append(f"frame {event['frame']} ({event['input']}): {event['error'].strip().splitlines()[-1]}")
+            elif kind == "frame_restarted":
+                restarted += 1
+            elif kind == "task" and event.get("ok"):
+                durations.setdefault(event["task"], []).append(event["finish"] - event["execute"])
+                where.setdefault(event["task"], set()).add(event["node"])
     seconds = max(last - started, 1e-9)
     makespans.sort()
 
@@ -648,12 +769,14 @@ def summarize(deployment: Deployment, started: float) -> RunSummary:
         makespan_p50=pct(0.5),
         makespan_p95=pct(0.95),
         task_means={
-            task: (where[task], sum(durations[task]) / len(durations[task]), len(durations[task]))
+            task: (",".join(sorted(where[task])), sum(durations[task]) / len(durations[task]), len(durations[task]))
             for task in _plan_order(deployment)
             if task in durations
         },
         errors=errors,
         output_dir=deployment.home_dir / "output",
+        per_home=per_home,
+        restarted=restarted,
     )
 
 
@@ -673,13 +796,21 @@ def run(
     deployment = deploy(workspace, mapping_file=mapping_file, progress=progress, reprofile=False)
     try:
         started = time.time()
-        submit(deployment, files)
+        # Several homes (pricing): each injects its share of the frames and gets those back.
+        homes = deployment.all_homes
+        shares = {home: files[index :: len(homes)] for index, home in enumerate(homes)}
+        for home, share in shares.items():
+            if share:
+                submit(deployment, share, home)
         deadline = started + timeout
         finished = 0
         while True:
             # Wake at least twice a second to move the progress bar.
-            counts = wait_frames(deployment, len(files), min(0.5, max(0.0, deadline - time.time())))
-            finished = counts["done"] + counts["failed"]
+            finished = 0
+            for home, share in shares.items():
+                wait = min(0.5 / len(homes), max(0.0, deadline - time.time()))
+                counts = wait_frames(deployment, len(share), wait, home)
+                finished += counts["done"] + counts["failed"]
             on_frames(finished, len(files))
             if finished >= len(files):
                 break
@@ -694,6 +825,31 @@ def run(
         if not keep:
             teardown(deployment)
     return summary
+
+
+def set_speed(deployment: Deployment, node: str, speed: float) -> float:
+    """Change a node's emulated speed factor while the deployment runs (testbed emulation)."""
+    if node not in deployment.nodes:
+        raise InputError(
+            None, None, f"node {node} is not in this deployment; use one of: {', '.join(deployment.nodes)}"
+        )
+    call = control_call(deployment)
+    answer = call(node, "POST", "/testbed/speed", {"speed": speed}, 10.0)
+    if "speed" not in answer:
+        raise DeploymentError(f"agent {node} refused the speed {speed}: {answer.get('error', answer)}")
+    return float(answer["speed"])
+
+
+def kill_node(deployment: Deployment, node: str) -> int:
+    """Fault injection on the local backend: kill a node's agent and keep it down; returns its pid."""
+    backend = backend_of(deployment)
+    if not isinstance(backend, local.LocalBackend):
+        raise InputError(None, None, f"killing a node is a fault injection of the local backend, not of {backend.name}")
+    if node not in deployment.nodes:
+        raise InputError(
+            None, None, f"node {node} is not in this deployment; use one of: {', '.join(deployment.nodes)}"
+        )
+    return backend.kill_node(deployment.root, node)
 
 
 def remove(deployment: Deployment) -> None:

@@ -18,16 +18,25 @@ Heterogeneity: a node's speed factor from the testbed file becomes its CPU
 limit (speed times one core, so a single-threaded task on a 0.25 node runs four
 times slower), unless `[DEPLOY] CPUS` sets one explicitly; the agents in
 containers then run at full speed inside that limit (their plan's testbed
-keeps the links but not the speeds, so nothing is slowed twice). Links are
-shaped by the agents themselves, as on the local backend: this kernel has
-no netem for latency, and shaping twice (tc and the agents) would distort
-the profiles.
+keeps the links but not the speeds, so nothing is slowed twice).
+
+Links: each container has an interface of its own, so the kernel shapes
+bandwidth. A node with a bandwidth-limited link gets the NET_ADMIN capability
+and starts through `jupiter.runtime.shaping`, which applies the `tc` (HTB)
+rules this backend writes once every container has an address, drops to the
+agent's user and only then runs the agent; the backend waits until every
+shaped node reported, and a refusal stops the deploy with tc's answer.
+Latency is not shaped by `tc` (no netem is assumed), so the agents keep
+emulating it: their testbed has every bandwidth unlimited
+(`kernel_bandwidth_testbed`), and bandwidth is not applied twice. Nodes with
+nothing to shape run as before: no capability, no qdisc.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import platform
 import shutil
@@ -48,6 +57,7 @@ from jupiter.model.workspace import Workspace
 from jupiter.render.dockerfile import render_dockerfile
 from jupiter.render.spec import AGENT_UID, agent_ports, container_plan, image_spec
 from jupiter.runtime.plan import NodeAddress, Plan
+from jupiter.runtime.shaping import Rules, egress_commands, kernel_bandwidth_testbed, shaped_nodes, write_atomically
 from jupiter.testbed import Testbed
 
 LABEL_DEPLOYMENT = "jupiter.deployment-id"
@@ -57,6 +67,12 @@ PYTHON_VERSION = "3.11"
 """Python of the images (bookworm's and python:3.11-slim's); wheels are fetched for it."""
 # Reproducible wheel timestamps, so an unchanged Jupiter keeps its image layer cached.
 _SOURCE_DATE_EPOCH = "315532800"
+AGENT_COMMAND = ["python3", "-m", "jupiter.runtime.node"]
+"""The image's entry point (dockerfiles/agent.Dockerfile.j2)."""
+SHAPER_COMMAND = ["python3", "-m", "jupiter.runtime.shaping"]
+"""Entry point of a shaped node's container: applies its tc rules, then becomes the agent."""
+SHAPING_TIMEOUT = 60.0
+"""Seconds every shaped node has to report its tc rules applied (it takes well under one)."""
 
 
 class DockerError(JupiterError):
@@ -209,6 +225,28 @@ def without_speeds(plan: Plan) -> Plan:
     return dataclasses.replace(plan, extra={**plan.extra, "testbed": {**raw, "speeds": {}}})
 
 
+def testbed_shaped(plan: Plan, nodes: list[str]) -> list[str]:
+    """Nodes whose links `tc` shapes: those with a bandwidth-limited link to another running node."""
+    raw = plan.extra.get("testbed")
+    return shaped_nodes(Testbed.from_json(raw), nodes) if raw else []
+
+
+def agents_plan(plan: Plan, kernel_bandwidth: bool) -> Plan:
+    """The plan the agents in containers get: no speeds (CPU limits), and no bandwidths when `tc` shapes them."""
+    plan = without_speeds(plan)
+    raw = plan.extra.get("testbed")
+    if not raw or not kernel_bandwidth:
+        return plan
+    return dataclasses.replace(plan, extra={**plan.extra, "testbed": kernel_bandwidth_testbed(raw)})
+
+
+def shaping_rules(plan: Plan, node: str, addresses: dict[str, str]) -> Rules:
+    """A node's tc rules, from the plan's testbed and its peers' container addresses."""
+    testbed = Testbed.from_json(plan.extra["testbed"])
+    commands = egress_commands(testbed, node, {peer: ip for peer, ip in addresses.items() if peer != node})
+    return Rules(node=node, commands=tuple(tuple(command) for command in commands))
+
+
 class DockerBackend:
     """Agents as containers of the app's image on a private network of this machine's engine."""
 
@@ -252,19 +290,33 @@ class DockerBackend:
         plans = root / "plans"
         plans.mkdir(exist_ok=True)
         limits = testbed_cpus(plan)
-        in_containers = without_speeds(plan)
+        shaped = testbed_shaped(plan, nodes)
+        in_containers = agents_plan(plan, kernel_bandwidth=bool(shaped))
         for node in nodes:
             (plans / f"plan-{node}.json").write_text(container_plan(in_containers, node).to_json())
+        shaping = root / "shaping"
+        if shaped:
+            shaping.mkdir(exist_ok=True)  # before _container_user, which hands the folder to the agents' user
+            info["shaped"] = shaped
         user = _container_user(root)
         token = (root / "token").read_text().strip()
         cpus = {**limits, **workspace.config.deploy.containers.cpus}
         try:
             engine.create_network(network, labels)
             for node in nodes:
+                command = ["--plan", str(plans / f"plan-{node}.json"), "--node", node, "--root", str(root)]
+                runs_as = user
+                if node in shaped:
+                    # Root with NET_ADMIN only until the rules are applied; the agent then runs as `user`.
+                    shaper = [
+                        *("--rules", str(shaping / f"{node}.rules.json")),
+                        *("--status", str(shaping / f"{node}.status.json")),
+                        *("--user", user or f"{AGENT_UID}:{AGENT_UID}"),
+                    ]
+                    command, runs_as = [*shaper, "--", *AGENT_COMMAND, *command], "0:0"
                 engine.run(
                     name=container_name(deployment, node),
                     image=spec.image,
-                    command=["--plan", str(plans / f"plan-{node}.json"), "--node", node, "--root", str(root)],
                     network=network,
                     alias=node,
                     labels={**labels, LABEL_NODE: node},
@@ -272,9 +324,17 @@ class DockerBackend:
                     # Same path inside: every absolute path of the plan (stores, outputs) holds there too.
                     mounts=[Mount(root, str(root))],
                     cpus=cpus.get(node),
-                    user=user,
+                    entrypoint=SHAPER_COMMAND if node in shaped else None,
+                    cap_add=["NET_ADMIN"] if node in shaped else None,
+                    no_new_privileges=node in shaped,
+                    command=command,
+                    user=runs_as,
                 )
             info["public_hosts"] = {node: engine.address(container_name(deployment, node), network) for node in nodes}
+            for node in shaped:
+                rules = shaping_rules(plan, node, info["public_hosts"])
+                write_atomically(shaping / f"{node}.rules.json", rules.to_json())
+            _wait_shaped(engine, deployment, shaping, shaped)
         except BaseException:
             self.stop(info)
             raise
@@ -303,6 +363,36 @@ class DockerBackend:
         """Containers of the deployment and their states (for `jupiter status`)."""
         states = self.engine_factory().containers(f"{LABEL_DEPLOYMENT}={info['deployment_id']}")
         return [f"container {s.name}: {s.status}" for s in sorted(states, key=lambda s: s.name)]
+
+
+def _wait_shaped(engine: DockerEngine, deployment: str, shaping: Path, nodes: list[str]) -> None:
+    """Wait until every shaped node reported its tc rules applied; DockerError with tc's answer otherwise."""
+    deadline = time.monotonic() + SHAPING_TIMEOUT
+    waiting = list(nodes)
+    while waiting:
+        node = waiting[0]
+        status = shaping / f"{node}.status.json"
+        if status.exists():
+            report = json.loads(status.read_text())
+            if not report["ok"]:
+                raise DockerError(f"cannot shape the links of node {node}: {report['error']}")
+            waiting.pop(0)
+            continue
+        name = container_name(deployment, node)
+        state = engine.state(name)
+        late = time.monotonic() > deadline
+        if late or state in ("restarting", "exited", "dead"):
+            output = engine.logs(name).decode(errors="replace")
+            lines = output.strip().splitlines()
+            last = f" (last line: {lines[-1].strip()})" if lines else ""
+            why = f"within {SHAPING_TIMEOUT:.0f} s" if late else f"and is {state}"
+            fix = (
+                "the image predates link shaping: rebuild it with `jupiter build`"
+                if "jupiter.runtime.shaping" in output
+                else f"see `docker logs {name}`"
+            )
+            raise DockerError(f"node {node} did not report its link shaping {why}{last}; {fix}")
+        time.sleep(0.05)
 
 
 def _container_user(root: Path) -> str | None:

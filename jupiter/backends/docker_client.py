@@ -149,8 +149,16 @@ class DockerEngine:
         mounts: list[Mount],
         cpus: float | None = None,
         user: str | None = None,
+        entrypoint: list[str] | None = None,
+        cap_add: list[str] | None = None,
+        no_new_privileges: bool = False,
     ) -> None:
-        """Start a detached container on `network`, reachable there as `alias`; restarted if it fails."""
+        """Start a detached container on `network`, reachable there as `alias`; restarted if it fails.
+
+        `entrypoint` replaces the image's; `cap_add` adds Linux capabilities
+        (e.g. NET_ADMIN); `no_new_privileges` keeps its processes from gaining
+        any (setuid binaries) once they have dropped them.
+        """
         types = self._docker.types
         with self._calling(f"start container {name}"):
             container = self.client.containers.create(
@@ -163,6 +171,9 @@ class DockerEngine:
                 mounts=[types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in mounts],
                 nano_cpus=round(cpus * 1e9) if cpus else None,
                 user=user,
+                entrypoint=entrypoint,
+                cap_add=cap_add,
+                security_opt=["no-new-privileges"] if no_new_privileges else None,
                 network=network,
                 networking_config={network: self.client.api.create_endpoint_config(aliases=[alias])},
                 restart_policy={"Name": "on-failure", "MaximumRetryCount": 5},
@@ -181,6 +192,11 @@ class DockerEngine:
         with self._calling(f"list containers {label}"):
             found = self.client.containers.list(all=True, filters={"label": label})
             return [ContainerState(str(c.name), str(c.status), dict(c.labels)) for c in found]
+
+    def state(self, name: str) -> str:
+        """Status of one container (created, running, restarting, exited, ...)."""
+        with self._calling(f"inspect container {name}"):
+            return str(self.client.containers.get(name).status)
 
     def logs(self, name: str) -> bytes:
         """Everything a container wrote to stdout and stderr."""

@@ -2,8 +2,10 @@
 
 `Cluster` is the small interface the kubernetes backend needs: create an
 object, wait for Deployments to be ready or Jobs to complete (with watches
-and a deadline), list pods, delete by label. `KubeClient` implements it with
-the official client; the tests implement it with a fake and check the exact
+and a deadline), list pods, read a Job's log, update the data of a
+ConfigMap, call an agent through the API server's service proxy, delete by
+label. `KubeClient` implements it with the
+official client; the tests implement it with a fake and check the exact
 sequence of calls. Failures are raised as `ClusterError`s whose message
 names the object, the pod and its last events, and says what to do.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -101,8 +104,34 @@ class Cluster(Protocol):
         """Delete the namespaces matching a label selector; returns `namespace/name` of each."""
         ...
 
-    def proxy_get(self, namespace: str, service: str, port: int, path: str, token: str) -> str:
-        """GET `path` of a Service through the API server's proxy, with the deployment token."""
+    def job_log(self, namespace: str, job: str) -> str:
+        """The log of a Job's pod (the succeeded one, else the newest); `NotFound` when it has none."""
+        ...
+
+    def update_config_map(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        """Set these keys of an existing ConfigMap's data (others are kept); `NotFound` when it is gone."""
+        ...
+
+    def proxy(
+        self,
+        namespace: str,
+        service: str,
+        port: int,
+        method: str,
+        path: str,
+        token: str,
+        body: Any = None,
+        timeout: float = 10.0,
+        content_type: str = "",
+    ) -> Any:
+        """Call `path` (with its query) of a Service through the API server's proxy with the deployment token.
+
+        Without `content_type`, `body` (POST) is sent as JSON; with it, `body`
+        is bytes sent as they are (e.g. a multipart upload). Returns the
+        decoded JSON answer, also when the agent answered with an HTTP error
+        (as agents put `error` in it). `ClusterError` when the API server or
+        the network refused the call.
+        """
         ...
 
 
@@ -156,19 +185,14 @@ class KubeClient:
     # ------------------------------------------------------------------ errors
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        import urllib3  # noqa: PLC0415 - the official client's HTTP library
+
         ApiException = self._k8s.client.ApiException
         try:
             return call()
         except ApiException as exc:
-            reason = _api_message(exc)
-            if exc.status == 403:
-                raise Forbidden(f"{what}: forbidden ({reason}); ask for RBAC rights or use another namespace") from None
-            if exc.status == 404:
-                raise NotFound(f"{what}: not found") from None
-            if exc.status == 409:
-                raise AlreadyExists(f"{what}: already exists; run `jupiter teardown` first") from None
-            raise ClusterError(f"{what}: {exc.status} {reason}") from None
-        except OSError as exc:
+            raise _refusal(what, exc.status, _api_message(exc)) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise ClusterError(f"{what}: cannot reach the cluster ({exc}); check the kubeconfig's server") from None
 
     # ------------------------------------------------------------------ create
@@ -275,20 +299,95 @@ class KubeClient:
         )
         return [_pod_state(pod) for pod in listing.items]
 
-    def proxy_get(self, namespace: str, service: str, port: int, path: str, token: str) -> str:
-        answer = self._call(
-            f"GET {path} of {namespace}/{service}",
-            lambda: self.api.call_api(
-                f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}",
-                "GET",
-                header_params={"X-Jupiter-Token": token, "Accept": "application/json"},
-                auth_settings=["BearerToken"],
-                response_type="str",
-                _return_http_data_only=True,
-                _preload_content=True,
-            ),
+    def job_log(self, namespace: str, job: str) -> str:
+        pods = self.pods(namespace, f"job-name={job}")
+        if not pods:
+            raise NotFound(f"Job {namespace}/{job} has no pod to read the log of")
+        pod = next((p for p in pods if p.phase == "Succeeded"), pods[-1])
+        # Raw bytes (no preloading): the client would otherwise try to parse a log that looks like JSON.
+        response = self._call(
+            f"read the log of pod {namespace}/{pod.name}",
+            lambda: self.core.read_namespaced_pod_log(pod.name, namespace, _preload_content=False),
         )
-        return str(answer)
+        return bytes(response.data).decode("utf-8", errors="replace")
+
+    def update_config_map(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        # A patch of `data` alone: the labels teardown selects on stay as created.
+        self._call(
+            f"update ConfigMap {namespace}/{name}",
+            lambda: self.core.patch_namespaced_config_map(name, namespace, {"data": data}),
+        )
+
+    def proxy(
+        self,
+        namespace: str,
+        service: str,
+        port: int,
+        method: str,
+        path: str,
+        token: str,
+        body: Any = None,
+        timeout: float = 10.0,
+        content_type: str = "",
+    ) -> Any:
+        what = f"{method} {path} of {namespace}/{service}"
+        resource = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
+        headers = {"X-Jupiter-Token": token, "Accept": "application/json"}
+        payload: bytes | None = None
+        if content_type:
+            if not isinstance(body, bytes):
+                raise TypeError(f"{what}: a body with a content type must be bytes, not {type(body).__name__}")
+            payload = body
+            headers["Content-Type"] = content_type
+        elif body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        status, data = self._call(what, lambda: self._send(method, resource, headers, payload, timeout))
+        text = data.decode("utf-8", errors="replace")
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = None
+        if 200 <= status <= 299:
+            if answer is None:
+                raise ClusterError(f"{what}: the answer is not JSON ({text[:200]!r})")
+            return answer
+        if isinstance(answer, dict) and answer.get("kind") != "Status":
+            return answer  # the agent's own error answer, passed through by the proxy
+        message = str(answer.get("message", "")) if isinstance(answer, dict) else text.strip()[:200]
+        if status == 503:
+            raise ClusterError(
+                f"{what}: the agent cannot be reached ({message}); check its pod with `kubectl -n {namespace} get pods`"
+            )
+        raise _refusal(what, status, message)
+
+    def _send(
+        self, method: str, resource: str, headers: dict[str, str], body: bytes | None, timeout: float
+    ) -> tuple[int, bytes]:
+        """(status, body) of one call on the API server, whatever the status.
+
+        The client makes the URL and the credentials (`param_serialize`, which
+        also refreshes expiring tokens), and its connection pool (TLS, proxy)
+        sends the request; the body goes out as the bytes given, because the
+        client's REST layer rebuilds `multipart/form-data` bodies from form
+        fields and so would drop an upload made here. `timeout` bounds the
+        call: a connection that fails is tried again, an answer that is late
+        is not (the pool's default would wait up to four times as long).
+        """
+        import urllib3  # noqa: PLC0415 - the official client's HTTP library
+
+        _, url, header_params, _, _ = self.api.param_serialize(
+            method=method, resource_path=resource, header_params=headers, auth_settings=["BearerToken"]
+        )
+        response = self.api.rest_client.pool_manager.request(
+            method,
+            url,
+            body=body,
+            headers=header_params,
+            timeout=urllib3.Timeout(total=timeout),
+            retries=urllib3.Retry(total=2, read=0, redirect=0),
+        )
+        return int(response.status), bytes(response.data)
 
     # ------------------------------------------------------------------ delete
 
@@ -329,9 +428,18 @@ class KubeClient:
         return deleted
 
 
-def _api_message(exc: Any) -> str:
-    import json  # noqa: PLC0415 - only on errors
+def _refusal(what: str, status: int, reason: str) -> ClusterError:
+    """The error of an HTTP status the API server answered with."""
+    if status == 403:
+        return Forbidden(f"{what}: forbidden ({reason}); ask for RBAC rights or use another namespace")
+    if status == 404:
+        return NotFound(f"{what}: not found")
+    if status == 409:
+        return AlreadyExists(f"{what}: already exists; run `jupiter teardown` first")
+    return ClusterError(f"{what}: {status} {reason}")
 
+
+def _api_message(exc: Any) -> str:
     try:
         return str(json.loads(exc.body).get("message", exc.reason))
     except (TypeError, ValueError, AttributeError):

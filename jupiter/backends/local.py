@@ -148,3 +148,18 @@ class LocalBackend:
         members = group_members(pgid)
         stop_group(pgid)
         return [f"process {pid}" for pid in members]
+
+    def kill_node(self, root: Path, node: str) -> int:
+        """Fault injection: SIGKILL one node's agent and keep it down (the supervisor does not restart it).
+
+        Returns the killed pid. Its task workers exit when their pipe closes.
+        """
+        (root / "held").mkdir(exist_ok=True)
+        (root / "held" / node).touch()
+        pids = json.loads((root / "pids.json").read_text())["agents"]
+        if node not in pids:
+            raise KeyError(node)
+        pid = int(pids[node])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return pid

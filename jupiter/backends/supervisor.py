@@ -7,7 +7,8 @@ supervisor's session, `jupiter teardown` can stop the whole deployment by
 process group even if the CLI that deployed it has crashed.
 
 Run as `python -m jupiter.backends.supervisor DEPLOYMENT_DIR`; it reads
-`agents.json` (node -> argument list) and writes `pids.json`.
+`agents.json` (node -> argument list) and writes `pids.json`. An agent whose
+name is in the `held/` folder is not restarted (fault injection).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Supervisor:
         self.restarts: dict[str, list[float]] = {name: [] for name in self.specs}
         self.logs: dict[str, IO[bytes]] = {}
         self.stopping = False
+        self.held: set[str] = set()
 
     def _start(self, node: str) -> None:
         log = self.logs.get(node)
@@ -68,7 +70,13 @@ class Supervisor:
             changed = False
             for node, process in list(self.processes.items()):
                 code = process.poll()
-                if code is None or self.stopping:
+                if code is None or self.stopping or node in self.held:
+                    continue
+                if (self.root / "held" / node).exists():
+                    # Fault injection (`jupiter kill NODE`): this node stays down.
+                    self.held.add(node)
+                    sys.stderr.write(f"supervisor: agent {node} exited with code {code}; held down\n")
+                    sys.stderr.flush()
                     continue
                 now = time.time()
                 recent = [t for t in self.restarts[node] if now - t < 10]

@@ -21,7 +21,9 @@ from jupiter.cli.profile_cmds import profile_command, report_command
 from jupiter.cli.runtime_cmds import (
     agent_command,
     deploy_command,
+    kill_command,
     run_command,
+    speed_command,
     status_command,
     submit_command,
     teardown_command,
@@ -96,7 +98,16 @@ cli.add_command(validate_command)
 cli.add_command(map_command)
 cli.add_command(profile_command)
 cli.add_command(report_command)
-for command in (deploy_command, status_command, submit_command, teardown_command, run_command, agent_command):
+for command in (
+    deploy_command,
+    status_command,
+    submit_command,
+    teardown_command,
+    run_command,
+    agent_command,
+    speed_command,
+    kill_command,
+):
     cli.add_command(command)
 for command in (render_command, build_command):
     cli.add_command(command)

@@ -75,6 +75,16 @@ def status_command(ctx: CliContext) -> None:
             )
             click.echo(f"{node:<12} {agent['role']:<8} {agent['pid']:>7} {task:<22} {numbers}")
     home = report["agents"].get(deployment.home, {})
+    pricing = home.get("pricing")
+    if pricing:
+        click.echo(
+            f"pricing: {pricing['scheme']} ({pricing['aggregate']}); dead: {', '.join(pricing['dead']) or 'none'}"
+        )
+        for node, price in pricing["reports"].items():
+            click.echo(
+                f"  {node:<12} report {price['age']:.2f} s old  slowdown {price['slowdown']:.2f}  "
+                f"backlog {price['backlog']:.3f} s  cpu {price['cpu']:.0%}  memory {price['memory']:.0%}"
+            )
     frames = home.get("frames")
     if frames:
         click.echo(
@@ -86,14 +96,37 @@ def status_command(ctx: CliContext) -> None:
 
 @click.command("submit")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--home", default=None, help="Home node that injects the frames and gets them back (default: home).")
 @pass_context
-def submit_command(ctx: CliContext, files: tuple[Path, ...]) -> None:
+def submit_command(ctx: CliContext, files: tuple[Path, ...], home: str | None) -> None:
     """Send input files to home; each file starts one frame."""
     deployment = service.find(_state_dir(ctx))
     assert deployment is not None
-    frames = service.submit(deployment, [(path.name, path.read_bytes()) for path in files])
+    frames = service.submit(deployment, [(path.name, path.read_bytes()) for path in files], home)
     for path, frame in zip(files, frames, strict=True):
         click.echo(f"{frame} {path.name}")
+
+
+@click.command("speed")
+@click.argument("node")
+@click.argument("factor", type=click.FloatRange(min=0.0, min_open=True, max=1.0))
+@pass_context
+def speed_command(ctx: CliContext, node: str, factor: float) -> None:
+    """Change NODE's emulated speed FACTOR (0-1] while the deployment runs (testbed emulation)."""
+    deployment = service.find(_state_dir(ctx))
+    assert deployment is not None
+    click.echo(f"{node} now runs at speed {service.set_speed(deployment, node, factor):g}")
+
+
+@click.command("kill")
+@click.argument("node")
+@pass_context
+def kill_command(ctx: CliContext, node: str) -> None:
+    """Kill NODE's agent and keep it down (fault injection, local backend)."""
+    deployment = service.find(_state_dir(ctx))
+    assert deployment is not None
+    pid = service.kill_node(deployment, node)
+    click.echo(f"killed the agent of {node} (pid {pid}); it will not be restarted")
 
 
 @click.command("teardown")
@@ -138,7 +171,6 @@ def run_command(
 ) -> None:
     """Deploy, stream every input through the DAG, print a summary, tear down."""
     workspace = ctx.workspace()
-    service.check_supported(workspace)
     total = len(service.collect_inputs(workspace, inputs, frames))
     with click.progressbar(length=total, label="frames", file=sys.stderr) as bar:
         shown = 0
@@ -165,15 +197,19 @@ def run_command(
     )
     if not math.isnan(summary.makespan_p50):
         click.echo(f"makespan per frame: p50 {summary.makespan_p50:.3f} s, p95 {summary.makespan_p95:.3f} s")
-    click.echo(f"{'task':<22} {'node':<12} {'runs':>5} {'mean s':>9}")
+    click.echo(f"{'task':<22} {'node':<20} {'runs':>5} {'mean s':>9}")
     for task, (node, mean, runs) in summary.task_means.items():
-        click.echo(f"{task:<22} {node:<12} {runs:>5} {mean:>9.4f}")
+        click.echo(f"{task:<22} {node:<20} {runs:>5} {mean:>9.4f}")
     for error in summary.errors[:10]:
         click.echo(f"failed: {error}", err=True)
     click.echo(f"outputs in {summary.output_dir}")
     if report:
         root = summary.output_dir.parent.parent  # output_dir is <deployment>/home/output
         click.echo(f"report written to {write_report(root, root / 'report')}")
+    if len(summary.per_home) > 1:
+        click.echo("frames back per home: " + ", ".join(f"{home} {count}" for home, count in summary.per_home.items()))
+    if summary.restarted:
+        click.echo(f"{summary.restarted} frames were started again after a node stopped answering")
     if summary.failed:
         raise click.exceptions.Exit(1)
 

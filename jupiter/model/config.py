@@ -100,6 +100,7 @@ _KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
         "MONGO_URL",
         "TESTBED",
     ),
+    "PRICING": ("INTERVAL", "STALE", "MARGIN", "W_NETWORK", "W_EXECUTION", "W_QUEUE", "W_CPU", "W_MEMORY"),
 }
 
 
@@ -228,6 +229,23 @@ class ProfilingSettings:
 
 
 @dataclass(frozen=True)
+class PricingSettings:
+    """`[PRICING]`: pricing CIRCE's price reports and weights (new in this rebuild; see jupiter.pricing)."""
+
+    interval: float = 0.2
+    """Seconds between a compute node's price reports (and, in push mode, controllers' choices)."""
+    stale: float = 1.0
+    """A node whose last report is older than this is not chosen; home declares it dead."""
+    margin: float = 0.25
+    """The mapper's node keeps a task unless another node's price is lower by more than this fraction."""
+    w_network: float = 1.0
+    w_execution: float = 1.0
+    w_queue: float = 1.0
+    w_cpu: float = 1.0
+    w_memory: float = 1.0
+
+
+@dataclass(frozen=True)
 class JupiterConfig:
     """Everything `jupiter_config.ini` says, typed and validated."""
 
@@ -239,6 +257,7 @@ class JupiterConfig:
     """RUNTIME = 1: receivers log transfers too; 0: senders only."""
     pricing: str = "nonpricing"
     price_function: str = "sum"
+    price: PricingSettings = field(default_factory=PricingSettings)
     ports: Ports = field(default_factory=Ports)
     other: Other = field(default_factory=Other)
     username: str = "jupiter"
@@ -515,6 +534,7 @@ def parse_config(path: Path) -> JupiterConfig:
         receiver_stats=runtime == 1,
         pricing=reader.choice("PRICING", "PRICING_LIST", PRICING_SCHEMES, "nonpricing"),
         price_function=price_function,
+        price=_pricing(reader),
         ports=Ports(
             mongo_svc=reader.port("MONGO_SVC", 6200),
             mongo_docker=reader.port("MONGO_DOCKER", 27017),
@@ -534,6 +554,27 @@ def parse_config(path: Path) -> JupiterConfig:
         profiling=_profiling(reader),
         path=path,
         warnings=tuple(warnings),
+    )
+
+
+def _pricing(reader: _Reader) -> PricingSettings:
+    interval = reader.number("PRICING", "INTERVAL", PricingSettings.interval)
+    if interval <= 0:
+        raise reader.error("PRICING", "INTERVAL", "must be more than 0 seconds (e.g. 0.2)")
+    stale = reader.number("PRICING", "STALE", PricingSettings.stale)
+    if stale <= interval:
+        raise reader.error(
+            "PRICING", "STALE", f"must be longer than INTERVAL ({interval:g} s), or every price goes stale; e.g. 1.0"
+        )
+    return PricingSettings(
+        interval=interval,
+        stale=stale,
+        margin=reader.number("PRICING", "MARGIN", PricingSettings.margin),
+        w_network=reader.number("PRICING", "W_NETWORK", 1.0),
+        w_execution=reader.number("PRICING", "W_EXECUTION", 1.0),
+        w_queue=reader.number("PRICING", "W_QUEUE", 1.0),
+        w_cpu=reader.number("PRICING", "W_CPU", 1.0),
+        w_memory=reader.number("PRICING", "W_MEMORY", 1.0),
     )
 
 

@@ -17,8 +17,11 @@ class MyMonitor:
 ```
 
 The default, `drupe`, reads what Jupiter's own profilers measured from the
-profile store. A `DataTransfer` moves a file to a node; the agents' data
-plane is the `http` one and `scp` is the original's alternative.
+profile store. A `DataTransfer` moves a file to a node. No implementation is
+wired in yet: the agents always move files over their own data plane
+(`[CONFIG] TRANSFER = http`), which is also what the network profiler
+measures. `TRANSFER = scp` (the original's default, `0`) is accepted so that
+old configuration files load, but changes no transfer.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ value escaped through JSON, which is valid YAML.
 """
 
 from jupiter.render.dockerfile import render_dockerfile
-from jupiter.render.manifests import Stage, render_manifests
+from jupiter.render.manifests import Stage, render_manifests, render_mapper
 from jupiter.render.spec import (
     ClusterSpec,
     ImageSpec,
@@ -30,4 +30,5 @@ __all__ = [
     "image_spec",
     "render_dockerfile",
     "render_manifests",
+    "render_mapper",
 ]

@@ -1,15 +1,22 @@
 """Kubernetes manifests of a deployment, rendered from `templates/*.yaml.j2`, in deploy order.
 
-`render_manifests` returns the stages the kubernetes backend applies one
-after the other, as the original did: the shared objects (namespaces, the
-token Secret, the plans), the profilers, the mapper Job, then CIRCE (one
-Deployment and one Service per node). Every object carries the recommended
-`app.kubernetes.io/*` labels and the deployment-id label teardown selects
-on. Only `v1`, `apps/v1` and `batch/v1` objects are made.
+`render_manifests` returns the stages in the order the kubernetes backend
+applies them: the shared objects (namespaces, the token Secret, the plans),
+the agents (one Deployment and one Service per node), then the mapper Job.
+That is the original's order profilers -> mapper -> CIRCE: the same agents
+first profile, the mapper Job maps from their measurements, and CIRCE is the
+mapping dispatched to them, which needs no objects of its own. A measured
+deployment has no mapping problem when it starts; the backend renders the
+mapper stage with `render_mapper` once the profile exists, and dispatch
+sends the plans again (`plans_data`) with the mapping in them. Every object
+carries the recommended `app.kubernetes.io/*` labels and the deployment-id
+label teardown selects on. Only `v1`, `apps/v1` and `batch/v1` objects are
+made.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,6 +55,15 @@ class Stage:
 def plan_key(node: str) -> str:
     """ConfigMap key (and file name under `/etc/jupiter`) of a node's plan."""
     return f"plan-{node}.json"
+
+
+def plans_data(plans: Mapping[str, str]) -> dict[str, str]:
+    """The plans ConfigMap's data: each node's plan (JSON) under `plan_key(node)`.
+
+    Rendered at deploy time and sent again by dispatch, so an agent pod
+    restarted after dispatch reads the mapping it was given.
+    """
+    return {plan_key(node): plan for node, plan in sorted(plans.items())}
 
 
 def labels(spec: ClusterSpec, component: str, node: str | None = None) -> dict[str, str]:
@@ -106,8 +122,47 @@ def _agent_objects(spec: ClusterSpec, agent: AgentSpec) -> tuple[dict[str, Any],
     return deployment, service
 
 
+def mapper_command(spec: ClusterSpec) -> list[str]:
+    """The mapper Job's command: `jupiter map` on the mounted problem, printing the mapping table."""
+    problem = f"{CONFIG_DIR}/{PROBLEM_KEY}"
+    return ["jupiter", "map", "--problem", problem, "--scheduler", spec.scheduler, *spec.mapper_options]
+
+
+def render_mapper(spec: ClusterSpec) -> Stage:
+    """The mapper stage: the problem in a ConfigMap and the Job mapping it, waited for until complete."""
+    if spec.problem is None:
+        raise ValueError("the mapper stage needs a mapping problem")
+    mapper_ns = spec.namespaces["mapper"]
+    mapper_labels = labels(spec, "mapper")
+    config = _load(
+        "templates/configmap.yaml.j2",
+        name=MAPPER_CONFIGMAP,
+        namespace=mapper_ns,
+        labels=mapper_labels,
+        data={PROBLEM_KEY: spec.problem},
+    )
+    job = _load(
+        "templates/mapper-job.yaml.j2",
+        name=MAPPER_JOB,
+        namespace=mapper_ns,
+        labels=mapper_labels,
+        image=spec.image,
+        uid=AGENT_UID,
+        command=mapper_command(spec),
+        config_dir=CONFIG_DIR,
+        configmap=MAPPER_CONFIGMAP,
+        cpu_request=spec.cpu_request,
+        memory_request=spec.memory_request,
+    )
+    return Stage("mapper", (config, job), wait="complete")
+
+
 def render_manifests(spec: ClusterSpec) -> list[Stage]:
-    """Every object of a deployment, grouped in the stages they are applied in."""
+    """Every object of a deployment, grouped in the stages they are applied in.
+
+    The mapper stage is there when the spec has a problem (`jupiter render`
+    shows it with the default-cost problem; a deployment renders it after profiling).
+    """
     setup: list[dict[str, Any]] = [
         _load("templates/namespace.yaml.j2", namespace=namespace, labels=labels(spec, "namespace"))
         for namespace in spec.used_namespaces
@@ -128,40 +183,13 @@ def render_manifests(spec: ClusterSpec) -> list[Stage]:
             name=PLAN_CONFIGMAP,
             namespace=circe_ns,
             labels=labels(spec, "plans"),
-            data={plan_key(node): plan for node, plan in sorted(spec.plans.items())},
+            data=plans_data(spec.plans),
         )
     )
-    stages = [Stage("setup", tuple(setup))]
-    # The profiling issue adds the per-node profilers here; until then the
-    # mapper works from the default problem (see jupiter.planning).
-    stages.append(Stage("profilers", ()))
-    if spec.problem is not None:
-        mapper_ns = spec.namespaces["mapper"]
-        mapper_labels = labels(spec, "mapper")
-        config = _load(
-            "templates/configmap.yaml.j2",
-            name=MAPPER_CONFIGMAP,
-            namespace=mapper_ns,
-            labels=mapper_labels,
-            data={PROBLEM_KEY: spec.problem},
-        )
-        job = _load(
-            "templates/mapper-job.yaml.j2",
-            name=MAPPER_JOB,
-            namespace=mapper_ns,
-            labels=mapper_labels,
-            image=spec.image,
-            uid=AGENT_UID,
-            problem_path=f"{CONFIG_DIR}/{PROBLEM_KEY}",
-            scheduler=spec.scheduler,
-            config_dir=CONFIG_DIR,
-            configmap=MAPPER_CONFIGMAP,
-            cpu_request=spec.cpu_request,
-            memory_request=spec.memory_request,
-        )
-        stages.append(Stage("mapper", (config, job), wait="complete"))
-    circe: list[dict[str, Any]] = []
+    agents: list[dict[str, Any]] = []
     for agent in spec.agents:
-        circe.extend(_agent_objects(spec, agent))
-    stages.append(Stage("circe", tuple(circe), wait="ready"))
+        agents.extend(_agent_objects(spec, agent))
+    stages = [Stage("setup", tuple(setup)), Stage("agents", tuple(agents), wait="ready")]
+    if spec.problem is not None:
+        stages.append(render_mapper(spec))
     return stages

@@ -124,6 +124,11 @@ def container_plan(plan: Plan, node: str | None = None) -> Plan:
     )
 
 
+def node_plans(plan: Plan) -> dict[str, str]:
+    """Every node's own plan (JSON) as `container_plan` makes it: what the plans ConfigMap holds."""
+    return {node: container_plan(plan, node).to_json() for node in plan.nodes}
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     """One node's agent on the cluster."""
@@ -167,16 +172,26 @@ class ClusterSpec:
     plans: Mapping[str, str]
     """Node -> its plan (JSON), as `container_plan` makes it."""
     problem: str | None
-    """Mapping problem (JSON) of the mapper Job; None = static mapping, no mapper Job."""
+    """Mapping problem (JSON) of the mapper Job; None = no mapper Job rendered.
+
+    A measured deployment starts without it: the backend renders the mapper
+    Job once the agents have profiled (`jupiter.backends.kubernetes`).
+    """
     scheduler: str
+    measured: bool = False
+    """The agents start without tasks; profiling, the mapper Job and dispatch follow."""
+    mapper_options: tuple[str, ...] = ()
+    """More `jupiter map` options of the mapper Job (e.g. `--max-tasks-per-node 3` for heft_modified)."""
 
     @property
     def used_namespaces(self) -> tuple[str, ...]:
         """Every namespace the deployment puts objects in, CIRCE's first, once each.
 
-        The profilers' namespace joins when the profiling stage has objects of its own.
+        The mapper's joins when the deployment runs the mapper Job (now or after
+        profiling); the profilers' would join if they had objects of their own.
         """
-        stages = ("circe", "mapper") if self.problem is not None else ("circe",)
+        mapper = self.problem is not None or self.measured
+        stages = ("circe", "mapper") if mapper else ("circe",)
         return tuple(dict.fromkeys(self.namespaces[stage] for stage in stages))
 
 
@@ -209,7 +224,11 @@ def _port_name(name: str) -> str:
 
 
 def cluster_spec(workspace: Workspace, plan: Plan, token: str, problem: str | None) -> ClusterSpec:
-    """The cluster spec of a deployment (its plan must use `cluster_addresses`)."""
+    """The cluster spec of a deployment (its plan must use `cluster_addresses`).
+
+    A plan without a mapping is a measured deployment (`deploy` starts the
+    agents without tasks and maps from their measurements).
+    """
     config = workspace.config
     settings = config.deploy.containers
     control, data = agent_ports(config)
@@ -241,9 +260,10 @@ def cluster_spec(workspace: Workspace, plan: Plan, token: str, problem: str | No
         cpu_request=settings.cpu_request,
         memory_request=settings.memory_request,
         token=token,
-        plans={agent.node: container_plan(plan, agent.node).to_json() for agent in agents},
+        plans=node_plans(plan),
         problem=problem,
         scheduler=config.scheduler,
+        measured=not plan.mapping,
     )
 
 

@@ -42,6 +42,16 @@ class RunRecord:
     submitted: list[float] = field(default_factory=list)
     predicted: dict[str, Any] = field(default_factory=dict)
     """mapping.json: scheduler, makespan, tasks {task: {node, start, finish}}."""
+    pricing: str = "nonpricing"
+    frame_order: list[str] = field(default_factory=list)
+    """Frames in the order they were submitted (over every home)."""
+
+    def workers(self) -> dict[str, dict[str, str]]:
+        """frame -> task -> node that ran it (pricing chooses per frame)."""
+        table: dict[str, dict[str, str]] = {}
+        for event in self.tasks:
+            table.setdefault(str(event["frame"]).split("-r")[0], {})[event["task"]] = event["node"]
+        return table
 
     @property
     def start(self) -> float:
@@ -68,23 +78,36 @@ def load_run(root: Path) -> RunRecord:
     plan = json.loads(plan_path.read_text())
     order = list(plan["order"])
     edges = [(name, child) for name in order for child in plan["tasks"][name]["children"] if child in plan["tasks"]]
-    record = RunRecord(name=root.name, order=order, edges=edges, mapping=dict(plan["mapping"]))
-    for number, line in enumerate(events_path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(events_path, number, "not a JSON event line; the log is damaged") from None
-        kind = event.get("type")
-        if kind == "task" and event.get("ok"):
-            record.tasks.append(event)
-        elif kind == "frame_done":
-            record.frames.append(event)
-        elif kind == "frame_failed":
-            record.failed += 1
-        elif kind == "frame_submitted":
-            record.submitted.append(float(event["time"]))
+    record = RunRecord(
+        name=root.name,
+        order=order,
+        edges=edges,
+        mapping=dict(plan["mapping"]),
+        pricing=str(plan.get("pricing", "nonpricing")),
+    )
+    # Every home keeps the log of the frames it injected (several homes only with pricing).
+    logs = [events_path] + [root / home / "events.jsonl" for home in plan.get("homes", [])[1:]]
+    submitted: list[tuple[float, str]] = []
+    for log_path in (path for path in logs if path.exists()):
+        for number, line in enumerate(log_path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                raise InputError(log_path, number, "not a JSON event line; the log is damaged") from None
+            kind = event.get("type")
+            if kind == "task" and event.get("ok"):
+                record.tasks.append(event)
+            elif kind == "frame_done":
+                record.frames.append(event)
+            elif kind == "frame_failed":
+                record.failed += 1
+            elif kind == "frame_submitted":
+                record.submitted.append(float(event["time"]))
+                submitted.append((float(event["time"]), str(event["frame"])))
+    record.frame_order = [frame for _, frame in sorted(submitted)]
+    record.frames.sort(key=lambda event: float(event["time"]))
     predicted_path = root / "mapping.json"
     if predicted_path.exists():
         record.predicted = json.loads(predicted_path.read_text())
@@ -241,6 +264,44 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+WORKER_ROWS = 200
+
+
+def _workers_section(record: RunRecord) -> str:
+    """Pricing: which node ran each frame's tasks (and how often each node ran each task)."""
+    if record.pricing == "nonpricing":
+        return ""
+    table = record.workers()
+    counts: dict[str, dict[str, int]] = {}
+    for tasks in table.values():
+        for task, node in tasks.items():
+            counts.setdefault(task, {}).setdefault(node, 0)
+            counts[task][node] += 1
+    nodes = sorted({node for per_task in counts.values() for node in per_task})
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in nodes)
+    count_rows = "".join(
+        f"<tr><td>{html.escape(task)}</td>"
+        + "".join(f"<td>{counts.get(task, {}).get(node, 0)}</td>" for node in nodes)
+        + "</tr>"
+        for task in record.order
+    )
+    frames = [frame for frame in record.frame_order if frame in table][:WORKER_ROWS]
+    task_head = "".join(f"<th>{html.escape(t)}</th>" for t in record.order)
+    frame_rows = "".join(
+        f"<tr><td>{html.escape(frame)}</td>"
+        + "".join(f"<td>{html.escape(table[frame].get(task, '-'))}</td>" for task in record.order)
+        + "</tr>"
+        for frame in frames
+    )
+    more = len(table) - len(frames)
+    note = f"<p>(first {len(frames)} of {len(table)} frames)</p>" if more > 0 else ""
+    return f"""<h2>Worker nodes ({html.escape(record.pricing)} pricing)</h2>
+<p>Frames of each task run per node:</p>
+<table><tr><th>task</th>{head}</tr>{count_rows}</table>
+<p>Node that ran each frame's task:</p>{note}
+<table><tr><th>frame</th>{task_head}</tr>{frame_rows}</table>"""
+
+
 def write_report(root: Path, out: Path) -> Path:
     """Write the PNGs and report.html for the deployment in `root` into `out`; returns the page."""
     record = load_run(root)
@@ -279,6 +340,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;te
 <h2>Per-frame makespan</h2>{_embed(charts["makespan"], "makespan over time")}
 <h2>Predicted vs measured time per task</h2>{_embed(charts["predicted"], "predicted vs measured")}
 <table><tr><th>task</th><th>node</th><th>predicted s</th><th>measured mean s</th></tr>{rows}</table>
+{_workers_section(record)}
 </body></html>
 """
     target = out / "report.html"

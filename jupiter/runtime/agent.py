@@ -38,6 +38,7 @@ from typing import Any
 
 from jupiter.runtime.emulation import Emulation
 from jupiter.runtime.plan import HOME_TASK, Plan
+from jupiter.runtime.pricing import PRICING_MESSAGES, PricingService
 from jupiter.runtime.protocol import BUSY, MAX_BATCH, Message, ProtocolError, check, read_message, reply, split_batch
 from jupiter.runtime.store import (
     FolderPool,
@@ -75,6 +76,10 @@ class _Slots:
     folder: str
     names: dict[str, str] = field(default_factory=dict)
     first_seen: float = 0.0
+    home: str = ""
+    """The home node the frame came from (its results go back there)."""
+    born: float = 0.0
+    """When that home started the frame (pricing's push choices apply by birth time)."""
 
 
 class WorkerCrashed(Exception):
@@ -182,6 +187,7 @@ class Agent:
         self.pools: dict[str, FolderPool] = {}
         self.started = time.time()
         self.emulation = Emulation.from_plan(plan.extra, node)
+        self.pricing = PricingService(self) if plan.priced else None
 
     # ------------------------------------------------------------------ paths
 
@@ -258,6 +264,13 @@ class Agent:
                         writer.write(json.dumps({"ok": True, "results": results}).encode() + b"\n")
                         await writer.drain()
                         continue
+                if problem is None and message.kind in PRICING_MESSAGES:
+                    if self.pricing is None:
+                        writer.write(reply(False, "this deployment does not use pricing"))
+                    else:
+                        writer.write(self.pricing.handle(message.kind, message.header, message.payload))
+                    await writer.drain()
+                    continue
                 if problem is None:
                     problem = await self._take(message, writer)
                     # A lone message means the pipeline is not busy: let a task
@@ -303,6 +316,9 @@ class Agent:
         slot = f"{header.get('src')}@{header.get('idx')}"
         if task not in self.counters:
             return f"task {task} is not on this node ({self.node})"
+        origin = str(header.get("home") or self.plan.home)
+        if origin not in self.plan.all_homes:
+            return f"unknown home node {origin!r}"
         if not frame or not frame.replace("-", "").replace("_", "").isalnum():
             return f"bad frame id {frame!r}"
         if (task, frame) in self.done:
@@ -316,7 +332,10 @@ class Agent:
                 # fan-in tasks can finish the frames they hold.
                 return f"{BUSY} {task} holds {limit} frames (TASK_QUEUE_SIZE)"
             folder = self.pool(f"{self.dir}/inbox/{task}").acquire()
-            self.slots[key] = _Slots(folder, first_seen=time.time())
+            born = header.get("born")
+            self.slots[key] = _Slots(
+                folder, first_seen=time.time(), home=origin, born=born if isinstance(born, float) else time.time()
+            )
             counters = self.counters[task]
             counters.waiting += 1
             counters.peak = max(counters.peak, self._frames_held(task))
@@ -354,6 +373,7 @@ class Agent:
                     "path": path,
                     "time": time.time(),
                     "frame": frame,
+                    "home": header.get("home", self.plan.home),
                 }
             )
         return name
@@ -396,9 +416,19 @@ class Agent:
                 files = [slots.names[slot] for slot in sorted(slots.names, key=order)]
                 out = self.pool(f"{self.dir}/work/{task}").acquire()
                 outs.append(out)
-                jobs.append({"files": files, "single": spec.num_inputs == 1, "pathin": slots.folder, "pathout": out})
+                jobs.append(
+                    {
+                        "files": files,
+                        "single": spec.num_inputs == 1,
+                        "pathin": slots.folder,
+                        "pathout": out,
+                        "speed": self.emulation.speed,
+                    }
+                )
             async with self.emulation.processor():  # a testbed node runs one task at a time
                 answers = await worker.run(jobs)
+                if self.pricing is not None:
+                    self.pricing.task_finished(task, answers)
             records: list[OutboxRecord] = []
             for frame, job, out, answer in zip(frames, jobs, outs, answers, strict=True):
                 error = answer.get("error") if not answer.get("ok") else None
@@ -427,8 +457,11 @@ class Agent:
                         "finish": answer.get("finish", time.time()),
                         "ok": error is None,
                         "error": error,
+                        "home": self.slots[(task, frame)].home,
                     }
                 )
+            if records and self.pricing is not None:
+                records = await self._place(records)
             if records:
                 self.journal.add(records)
             for record in records:
@@ -440,6 +473,17 @@ class Agent:
                 await asyncio.sleep(0)
             for frame in frames:
                 self._finish(task, frame)
+
+    async def _place(self, records: list[OutboxRecord]) -> list[OutboxRecord]:
+        """Pricing: choose the node of each output's child task, per frame."""
+        assert self.pricing is not None
+        placed: list[OutboxRecord] = []
+        by_frame: dict[float, list[OutboxRecord]] = {}
+        for record in records:
+            by_frame.setdefault(float(record.header.get("born") or 0.0), []).append(record)
+        for born, group in by_frame.items():
+            placed += await self.pricing.place(group, born)
+        return placed
 
     @staticmethod
     def _slot_order(spec: Any) -> Any:
@@ -477,8 +521,11 @@ class Agent:
                 )
             pairs = list(zip(spec.children, outputs, strict=True))
         records = []
+        slots = self.slots.get((task, frame))
+        origin = slots.home if slots is not None and slots.home else self.plan.home
         for index, (child, path) in enumerate(pairs):
-            dest = self.plan.home if child == HOME_TASK else self.plan.mapping[child]
+            # With pricing, `dest` of a task is replaced by the chosen node before sending.
+            dest = origin if child == HOME_TASK else self.plan.mapping[child]
             header = {
                 "kind": "file",
                 "token": self.token,
@@ -487,6 +534,8 @@ class Agent:
                 "src": task,
                 "idx": index,
                 "name": os.path.basename(path),
+                "home": origin,
+                "born": slots.born if slots is not None else time.time(),
             }
             records.append(OutboxRecord(self.new_id(), dest, header, path, out))
         self.pending_release[out] = self.pending_release.get(out, 0) + len(records)
@@ -524,6 +573,8 @@ class Agent:
                 await self.emulation.shape(dest, [len(payload) for _, payload in parts])
                 outcome, _ = await peer.send_batch(parts, self.token)
                 errors.update((record.ident, error) for record, error in zip(sendable, outcome, strict=True) if error)
+            if self.pricing is not None and errors:
+                batch = await self._reroute(dest, batch, errors)
             busy = [record for record in batch if errors.get(record.ident, "").startswith(BUSY)]
             if busy:
                 loop = asyncio.get_running_loop()
@@ -542,6 +593,7 @@ class Agent:
                             "frame": record.header.get("frame"),
                             "task": record.header.get("task"),
                             "error": error,
+                            "home": record.header.get("home", self.plan.home),
                         }
                     )
                 self.emit(
@@ -552,12 +604,52 @@ class Agent:
                         "path": record.payload,
                         "time": -1 if error else started,
                         "frame": record.header.get("frame"),
+                        "home": record.header.get("home", self.plan.home),
                     }
                 )
             if batch:
                 self.journal.ack([record.ident for record in batch])
             for record in batch:
                 self._release(record.release)
+
+    async def _reroute(self, dest: str, batch: list[OutboxRecord], errors: dict[str, str]) -> list[OutboxRecord]:
+        """Pricing: send what `dest` could not take (not mere backpressure) to another node instead.
+
+        Returns the records still to be settled here; the others are journalled
+        again for their new node and acknowledged here without a failure.
+        """
+        assert self.pricing is not None
+        keep: list[OutboxRecord] = []
+        moved: list[OutboxRecord] = []
+        for record in batch:
+            error = errors.get(record.ident, "")
+            task = str(record.header.get("task"))
+            if not error or error.startswith(BUSY) or task == HOME_TASK:
+                keep.append(record)
+                continue
+            size = os.path.getsize(record.payload) if os.path.exists(record.payload) else 0
+            new_dest = await self.pricing.destination(
+                task, str(record.header.get("frame")), float(record.header.get("born") or 0.0), size, exclude={dest}
+            )
+            if new_dest == dest:
+                keep.append(record)
+                continue
+            log.warning(
+                "%s did not take %s of frame %s (%s); sending it to %s",
+                dest,
+                task,
+                record.header.get("frame"),
+                error,
+                new_dest,
+            )
+            moved.append(record)
+            again = OutboxRecord(self.new_id(), new_dest, record.header, record.payload, record.release)
+            self.journal.add([again])
+            self._queue_for(new_dest).put_nowait(again)
+        if moved:
+            # The moved records' folders are released when their new copies are delivered.
+            self.journal.ack([record.ident for record in moved])
+        return keep
 
     def _release(self, folder: str | None) -> None:
         if folder is None:
@@ -588,15 +680,19 @@ class Agent:
             await self.send_events(self.peers[self.plan.home])
 
     async def send_events(self, home: Peer) -> None:
+        """Send up to 1000 queued events: each to the home of its frame (`home` when it has none)."""
         if not self.events:
             return
-        batch: list[dict[str, Any]] = []
-        while self.events and len(batch) < 1000:
-            batch.append(self.events.popleft())
-        try:
-            await home.send({"kind": "event", "token": self.token}, json.dumps(batch).encode())
-        except TransferFailed as exc:
-            log.error("lost %d statistics events: %s", len(batch), exc)
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for _ in range(min(1000, len(self.events))):
+            event = self.events.popleft()
+            groups.setdefault(str(event.get("home") or home.name), []).append(event)
+        for name, batch in groups.items():
+            peer = home if name == home.name else self.peers[name]
+            try:
+                await peer.send({"kind": "event", "token": self.token}, json.dumps(batch).encode())
+            except TransferFailed as exc:
+                log.error("lost %d statistics events for %s: %s", len(batch), name, exc)
 
     # ------------------------------------------------------------------ status
 
@@ -609,6 +705,7 @@ class Agent:
             "uptime": time.time() - self.started,
             "tasks": {task: counters.__dict__.copy() for task, counters in self.counters.items()},
             "outbox": sum(queue.qsize() for queue in self.outbox.values()),
+            **({"pricing": self.pricing.status()} if self.pricing is not None else {}),
         }
 
     # -------------------------------------------------------------- lifecycle
@@ -619,24 +716,28 @@ class Agent:
         env.update(self.emulation.worker_env())
         return env
 
+    async def start_workers(self, tasks: Collection[str]) -> None:
+        """Start the resident workers of some tasks, side by side (each imports its script once)."""
+        workers = [
+            TaskWorker(task, Path(self.plan.tasks[task].script), self.dir / "logs" / f"{task}.log", self.worker_env())
+            for task in tasks
+        ]
+        await asyncio.gather(*(worker.start() for worker in workers))
+        for worker in workers:
+            if worker.load_error:
+                log.error("task %s cannot load: %s", worker.task, worker.load_error)
+            self.workers[worker.task] = worker
+
     async def start(self) -> None:
         """Recover, start workers, the data server, and the background loops."""
         self.recover()
-        for task in self.tasks:
-            worker = TaskWorker(
-                task,
-                Path(self.plan.tasks[task].script),
-                self.dir / "logs" / f"{task}.log",
-                self.worker_env(),
-            )
-            await worker.start()
-            if worker.load_error:
-                log.error("task %s cannot load: %s", task, worker.load_error)
-            self.workers[task] = worker
+        await self.start_workers(self.tasks)
         loop = asyncio.get_running_loop()
         for task in self.tasks:
             self.background.append(loop.create_task(self.run_task(task)))
         self.background.append(loop.create_task(self.flush_events()))
+        if self.pricing is not None:
+            self.background += [loop.create_task(coroutine) for coroutine in self.pricing.loops()]
         self.server = await asyncio.start_server(
             self.handle_connection,
             self.address.host,

@@ -85,6 +85,26 @@ def create_app(agent: Agent, loop: asyncio.AbstractEventLoop) -> Flask:
             frames.append({"name": name, "frame": on_loop(submit_file(name, upload.read()))})
         return jsonify({"frames": frames})
 
+    @app.post("/testbed/speed")
+    def set_speed() -> ResponseReturnValue:
+        require_token()
+        data = request.get_json(silent=True) or {}
+        speed = data.get("speed")
+        if isinstance(speed, bool) or not isinstance(speed, int | float):
+            return jsonify({"error": 'send {"speed": factor} with 0 < factor <= 1'}), 400
+
+        async def change() -> str | None:
+            try:
+                agent.emulation.set_speed(float(speed))
+            except ValueError as exc:
+                return str(exc)
+            return None
+
+        problem = on_loop(change())
+        if problem:
+            return jsonify({"error": problem}), 400
+        return jsonify({"node": agent.node, "speed": agent.emulation.speed})
+
     register_profiling_routes(app, agent, loop)  # /profile/*, /mapping, /wave/*
     return app
 

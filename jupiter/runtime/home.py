@@ -40,6 +40,10 @@ class FrameState:
     name: str
     submitted: float
     results: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+    """Pricing: the input file, kept until the frame is done so it can be started again."""
+    attempts: list[str] = field(default_factory=list)
+    """Pricing: ids of the frame's later attempts (started again after a node died)."""
 
 
 @dataclass
@@ -72,7 +76,11 @@ class HomeAgent(Agent):
 
     def __init__(self, plan: Plan, node: str, token: str, root: Path) -> None:
         super().__init__(plan, node, token, root)
-        self.home_dir = root / "home"
+        # The first home keeps the original's folder name; other homes (pricing) have their own.
+        self.home_dir = root / "home" if node == plan.home else root / node
+        self.attempts: dict[str, str] = {}
+        """Pricing: attempt id -> the frame it repeats."""
+        self.last_report: dict[str, float] = {}
         self.frames: dict[str, FrameState] = {}
         self.totals = FrameTotals()
         self.expected = plan.expected_results()
@@ -107,7 +115,8 @@ class HomeAgent(Agent):
     def _open_stats(self) -> None:
         self.home_dir.mkdir(parents=True, exist_ok=True)
         headers = {
-            "runtime_tasks.txt": "Task_name local_input_file Enter_time Execute_time Finish_time "
+            "runtime_tasks.txt": ("Worker_node " if self.plan.priced else "")
+            + "Task_name local_input_file Enter_time Execute_time Finish_time "
             "Elapse_time Duration_time Waiting_time",
             "runtime_transfer_sender.txt": "Node_name Transfer_Type File_Path Time_stamp",
             "runtime_transfer_receiver.txt": "Node_name Transfer_Type File_Path Time_stamp",
@@ -130,12 +139,16 @@ class HomeAgent(Agent):
         if kind == "task":
             enter, execute, finish = event["enter"], event["execute"], event["finish"]
             files = ",".join(event["files"]) or "-"
+            worker = f"{event['node']} " if self.plan.priced else ""
             self.files["runtime_tasks.txt"].write(
-                f"{event['task']} {files} {enter:.6f} {execute:.6f} {finish:.6f} "
+                f"{worker}{event['task']} {files} {enter:.6f} {execute:.6f} {finish:.6f} "
                 f"{finish - enter:.6f} {finish - execute:.6f} {execute - enter:.6f}\n"
             )
             if not event["ok"]:
-                self._fail(event["frame"], f"{event['task']} on {event['node']} failed:\n{event['error']}")
+                self._fail(
+                    self.attempts.get(event["frame"], event["frame"]),
+                    f"{event['task']} on {event['node']} failed:\n{event['error']}",
+                )
         elif kind == "transfer":
             target = f"runtime_transfer_{event['side']}.txt"
             if target in self.files:
@@ -143,7 +156,8 @@ class HomeAgent(Agent):
                 shown = "-1" if stamp == -1 else f"{stamp:.6f}"
                 self.files[target].write(f"{event['node']} {self.plan.transfer} {event['path']} {shown}\n")
         elif kind == "transfer_failed":
-            self._fail(str(event.get("frame")), f"transfer to {event['dest']} failed: {event['error']}")
+            frame = str(event.get("frame"))
+            self._fail(self.attempts.get(frame, frame), f"transfer to {event['dest']} failed: {event['error']}")
         elif kind in PROFILE_EVENTS:
             store_profile_event(self.plan.extra, event)  # periodic re-profiles go to the profile store
 
@@ -158,6 +172,7 @@ class HomeAgent(Agent):
         state = self.frames.pop(frame, None)
         if state is None:
             return
+        self._forget(state)
         self.totals.failed += 1
         self._frames_changed()
         log.error("frame %s (%s) failed: %s", frame, state.name, why.splitlines()[0])
@@ -188,6 +203,14 @@ class HomeAgent(Agent):
             self.totals.first_submit = now
         self.totals.submitted += 1
         self.record({"type": "frame_submitted", "frame": frame, "input": name, "time": now})
+        if self.plan.priced:
+            # Kept until the frame is done: a frame held by a node that dies is started again.
+            self.frames[frame].path = path
+        await self._send_input(frame, name, path, now, None if self.plan.priced else folder)
+        return frame
+
+    async def _send_input(self, frame: str, name: str, path: str, born: float, release: str | None) -> None:
+        """Send a frame's input file to every ingress task."""
         records = []
         for task in self.plan.ingress:
             header = {
@@ -198,13 +221,79 @@ class HomeAgent(Agent):
                 "src": HOME_TASK,
                 "idx": 0,
                 "name": name,
+                "home": self.node,
+                "born": born,
             }
-            records.append(OutboxRecord(self.new_id(), self.plan.mapping[task], header, path, folder))
-        self.pending_release[folder] = len(records)
+            records.append(OutboxRecord(self.new_id(), self.plan.mapping[task], header, path, release))
+        if release is not None:
+            self.pending_release[release] = len(records)
+        if self.pricing is not None:
+            records = await self.pricing.place(records, born)
         self.journal.add(records)
         for record in records:
             self._queue_for(record.dest).put_nowait(record)
-        return frame
+
+    def _forget(self, state: FrameState) -> None:
+        """A frame is over: drop its attempts and (pricing) the kept input."""
+        for attempt in state.attempts:
+            self.attempts.pop(attempt, None)
+        if state.path:
+            self.release_folder(os.path.dirname(state.path))
+
+    async def restart_frames(self, why: str) -> int:
+        """Pricing: start every frame in flight again as a new attempt (after a node died).
+
+        The first complete set of results wins; results of the other attempt
+        are recognised by their slot and ignored.
+        """
+        count = 0
+        for frame, state in list(self.frames.items()):
+            if not state.path:
+                continue
+            attempt = f"{frame}-r{len(state.attempts) + 1}"
+            state.attempts.append(attempt)
+            self.attempts[attempt] = frame
+            now = time.time()
+            self.record({"type": "frame_restarted", "frame": frame, "attempt": attempt, "time": now, "why": why})
+            await self._send_input(attempt, state.name, state.path, now, None)
+            count += 1
+        return count
+
+    async def watch_nodes(self) -> None:
+        """Pricing: declare a compute node dead when its price reports stop; restart frames in flight.
+
+        A node silent for STALE seconds is pinged first: one that still
+        answers on its data port is only late (busy), not dead. A round in
+        which this loop itself woke up late judges nobody (the silence may
+        be ours).
+        """
+        assert self.pricing is not None
+        settings = self.pricing.settings
+        dead: set[str] = set()
+        loop = asyncio.get_running_loop()
+        while True:
+            asleep = loop.time()
+            await asyncio.sleep(settings.interval)
+            if loop.time() - asleep > settings.interval + settings.stale / 2:
+                continue
+            now = time.time()
+            silent = {node for node, report in self.pricing.reports.items() if now - report.time > settings.stale}
+            for node in sorted(silent - dead):
+                if await self.pricing.tell(node, {"kind": "ping"}, b""):
+                    silent.discard(node)
+            if silent == dead:
+                continue
+            newly = sorted(silent - dead)
+            dead = silent
+            self.pricing.dead = set(dead)
+            self.record({"type": "nodes_dead", "dead": sorted(dead), "time": now})
+            payload = json.dumps({"dead": sorted(dead)}).encode()
+            await asyncio.gather(
+                *(self.pricing.tell(node, {"kind": "dead"}, payload) for node in self.plan.nodes if node != self.node)
+            )
+            if newly:
+                count = await self.restart_frames(f"{', '.join(newly)} stopped reporting")
+                log.error("%s stopped reporting; %d frames in flight started again", ", ".join(newly), count)
 
     async def watch_inputs(self) -> None:
         """Start a frame for every file that appears in `home/input/`."""
@@ -245,6 +334,7 @@ class HomeAgent(Agent):
 
     def accept_result(self, header: dict[str, Any], payload: bytes) -> str | None:
         frame = str(header.get("frame"))
+        frame = self.attempts.get(frame, frame)
         slot = f"{header.get('src')}@{header.get('idx')}"
         state = self.frames.get(frame)
         if state is None or slot in state.results:
@@ -255,6 +345,7 @@ class HomeAgent(Agent):
         if len(state.results) >= self.expected:
             now = time.time()
             del self.frames[frame]
+            self._forget(state)
             makespan = now - state.submitted
             self.totals.done += 1
             self.totals.last_done = now
@@ -297,6 +388,8 @@ class HomeAgent(Agent):
         self.recover_frames()
         await super().start()
         self.background.append(asyncio.get_running_loop().create_task(self.watch_inputs()))
+        if self.pricing is not None:
+            self.background.append(asyncio.get_running_loop().create_task(self.watch_nodes()))
 
     def recover_frames(self) -> None:
         """After a restart of home, frames still in flight are taken from the event log."""

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.node not in plan.nodes:
         parser.error(f"node {args.node!r} is not in the plan")
     agent: Agent
-    if args.node == plan.home:
+    if args.node in plan.all_homes:
         agent = HomeAgent(plan, args.node, token, args.root)
     else:
         agent = Agent(plan, args.node, token, args.root)

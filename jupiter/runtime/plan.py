@@ -58,10 +58,33 @@ class Plan:
     retries: int = 20
     receiver_stats: bool = True
     transfer: str = "http"
+    pricing: str = "nonpricing"
+    """`nonpricing` (run each task on its mapped node), `push` or `event` (pricing CIRCE)."""
+    homes: tuple[str, ...] = ()
+    """Every home node (`home` first); several only with pricing."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def priced(self) -> bool:
+        """Whether compute nodes are chosen per frame by price (pricing CIRCE)."""
+        return self.pricing != "nonpricing"
+
+    @property
+    def all_homes(self) -> tuple[str, ...]:
+        return self.homes or (self.home,)
+
     def tasks_on(self, node: str) -> tuple[str, ...]:
-        """Tasks mapped to a node, in topological order."""
+        """Tasks a node runs, in topological order.
+
+        Without pricing, the tasks mapped to it. With pricing, every compute
+        node can run every task (once a mapping names the controllers).
+        """
+        if self.priced and self.mapping and self.nodes[node].role == "compute":
+            return self.order
+        return tuple(task for task in self.order if self.mapping.get(task) == node)
+
+    def controls(self, node: str) -> tuple[str, ...]:
+        """Tasks whose controller is this node (pricing: the node the mapper chose)."""
         return tuple(task for task in self.order if self.mapping.get(task) == node)
 
     def expected_results(self) -> int:
@@ -84,6 +107,7 @@ class Plan:
         data["nodes"] = {name: NodeAddress(**node) for name, node in data["nodes"].items()}
         data["order"] = tuple(data["order"])
         data["ingress"] = tuple(data["ingress"])
+        data["homes"] = tuple(data.get("homes", ()))
         return cls(**data)
 
     @classmethod

@@ -5,8 +5,10 @@
   the data plane, as `ping` messages the receiver checks and acknowledges,
   several samples per size, and fits a guarded quadratic per outgoing link
   (`jupiter.profiling.fit`). Peers are probed one after the other so that
-  probes never queue behind each other on the node's emulated uplink. The
-  agent keeps its own latest fits: distributed WAVE decides with them.
+  probes never queue behind each other on the node's emulated uplink; each
+  probe goes through `Emulation.transmit`, so on a testbed it takes as long
+  as the emulated link, not the link plus the loopback. The agent keeps its
+  own latest fits: distributed WAVE decides with them.
 * **Resources.** A background loop samples CPU and memory (psutil) and
   keeps the smoothed figures (`jupiter.profiling.resources`).
 * **Execution.** On request, every DAG task runs on the app's sample inputs,
@@ -122,16 +124,22 @@ class ProfilerService:
         peer = Peer(dst, address.host, address.data_port, retries=3, pool_size=1)
         header = {"kind": "ping", "token": self.agent.token}
         points: list[tuple[int, float]] = []
+        emulation = self.agent.emulation
         try:
             # Open the connection first: the data plane keeps its connections, so
             # connecting is not part of what a transfer costs.
             await peer.send(header, b"")
             for size in sizes:
                 payload = self._payload(size)
+                # An unshaped send first shows the emulation what really sending this
+                # size takes, so that even the first probe costs max(real, emulated).
+                started = time.perf_counter()
+                await peer.send(header, payload)
+                emulation.send_cost(dst).add(size, time.perf_counter() - started)
                 for _ in range(samples):
                     started = time.perf_counter()
-                    await self.agent.emulation.shape(dst, [size])
-                    await peer.send(header, payload)
+                    async with emulation.transmit(dst, [size]):
+                        await peer.send(header, payload)
                     points.append((size, time.perf_counter() - started))
         finally:
             await peer.close()
@@ -212,13 +220,8 @@ async def apply_mapping(agent: Agent, mapping: Mapping[str, str]) -> list[str]:
     for task in started:
         agent.counters[task] = TaskCounters()
         agent.queues[task] = asyncio.Queue()
-        worker = TaskWorker(
-            task, Path(agent.plan.tasks[task].script), agent.dir / "logs" / f"{task}.log", agent.worker_env()
-        )
-        await worker.start()
-        if worker.load_error:
-            log.error("task %s cannot load: %s", task, worker.load_error)
-        agent.workers[task] = worker
+    await agent.start_workers(started)
+    for task in started:
         agent.background.append(loop.create_task(agent.run_task(task)))
     return started
 
@@ -282,6 +285,8 @@ def register_routes(app: Flask, agent: Agent, loop: asyncio.AbstractEventLoop) -
     def mapping() -> ResponseReturnValue:
         data = body()
         try:
+            if agent.pricing is not None and data.get("pricing_model"):
+                agent.pricing.set_model(data["pricing_model"], network=True)
             started = on_loop(apply_mapping(agent, dict(data.get("mapping", {}))), 60.0)
         except ValueError as exc:
             return jsonify({"error": str(exc)}), 409

@@ -32,7 +32,8 @@ MAX_PAYLOAD = 2 * 1024**3
 _LENGTH = struct.Struct(">I")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,199}$")
 
-KINDS = ("file", "event", "submit", "ping", "batch")
+KINDS = ("file", "event", "submit", "ping", "batch", "price", "route", "choice", "dead")
+"""`price`, `route`, `choice` and `dead` are pricing CIRCE's messages (`jupiter.runtime.pricing`)."""
 BUSY = "busy:"
 """Prefix of a refusal that means "full now, offer it again later" (backpressure)."""
 MAX_BATCH = 64
@@ -146,9 +147,9 @@ def check(message: Message, token: str) -> str | None:
     return None
 
 
-def reply(ok: bool, error: str = "") -> bytes:
-    """One answer line."""
-    body: dict[str, Any] = {"ok": ok}
+def reply(ok: bool, error: str = "", **data: Any) -> bytes:
+    """One answer line (with `data` for requests that return something, e.g. `route`)."""
+    body: dict[str, Any] = {"ok": ok, **data}
     if error:
         body["error"] = error
     return json.dumps(body).encode() + b"\n"

@@ -126,6 +126,42 @@ class Peer:
             outcome[index] = f"{self.name} unreachable after {attempt} attempts: {last}"
         return outcome, attempt
 
+    async def ask(self, header: dict[str, Any], payload: bytes, timeout: float, attempts: int = 2) -> dict[str, Any]:
+        """Send one request and return its answer line (e.g. pricing's `route`). Raises TransferFailed.
+
+        Unlike `send`, a request is retried only a few times with a short
+        timeout: the caller has an alternative (another controller) when
+        this peer does not answer.
+        """
+        raw = encode(header, payload)
+        last = ""
+        async with self._semaphore():
+            for _ in range(attempts):
+                connection = self._idle.pop() if self._idle else None
+                try:
+                    if connection is None:
+                        reader, writer = await asyncio.wait_for(
+                            asyncio.open_connection(self.host, self.port), timeout=timeout
+                        )
+                        connection = _Connection(reader, writer)
+                    connection.writer.write(raw)
+                    await connection.writer.drain()
+                    line = await asyncio.wait_for(connection.reader.readline(), timeout=timeout)
+                    if not line:
+                        raise ConnectionResetError("peer closed the connection")
+                    answer = json.loads(line)
+                except (OSError, TimeoutError, json.JSONDecodeError, asyncio.IncompleteReadError) as exc:
+                    last = f"{type(exc).__name__}: {exc}"
+                    if connection is not None:
+                        connection.writer.close()
+                    continue
+                self._idle.append(connection)
+                if not isinstance(answer, dict) or not answer.get("ok"):
+                    error = answer.get("error", "refused") if isinstance(answer, dict) else "bad answer"
+                    raise TransferFailed(f"{self.name} refused the request: {error}")
+                return answer
+        raise TransferFailed(f"{self.name} does not answer: {last}")
+
     @staticmethod
     def _results(answer: dict[str, Any], count: int) -> list[str]:
         """Per-part problems ('' = delivered) from an answer line."""

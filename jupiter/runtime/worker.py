@@ -45,7 +45,9 @@ def _run(module: Any, request: dict[str, Any]) -> dict[str, Any]:
     # The task is user code: any exception is reported with its traceback.
     except Exception:  # noqa: BLE001
         return {"ok": False, "error": traceback.format_exc(), "execute": started, "finish": time.time()}
-    dilate(wall_start, cpu_start)  # a testbed's slower node: pad to cpu_time / speed
+    speed = request.get("speed")
+    # A testbed's slower node: pad to cpu_time / speed (the agent sends its current speed with each job).
+    dilate(wall_start, cpu_start, float(speed) if isinstance(speed, int | float) else None)
     finished = time.time()
     if isinstance(outputs, str | os.PathLike):
         outputs = [outputs]

@@ -18,7 +18,7 @@ import yaml
 
 from jupiter.model.workspace import Workspace
 from jupiter.render import render_dockerfile, render_manifests
-from jupiter.render.manifests import deployment_selector
+from jupiter.render.manifests import deployment_selector, render_mapper
 from jupiter.render.spec import BIND_ALL, ClusterSpec, container_plan, image_spec
 from jupiter.runtime.plan import Plan
 from tests.containers.conftest import CONFIG, TOKEN, make_workspace
@@ -85,15 +85,12 @@ def test_manifests_validate_against_the_schema(spec: ClusterSpec, version: str) 
 
 
 def test_stages_follow_the_original_order(spec: ClusterSpec) -> None:
+    # The agents profile first, the mapper Job maps from that; CIRCE is the mapping dispatched to the agents.
     stages = render_manifests(spec)
-    assert [(s.name, s.wait) for s in stages] == [
-        ("setup", "none"),
-        ("profilers", "none"),
-        ("mapper", "complete"),
-        ("circe", "ready"),
-    ]
+    assert [(s.name, s.wait) for s in stages] == [("setup", "none"), ("agents", "ready"), ("mapper", "complete")]
     assert [o["kind"] for o in stages[0].objects] == ["Namespace", "Namespace", "Secret", "ConfigMap"]
-    assert [o["kind"] for o in stages[3].objects] == ["Deployment", "Service"] * 3
+    assert [o["kind"] for o in stages[1].objects] == ["Deployment", "Service"] * 3
+    assert [o["kind"] for o in stages[2].objects] == ["ConfigMap", "Job"]
 
 
 def test_only_stable_api_groups_and_every_object_labelled(spec: ClusterSpec) -> None:
@@ -121,7 +118,42 @@ def test_each_agent_plan_listens_everywhere_and_finds_peers_by_dns(spec: Cluster
 
 def test_static_mapping_renders_no_mapper_job(spec: ClusterSpec) -> None:
     stages = render_manifests(dataclasses.replace(spec, problem=None))
-    assert [s.name for s in stages] == ["setup", "profilers", "circe"]
+    assert [s.name for s in stages] == ["setup", "agents"]
+    assert [o["metadata"]["name"] for o in stages[0].objects if o["kind"] == "Namespace"] == ["jupiter-test"]
+
+
+def test_a_measured_deployment_starts_without_the_job_but_with_its_namespace(spec: ClusterSpec) -> None:
+    measured = dataclasses.replace(spec, problem=None, measured=True)
+    stages = render_manifests(measured)
+    assert [s.name for s in stages] == ["setup", "agents"]
+    assert [o["metadata"]["name"] for o in stages[0].objects if o["kind"] == "Namespace"] == [
+        "jupiter-test",
+        "jupiter-mapper",
+    ]
+    # After profiling, the mapper stage is the same objects as with the problem from the start.
+    later = dataclasses.replace(measured, problem=spec.problem)
+    assert render_mapper(later) == render_manifests(spec)[2]
+    with pytest.raises(ValueError, match="needs a mapping problem"):
+        render_mapper(measured)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_mapper_options_extend_the_jobs_command(spec: ClusterSpec, version: str) -> None:
+    options = ("--max-tasks-per-node", "2")
+    stage = render_mapper(dataclasses.replace(spec, scheduler="heft_modified", mapper_options=options))
+    job = stage.objects[1]
+    kubernetes_validate.validate(job, version, strict=True)
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command == [
+        "jupiter",
+        "map",
+        "--problem",
+        "/etc/jupiter/problem.json",
+        "--scheduler",
+        "heft_modified",
+        "--max-tasks-per-node",
+        "2",
+    ]
 
 
 def test_container_plan_keeps_the_rest(spec: ClusterSpec) -> None:

@@ -37,7 +37,8 @@ def test_render_out_writes_one_file_per_object(workdir: Workdir, run: Callable[.
     assert result.out == f"wrote {len(names)} files to {out}\n"
     assert "01-setup-namespace-jupiter.yaml" in names
     assert "Dockerfile" in names
-    assert "04-circe-deployment-jupiter-node1.yaml" in names
+    assert "02-agents-deployment-jupiter-node1.yaml" in names
+    assert "03-mapper-job-jupiter-mapper.yaml" in names
 
 
 def test_render_bad_namespace_is_an_input_error(workdir: Workdir, run: Callable[..., Result]) -> None:

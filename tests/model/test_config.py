@@ -118,6 +118,13 @@ def test_price_option(tmp_path: Path, value: str, expected: str) -> None:
     assert parse_config(_write(tmp_path, text)).price_function == expected
 
 
+def test_pricing_section(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[PRICING]\nINTERVAL = 0.1\nSTALE = 0.8\nMARGIN = 0\nW_NETWORK = 2\nW_MEMORY = 0\n")
+    price = parse_config(path).price
+    assert (price.interval, price.stale, price.margin, price.w_network, price.w_memory) == (0.1, 0.8, 0.0, 2.0, 0.0)
+    assert (price.w_execution, price.w_queue, price.w_cpu) == (1.0, 1.0, 1.0)
+
+
 def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
     config = parse_config(_write(tmp_path, "[CONFIG]\n"))
     assert config == JupiterConfig(path=config.path)
@@ -167,6 +174,12 @@ def test_new_sections(tmp_path: Path) -> None:
             "[CONFIG]\nSCHEDULER = 1\n[SCHEDULER_LIST]\nHEFT = zero\n",
             "4: HEFT: expected a whole number, got 'zero'",
         ),
+        ("[PRICING]\nINTERVAL = 0\n", "2: INTERVAL: must be more than 0 seconds (e.g. 0.2)"),
+        (
+            "[PRICING]\nINTERVAL = 0.5\nSTALE = 0.5\n",
+            "3: STALE: must be longer than INTERVAL (0.5 s), or every price goes stale; e.g. 1.0",
+        ),
+        ("[PRICING]\nW_QUEUE = -1\n", "2: W_QUEUE: must not be negative, got -1"),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, message: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,30 @@ def test_a_link_list_limits_the_probes(tmp_path: Path) -> None:
         links = ProfilingSession(spec, agents, store).network()
     assert [(link["src"], link["dst"]) for link in links] == [("n1", "n2")]
     assert [c[0] for c in agents.calls] == ["n1"]
+
+
+def test_agents_probe_their_links_one_at_a_time(tmp_path: Path) -> None:
+    # Probes side by side on one machine take the CPU from each other (see the session's docstring).
+    agents = FakeAgents()
+    lock = threading.Lock()
+    running: list[str] = []
+    overlaps: list[list[str]] = []
+
+    def call(node: str, method: str, path: str, body: Mapping[str, Any] | None, timeout: float) -> Any:
+        with lock:
+            running.append(node)
+            if len(running) > 1:
+                overlaps.append(list(running))
+        time.sleep(0.02)
+        with lock:
+            running.remove(node)
+        return agents(node, method, path, body, timeout)
+
+    with SqliteStore(tmp_path / "p.sqlite") as store:
+        links = ProfilingSession(SPEC, call, store).network()
+    assert len(links) == 6
+    assert [c[0] for c in agents.calls] == ["home", "n1", "n2"]
+    assert overlaps == []
 
 
 def test_an_agent_error_names_the_node(tmp_path: Path) -> None:

@@ -153,13 +153,47 @@ def test_teardown_after_cli_crash(fan_workdir: Path) -> None:
     assert not [pid for pid in pids if alive(pid)]
 
 
-def test_pricing_is_refused_until_it_exists(fan_workdir: Path) -> None:
+def test_run_with_pricing_uses_the_original_numbers(fan_workdir: Path) -> None:
     config = fan_workdir / "jupiter_config.ini"
-    config.write_text(config.read_text().replace("[CONFIG]\n", "[CONFIG]\nPRICING = 2\n"))
-    result = jupiter(fan_workdir, "run")
-    assert result.returncode == 2
-    assert result.stderr == (
-        "error: jupiter_config.ini: PRICING = event (pricing CIRCE) is not available in this version; "
-        "set PRICING = 0 (nonpricing) to dispatch on the mapped nodes\n"
+    config.write_text(config.read_text().replace("[CONFIG]\n", "[CONFIG]\nPRICING = 2\nPRICE_OPTION = 2\n"))
+    result = jupiter(fan_workdir, "run", "--frames", "4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("4 of 4 frames done, 0 failed")
+    root = next((fan_workdir / ".jupiter").glob("2*"))
+    plan = json.loads((root / "plan.json").read_text())
+    assert (plan["pricing"], plan["extra"]["pricing"]["aggregate"]) == ("event", "max")
+
+
+def test_pricing_commands(fan_workdir: Path) -> None:
+    config = fan_workdir / "jupiter_config.ini"
+    config.write_text(config.read_text().replace("[CONFIG]\n", "[CONFIG]\nPRICING = event\n"))
+    (fan_workdir / "nodes.txt").write_text(
+        "home localhost\nhome2 localhost\nnode1 localhost\nnode2 localhost\nnode3 localhost\n"
     )
-    assert not (fan_workdir / ".jupiter").exists()
+    (fan_workdir / "x.txt").write_text("frame x\n")
+    deployed = jupiter(fan_workdir, "deploy")
+    assert deployed.returncode == 0, deployed.stderr
+    try:
+        submitted = jupiter(fan_workdir, "submit", "--home", "home2", "x.txt")
+        assert submitted.returncode == 0, submitted.stderr
+        wrong_home = jupiter(fan_workdir, "submit", "--home", "home9", "x.txt")
+        assert (wrong_home.returncode, wrong_home.stderr) == (
+            2,
+            "error: home9 is not a home node of this deployment; use one of: home, home2\n",
+        )
+        assert jupiter(fan_workdir, "speed", "node1", "1.5").returncode == 2
+        unknown = jupiter(fan_workdir, "speed", "node9", "0.5")
+        assert unknown.returncode == 2 and "node node9 is not in this deployment" in unknown.stderr
+        slowed = jupiter(fan_workdir, "speed", "node1", "0.5")
+        assert (slowed.returncode, slowed.stdout) == (0, "node1 now runs at speed 0.5\n")
+        killed = jupiter(fan_workdir, "kill", "node3")
+        assert killed.returncode == 0 and "it will not be restarted" in killed.stdout
+        time.sleep(2.0)  # STALE = 1 s: home declares node3 dead
+        status = jupiter(fan_workdir, "status")
+        assert status.returncode == 0, status.stderr
+        assert "pricing: event (sum); dead: node3" in status.stdout
+        assert re.search(r"node3\s+unreachable", status.stdout)
+    finally:
+        assert jupiter(fan_workdir, "teardown").returncode == 0
+    outputs = list((next((fan_workdir / ".jupiter").glob("2*")) / "home2" / "output").iterdir())
+    assert len(outputs) == 1 and (outputs[0] / "joined.txt").exists()

@@ -1,0 +1,144 @@
+"""Pricing CIRCE's controller and router logic in one agent (no processes)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from jupiter.mapping import Problem
+from jupiter.pricing import NodeReport
+from jupiter.profiles import problem_to_json
+from jupiter.runtime.agent import TaskCounters
+from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
+from jupiter.runtime.pricing import PricingService
+
+NODES = ("n1", "n2", "n3")
+
+
+def _plan(scheme: str) -> Plan:
+    tasks = {
+        "a": TaskSpec("a", 1, True, ("b", "c"), (), "a.py"),
+        "b": TaskSpec("b", 1, True, ("j",), ("a",), "b.py"),
+        "c": TaskSpec("c", 1, True, ("j",), ("a",), "c.py"),
+        "j": TaskSpec("j", 2, True, ("home",), ("b", "c"), "j.py"),
+    }
+    nodes = {"home": NodeAddress("home", "home", "127.0.0.1", 1, 2)}
+    nodes.update({name: NodeAddress(name, "compute", "127.0.0.1", 3 + i, 10 + i) for i, name in enumerate(NODES)})
+    problem = problem_to_json(Problem(("a", "b", "c", "j"), NODES, [[0.1, 0.1, 0.1]] * 4))
+    return Plan(
+        deployment="d",
+        app_name="x",
+        app_path="/x",
+        tasks=tasks,
+        order=("a", "b", "c", "j"),
+        mapping={"a": "n1", "b": "n2", "c": "n3", "j": "n1"},
+        nodes=nodes,
+        ingress=("a",),
+        home="home",
+        pricing=scheme,
+        homes=("home",),
+        extra={"pricing": {"aggregate": "sum", "interval": 0.2, "stale": 1.0, "margin": 0.25, "problem": problem}},
+    )
+
+
+def _service(scheme: str = "event", node: str = "n1") -> PricingService:
+    plan = _plan(scheme)
+    agent: Any = SimpleNamespace(
+        plan=plan, node=node, token="t", counters={task: TaskCounters() for task in plan.order}
+    )
+    service = PricingService(agent)
+    for name in NODES:
+        service.on_report(NodeReport(name, time.time()))
+    return service
+
+
+def test_decisions_are_cached_per_frame_and_a_burst_spreads() -> None:
+    service = _service()
+    chosen = [service.decide("b", f"f{i}", "n1", 0.0) for i in range(9)]
+    assert Counter(chosen) == Counter({"n1": 3, "n2": 3, "n3": 3})  # the virtual queue fills up evenly
+    assert [service.decide("b", f"f{i}", "n1", 0.0) for i in range(9)] == chosen  # retries: same node
+
+
+def test_the_mapped_node_keeps_its_task_within_the_margin() -> None:
+    service = _service()
+    service.on_report(NodeReport("n2", time.time(), backlog=0.02))  # a little busier: 20% dearer
+    assert service.decide("b", "f1", "n1", 0.0) == "n2"
+    service.on_report(NodeReport("n2", time.time(), backlog=0.05))  # 50% dearer: moved
+    assert service.decide("b", "f2", "n1", 0.0) == "n1"
+
+
+def test_excluded_and_dead_nodes_are_avoided_even_for_a_cached_frame() -> None:
+    service = _service()
+    first = service.decide("a", "f1", "home", 0.0)
+    assert first == "n1"
+    assert service.decide("a", "f1", "home", 0.0, exclude={"n1"}) != "n1"
+    service.dead = {"n1", "n2"}
+    assert service.decide("a", "f2", "home", 0.0) == "n3"
+    service.dead = set(NODES)
+    assert service.decide("a", "f3", "home", 0.0) is None
+
+
+def test_siblings_placed_by_one_holder_spread() -> None:
+    service = _service()
+    assert service.decide("b", "f1", "n1", 0.0, pending={"n2": 0.2}) != "n2"
+
+
+def test_stale_reports_are_not_used() -> None:
+    service = _service()
+    service.reports["n1"] = NodeReport("n1", time.time() - 5)
+    assert service.decide("a", "f1", "home", 0.0) != "n1"
+
+
+def test_push_choices_agree_between_the_parents_of_a_fan_in_task() -> None:
+    left, right = _service("push", "n2"), _service("push", "n3")
+    shares = [("n1", 0.5), ("n2", 0.3), ("n3", 0.2)]
+    for holder in (left, right):
+        holder.on_choice(100.0, {"j": [("n1", 1.0)]})
+        holder.on_choice(200.0, {"j": shares, "b": shares})
+    frames = [f"f{i:04d}" for i in range(300)]
+    picked = [left.pushed_choice("j", frame, 250.0) for frame in frames]
+    assert picked == [right.pushed_choice("j", frame, 250.0) for frame in frames]
+    counts = Counter(picked)
+    assert 120 < counts["n1"] < 180 and 60 < counts["n2"] < 120 and 30 < counts["n3"] < 90
+    assert {left.pushed_choice("j", frame, 150.0) for frame in frames} == {"n1"}  # born before the new choice
+    assert all(left.pushed_choice("b", frame, 250.0, avoid={"n1", "n2"}) == "n3" for frame in frames[:20])
+    left.dead = {"n1"}
+    assert "n1" not in {left.pushed_choice("j", frame, 250.0) for frame in frames}
+
+
+def test_push_shares_favour_cheaper_nodes_and_keep_the_mapped_one_when_close() -> None:
+    service = _service("push", "n2")
+    assert service.push_shares("b") == [("n2", 1.0)]
+    service.on_report(NodeReport("n2", time.time(), backlog=1.0))
+    service.on_report(NodeReport("n3", time.time(), backlog=0.02))
+    shares = dict(service.push_shares("b"))
+    assert set(shares) == {"n1", "n3"} and shares["n1"] > shares["n3"]
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "header", "body", "error"),
+    [
+        ("price", {}, {"node": "n1", "time": "now"}, "time must be a number"),
+        ("choice", {}, {"from": 1.0, "choices": {"a": [["nowhere", 1.0]]}}, "unknown task or node"),
+        ("choice", {}, {"from": 1.0, "choices": {"zz": [["n1", 1.0]]}}, "unknown task or node"),
+        ("route", {"task": "zz", "frame": "f1", "holder": "n1"}, {}, "unknown task"),
+        ("dead", {}, {"dead": "n1"}, "dead list expected"),
+    ],
+)
+def test_malformed_pricing_messages_are_refused(
+    kind: str, header: dict[str, Any], body: dict[str, Any], error: str
+) -> None:
+    answer = json.loads(_service().handle(kind, header, json.dumps(body).encode()))
+    assert answer["ok"] is False and error in answer["error"]
+
+
+def test_route_answers_with_a_node() -> None:
+    service = _service()
+    answer = json.loads(service.handle("route", {"task": "b", "frame": "f1", "holder": "n1", "size": 10}, b""))
+    assert answer == {"ok": True, "node": "n2"}
