@@ -9,19 +9,25 @@ crashed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import dataclasses
+import gzip
+import io
 import json
 import math
 import secrets
 import shutil
+import tarfile
 import time
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from jupiter.backends import Backend, docker, kubernetes, local
@@ -37,6 +43,8 @@ from jupiter.profiling.session import ProfilingError, ProfilingSession
 from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
 
 READY_TIMEOUT = 30.0
+HOME_ARCHIVE_TIMEOUT = 120.0
+"""Seconds to fetch a home's statistics and outputs (through the API server: they may be large)."""
 
 
 def get_backend(
@@ -639,6 +647,79 @@ def flush_events(deployment: Deployment) -> list[str]:
     return silent
 
 
+def fetch_home_files(deployment: Deployment) -> None:
+    """Copy every home's statistics, event log and outputs from its agent into the deployment folder.
+
+    Only where this machine cannot read the agents' folders, i.e. the
+    backend has a `control` proxy (kubernetes: home's folder is in its
+    pod); elsewhere home writes them into the deployment folder itself.
+    Call after `flush_events`, so the archive holds every event.
+    """
+    if getattr(backend_of(deployment), "control", None) is None:
+        return
+    call = control_call(deployment)
+    for home in deployment.all_homes:
+        answer = call(home, "GET", "/home/archive", None, HOME_ARCHIVE_TIMEOUT)
+        if not isinstance(answer, dict) or not isinstance(answer.get("archive"), str):
+            why = answer.get("error", answer) if isinstance(answer, dict) else answer
+            raise DeploymentError(f"home {home} did not send its statistics and outputs: {why}")
+        if answer.get("home") != home:
+            raise DeploymentError(f"asked home {home} for its statistics and outputs, {answer.get('home')} answered")
+        extract_home_archive(home, answer["archive"], deployment.home_dir_of(home))
+
+
+def extract_home_archive(home: str, archive: str, folder: Path) -> None:
+    """Extract a home's `/home/archive` (base64 of a tar.gz) into `folder`; nothing at all if a member is unsafe.
+
+    Only regular files and folders named relative to `folder`, and only
+    home's statistics files and its `output/` tree: the local home folder
+    also holds the profile store, which an archive must not replace.
+    """
+    try:
+        data = gzip.decompress(base64.b64decode(archive, validate=True))
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            members = tar.getmembers()
+    except (binascii.Error, EOFError, OSError, tarfile.TarError, zlib.error) as exc:
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        raise DeploymentError(f"home {home} sent a corrupt archive of its folder: {why}") from None
+    for member in members:
+        problem = _unsafe_member(member)
+        if problem:
+            raise DeploymentError(
+                f"home {home} sent an unsafe archive of its folder: {member.name!r} {problem}; nothing was extracted"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            tar.extractall(folder, members=tar.getmembers(), filter="data")
+    except (OSError, tarfile.TarError) as exc:
+        raise DeploymentError(f"cannot write home {home}'s statistics and outputs into {folder}: {exc}") from None
+
+
+def _unsafe_member(member: tarfile.TarInfo) -> str:
+    """Why a member of a home's archive must not be extracted; empty when it may."""
+    path = PurePosixPath(member.name)
+    if path.is_absolute():
+        return "is an absolute path"
+    if ".." in path.parts:
+        return "leaves the folder"
+    if member.issym() or member.islnk():
+        return "is a link"
+    if not (member.isfile() or member.isdir()):
+        return "is not a file or folder"
+    # What home's agent sends: jupiter.runtime.control.is_statistics_file, and output/.
+    parts = path.parts
+    statistics = (
+        len(parts) == 1
+        and member.isfile()
+        and (parts[0] == "events.jsonl" or (parts[0].startswith("runtime_") and parts[0].endswith(".txt")))
+    )
+    output = bool(parts) and parts[0] == "output" and (len(parts) > 1 or member.isdir())
+    if not (statistics or output):
+        return "is not one of home's statistics files or outputs"
+    return ""
+
+
 def wait_frames(deployment: Deployment, count: int, timeout: float, home: str | None = None) -> dict[str, Any]:
     """Wait (at a home, without polling) until `count` of its frames finished, or `timeout` seconds."""
     proxy = getattr(backend_of(deployment), "control", None)
@@ -820,6 +901,7 @@ def run(
                     f"see the logs in {deployment.root / 'logs'}"
                 )
         flush_events(deployment)
+        fetch_home_files(deployment)
         summary = summarize(deployment, started)
     finally:
         if not keep:

@@ -225,7 +225,7 @@ def without_speeds(plan: Plan) -> Plan:
     return dataclasses.replace(plan, extra={**plan.extra, "testbed": {**raw, "speeds": {}}})
 
 
-def testbed_shaped(plan: Plan, nodes: list[str]) -> list[str]:
+def tc_shaped_nodes(plan: Plan, nodes: list[str]) -> list[str]:
     """Nodes whose links `tc` shapes: those with a bandwidth-limited link to another running node."""
     raw = plan.extra.get("testbed")
     return shaped_nodes(Testbed.from_json(raw), nodes) if raw else []
@@ -290,7 +290,7 @@ class DockerBackend:
         plans = root / "plans"
         plans.mkdir(exist_ok=True)
         limits = testbed_cpus(plan)
-        shaped = testbed_shaped(plan, nodes)
+        shaped = tc_shaped_nodes(plan, nodes)
         in_containers = agents_plan(plan, kernel_bandwidth=bool(shaped))
         for node in nodes:
             (plans / f"plan-{node}.json").write_text(container_plan(in_containers, node).to_json())
@@ -362,7 +362,10 @@ class DockerBackend:
     def describe(self, info: dict[str, Any]) -> list[str]:
         """Containers of the deployment and their states (for `jupiter status`)."""
         states = self.engine_factory().containers(f"{LABEL_DEPLOYMENT}={info['deployment_id']}")
-        return [f"container {s.name}: {s.status}" for s in sorted(states, key=lambda s: s.name)]
+        lines = [f"container {s.name}: {s.status}" for s in sorted(states, key=lambda s: s.name)]
+        if info.get("shaped"):
+            lines.append(f"links' bandwidth shaped with tc on: {', '.join(info['shaped'])}")
+        return lines
 
 
 def _wait_shaped(engine: DockerEngine, deployment: str, shaping: Path, nodes: list[str]) -> None:
@@ -375,7 +378,8 @@ def _wait_shaped(engine: DockerEngine, deployment: str, shaping: Path, nodes: li
         if status.exists():
             report = json.loads(status.read_text())
             if not report["ok"]:
-                raise DockerError(f"cannot shape the links of node {node}: {report['error']}")
+                error = str(report["error"])  # tc's refusals name the node, tc's answer and the fix
+                raise DockerError(error if error.startswith(f"{node}: ") else f"{node}: {error}")
             waiting.pop(0)
             continue
         name = container_name(deployment, node)

@@ -2,7 +2,9 @@
 
 Needs a Docker engine and the offline base image; `scripts/setup-docker`
 (called by `scripts/test`) provides both. Without them these tests FAIL:
-a missing engine in CI must not pass as a skip.
+a missing engine in CI must not pass as a skip. Link shaping needs `tc` in
+the base image and a kernel with HTB (no netem); the pure parts of shaping
+are tested in test_shaping.py.
 """
 
 from __future__ import annotations
@@ -10,13 +12,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jupiter import deployment as service
-from jupiter.backends.docker import LABEL_DEPLOYMENT, LABEL_NODE, BuildResult, build_image
+from jupiter.backends.docker import (
+    LABEL_DEPLOYMENT,
+    LABEL_NODE,
+    BuildResult,
+    DockerBackend,
+    DockerError,
+    build_image,
+)
 from jupiter.backends.docker_client import DockerEngine, EngineError
 from jupiter.cli import main
 from jupiter.model.workspace import Workspace, load_workspace
@@ -77,6 +88,60 @@ def _leftovers(engine: DockerEngine, deployment: str) -> list[str]:
     return [c.name for c in engine.containers(label)] + [str(n.name) for n in networks]
 
 
+def _containers(engine: DockerEngine, deployment: str) -> dict[str, Any]:
+    """node -> docker SDK container of a deployment."""
+    return {
+        state.labels[LABEL_NODE]: engine.client.containers.get(state.name)
+        for state in engine.containers(f"{LABEL_DEPLOYMENT}={deployment}")
+    }
+
+
+def _exec(container: Any, *command: str) -> str:
+    code, output = container.exec_run(list(command))
+    assert code == 0, f"{command} in {container.name} exited {code}: {output.decode(errors='replace')}"
+    return str(output.decode())
+
+
+# A byte sink and a timed sender, run inside the containers with the image's python.
+SINK = """
+import socket
+server = socket.create_server(("0.0.0.0", 9999))
+while True:
+    conn, _ = server.accept()
+    received = 0
+    while chunk := conn.recv(1 << 16):
+        received += len(chunk)
+    conn.sendall(str(received).encode())
+    conn.close()
+"""
+SEND = """
+import os, socket, sys, time
+host, size = sys.argv[1], int(sys.argv[2])
+payload = os.urandom(size)
+for _ in range(100):
+    try:
+        conn = socket.create_connection((host, 9999))
+        break
+    except OSError:
+        time.sleep(0.05)
+started = time.perf_counter()
+conn.sendall(payload)
+conn.shutdown(socket.SHUT_WR)
+assert conn.recv(64) == str(size).encode()
+print(time.perf_counter() - started)
+"""
+
+
+def _transfer_seconds(sender: Any, receiver: Any, address: str, size: int) -> float:
+    """Seconds to send `size` bytes from one container to another's `address` (until the receiver has them all)."""
+    receiver.exec_run(["python3", "-c", SINK], detach=True)
+    return float(_exec(sender, "python3", "-c", SEND, address, str(size)))
+
+
+def _qdiscs(container: Any) -> str:
+    return _exec(container, "tc", "-s", "qdisc", "show", "dev", "eth0")
+
+
 def test_image_is_tagged_and_runs_as_a_non_root_user(engine: DockerEngine, image: BuildResult) -> None:
     assert image.image == "jupiter-network-monitoring-app:test"
     config = engine.client.images.get(image.image).attrs["Config"]
@@ -110,6 +175,10 @@ def test_deploy_status_submit_teardown_through_the_cli(
     deployment = service.find(in_work / ".jupiter")
     assert deployment is not None and deployment.backend == "docker"
     assert len(engine.containers(f"{LABEL_DEPLOYMENT}={deployment.id}")) == 5
+    # Without a testbed nothing is shaped: no capability granted, the interfaces keep docker's default qdisc.
+    for node, container in _containers(engine, deployment.id).items():
+        assert not container.attrs["HostConfig"]["CapAdd"], node
+        assert "htb" not in _qdiscs(container), node
     sample = in_work / "app_specific_files" / APP / "sample_input" / "scan.ipsum"
     assert main(["submit", str(sample)]) == 0
     assert main(["status"]) == 0
@@ -149,7 +218,87 @@ def test_testbed_speeds_become_cpu_limits(engine: DockerEngine, image: BuildResu
     # testbed.ini: node1 full speed (no limit), node2-4 at 0.25 -> a quarter of a core each.
     assert limits["node1"] == 0 and limits["home"] == 0
     assert limits["node2"] == limits["node3"] == limits["node4"] == 250_000_000
-    # Inside the containers the speeds are not applied a second time; the links still are.
-    assert plan["extra"]["testbed"]["speeds"] == {}
-    assert plan["extra"]["testbed"]["uplinks"] or plan["extra"]["testbed"]["links"]
+    # Inside the containers neither speeds nor bandwidths are applied a second time; latencies still are.
+    testbed = plan["extra"]["testbed"]
+    assert testbed["speeds"] == {}
+    assert testbed["kernel_bandwidth"] is True
+    assert testbed["uplinks"] == {"default": [float("inf"), 0.01], "node1": [float("inf"), 0.005]}
     assert _leftovers(engine, deployment.id) == []
+
+
+def two_nodes(work: Path, root: Path, testbed: str) -> Workspace:
+    """home and node1 (every task on node1, no profiling) with this testbed file."""
+    shutil.copytree(work / "app_specific_files", root / "app_specific_files")
+    (root / "nodes.txt").write_text("home localhost\nnode1 localhost\n")
+    (root / "testbed.ini").write_text(testbed)
+    config = (work / "jupiter_config.ini").read_text().replace("TESTBED =", "TESTBED = testbed.ini")
+    (root / "jupiter_config.ini").write_text(config.replace("STATIC_MAPPING = 0", "STATIC_MAPPING = 1"))
+    workspace = load_workspace(root / "jupiter_config.ini", root / "nodes.txt", None)
+    (root / "mapping.txt").write_text("".join(f"{task} node1\n" for task in workspace.app.dag.order))
+    return workspace
+
+
+UPLINK_10MBIT = "[uplinks]\nnode1 = 10mbit 1ms\n"
+SIZE = 2_000_000
+WIRE_SECONDS = SIZE * 8 / 10e6  # 1.6 s at 10 Mbit/s
+
+
+def test_tc_shapes_a_node_uplink_and_the_agents_keep_only_latency(
+    engine: DockerEngine, image: BuildResult, work: Path, tmp_path: Path
+) -> None:
+    workspace = two_nodes(work, tmp_path, UPLINK_10MBIT)
+    deployment = service.deploy(workspace, mapping_file=tmp_path / "mapping.txt", timeout=120)
+    try:
+        containers = _containers(engine, deployment.id)
+        home, node1 = containers["home"], containers["node1"]
+        # Only the node with something to shape gets NET_ADMIN, and its agent runs without it.
+        assert node1.attrs["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
+        assert not home.attrs["HostConfig"]["CapAdd"]
+        status = dict(line.split(":\t", 1) for line in _exec(node1, "cat", "/proc/1/status").splitlines())
+        assert "jupiter.runtime.node" in _exec(node1, "cat", "/proc/1/cmdline").replace("\0", " ")
+        assert status["Uid"].split()[0] == "10001"
+        assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
+        assert status["NoNewPrivs"] == "1"
+        qdiscs = _qdiscs(node1)
+        assert "qdisc htb 1: root" in qdiscs
+        assert "htb" not in _qdiscs(home)
+        # The kernel shapes node1 -> home to 10 Mbit/s, and only that direction.
+        shaped = _transfer_seconds(node1, home, deployment.info["public_hosts"]["home"], SIZE)
+        unshaped = _transfer_seconds(home, node1, deployment.info["public_hosts"]["node1"], SIZE)
+        assert shaped == pytest.approx(WIRE_SECONDS, rel=0.25)
+        assert unshaped < WIRE_SECONDS / 4
+        sent = int(_qdiscs(node1).split("Sent ", 1)[1].split()[0])
+        assert sent >= SIZE
+        assert DockerBackend().describe(deployment.info)[-1] == "links' bandwidth shaped with tc on: node1"
+        # The agents' network profiler measures the same link through the data plane.
+        call = service.control_call(deployment)
+        answer = call("node1", "POST", "/profile/network", {"peers": ["home"], "sizes": [SIZE], "samples": 2}, 120.0)
+        profiled = [seconds for _src, _dst, _size, seconds in answer["samples"]]
+        assert profiled == [pytest.approx(WIRE_SECONDS, rel=0.25)] * 2
+        # ... while the agents' own emulation keeps the latency only (bandwidth is not shaped twice).
+        plan = json.loads((deployment.root / "plans" / "plan-node1.json").read_text())
+        assert plan["extra"]["testbed"]["uplinks"] == {"node1": [float("inf"), 0.001]}
+    finally:
+        service.teardown(deployment)
+    assert _leftovers(engine, deployment.id) == []
+
+
+def test_tc_refused_stops_the_deploy_with_its_answer(
+    engine: DockerEngine, image: BuildResult, work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = two_nodes(work, tmp_path, UPLINK_10MBIT)
+    run = DockerEngine.run
+
+    def without_capabilities(self: DockerEngine, *args: Any, **kwargs: Any) -> None:
+        run(self, *args, **{**kwargs, "cap_add": None})  # an engine that will not grant NET_ADMIN
+
+    monkeypatch.setattr(DockerEngine, "run", without_capabilities)
+    started = time.monotonic()
+    with pytest.raises(DockerError) as caught:
+        service.deploy(workspace, mapping_file=tmp_path / "mapping.txt", timeout=120)
+    assert time.monotonic() - started < 30
+    message = str(caught.value)
+    assert message.startswith("node1: tc refused to shape its links: `tc qdisc add dev eth0 root handle 1: htb")
+    assert "Operation not permitted" in message and "lacks the NET_ADMIN capability" in message
+    deployment = next((tmp_path / ".jupiter").iterdir()).name
+    assert _leftovers(engine, deployment) == []

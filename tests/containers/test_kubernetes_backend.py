@@ -9,12 +9,16 @@ server playing the API server.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import dataclasses
 import email
 import email.message
 import email.policy
 import http.server
+import io
 import json
+import tarfile
 import threading
 import time
 import urllib.parse
@@ -43,9 +47,12 @@ from jupiter.cli import cli
 from jupiter.mapping import get_mapper
 from jupiter.model.workspace import Workspace
 from jupiter.profiles import problem_from_profile, problem_to_json
+from jupiter.profiling.settings import STORE_FILE
 from jupiter.render.manifests import plan_key, plans_data
 from jupiter.render.spec import PLAN_CONFIGMAP, node_plans
+from jupiter.runtime.control import create_app
 from jupiter.runtime.plan import Plan
+from jupiter.runtime.store import store_input, write_atomic
 from tests.containers.conftest import CONFIG, DEPLOYMENT_ID, fixed_plan, make_workspace
 
 SELECTOR = f"jupiter/deployment-id={DEPLOYMENT_ID}"
@@ -57,13 +64,19 @@ class FakeAgents:
     """Answers like the agents: node_2 runs twice as slow, links cost 1 s per MB plus 10 ms.
 
     Home takes multipart uploads on `/submit` (each file one frame, done at
-    once: the fake runs no tasks) and counts them on `/frames/wait`.
+    once: the fake runs no tasks), counts them on `/frames/wait` and sends
+    its folder on `/home/archive`: an event log and `runtime_tasks.txt`
+    saying each frame ran split on node1 in 0.5 s, and each input back as
+    the frame's output.
     """
 
     def __init__(self) -> None:
         self.mappings: dict[str, Any] = {}
         self.submitted: list[tuple[str, bytes]] = []
         self.flushed: list[str] = []
+        self.archived: list[str] = []
+        self.sent: dict[str, bytes] = {}
+        """Home's folder (relative path -> content) as `/home/archive` last sent it."""
 
     def __call__(self, plan: Plan, node: str, method: str, path: str, body: Any, content_type: str = "") -> Any:
         """The answer of `node`'s agent, which started with `plan`."""
@@ -83,6 +96,11 @@ class FakeAgents:
             assert body is None
             self.flushed.append(node)
             return {"ok": True}
+        if (method, path) == ("GET", "/home/archive") and node == "home":
+            assert body is None
+            self.archived.append(node)
+            self.sent = self.home_folder()
+            return {"home": node, "archive": _archive(*self.sent.items())}
         if (method, path) == ("POST", "/profile/network"):
             peers = body["peers"] or [n for n in ("home", "node1", "node_2") if n != node]
             links = [{"src": node, "dst": p, "a": 0.0, "b": 1e-6, "c": 0.01, "points": 2, "time": 1.0} for p in peers]
@@ -103,6 +121,62 @@ class FakeAgents:
         if (method, path) == ("GET", "/status"):
             return {"node": node, "tasks": {}}
         raise AssertionError(f"unexpected {method} {path}")
+
+    def home_folder(self) -> dict[str, bytes]:
+        """Home's statistics files and outputs (relative path -> content) for the frames it was given."""
+        now = time.time()
+        events: list[dict[str, Any]] = []
+        tasks = "Task_name local_input_file Enter_time Execute_time Finish_time Elapse_time Duration_time Waiting_time"
+        tasks += "\n"
+        outputs: dict[str, bytes] = {}
+        for index, (name, data) in enumerate(self.submitted):
+            frame = f"f{index}"
+            events += [
+                {"type": "frame_submitted", "frame": frame, "input": name, "time": now},
+                {
+                    "type": "task",
+                    "task": "split",
+                    "node": "node1",
+                    "frame": frame,
+                    "files": [name],
+                    "ok": True,
+                    "enter": now,
+                    "execute": now,
+                    "finish": now + 0.5,
+                },
+                {"type": "frame_done", "frame": frame, "input": name, "time": now + 1, "makespan": 1.0},
+            ]
+            tasks += f"split {name} {now:.6f} {now:.6f} {now + 0.5:.6f} 0.500000 0.500000 0.000000\n"
+            outputs[f"output/{frame}/{name}"] = data
+        log = "".join(json.dumps(event) + "\n" for event in events)
+        return {"events.jsonl": log.encode(), "runtime_tasks.txt": tasks.encode(), **outputs}
+
+
+def _archive(*members: tuple[str, bytes] | tarfile.TarInfo) -> str:
+    """What `/home/archive` answers: base64 of a tar.gz of files (name, content) and other members as given."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for member in members:
+            if isinstance(member, tarfile.TarInfo):
+                tar.addfile(member)
+                continue
+            name, data = member
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _truncated(archive: str) -> str:
+    """An archive cut short: without the gzip trailer."""
+    return base64.b64encode(base64.b64decode(archive)[:-8]).decode()
+
+
+def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info
 
 
 def _multipart(content_type: str, body: Any) -> list[tuple[str, bytes]]:
@@ -605,11 +679,13 @@ def test_run_goes_through_the_proxy_from_deploy_to_teardown(tmp_path: Path, real
         _proxied("jupiter-node1", "POST", "/flush"),
         _proxied("jupiter-node-2", "POST", "/flush"),
         _proxied("jupiter-home", "POST", "/flush"),
+        # Home's statistics and outputs, which stay in its pod, come back for the summary.
+        _proxied("jupiter-home", "GET", "/home/archive"),
         ("delete_all", "jupiter-test", selector),
         ("delete_all", "jupiter-mapper", selector),
         ("delete_namespaces", selector),
     ]
-    assert real_cluster.timeouts[-5:] == [60.0, 10.5, 30.0, 30.0, 30.0]
+    assert real_cluster.timeouts[-6:] == [60.0, 10.5, 30.0, 30.0, 30.0, service.HOME_ARCHIVE_TIMEOUT]
     # Home got both files, byte for byte, in one multipart upload.
     assert real_cluster.agents.submitted == [("a.txt", b"a\n"), ("a.txt", b"a\n")]
     assert real_cluster.agents.flushed == ["node1", "node_2", "home"]
@@ -619,14 +695,173 @@ def test_run_goes_through_the_proxy_from_deploy_to_teardown(tmp_path: Path, real
     assert len(real_cluster.configs) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: home's event log stays in its pod; `summarize` reads <deployment>/home/events.jsonl on this "
-    "machine, and no agent endpoint serves the log yet",
-)
 def test_run_summary_counts_the_frames_home_finished(tmp_path: Path, real_cluster: FakeCluster) -> None:
     summary = service.run(_measured_workspace(tmp_path), frames=2)
-    assert (summary.frames, summary.done) == (2, 2)
+    assert (summary.frames, summary.done, summary.failed, summary.errors) == (2, 2, 0, [])
+    assert summary.per_home == {"home": 2}
+    assert (summary.makespan_p50, summary.makespan_p95) == (1.0, 1.0)
+    assert summary.task_means == {"split": ("node1", 0.5, 2)}
+    # Home's files landed in the deployment's home folder, next to the profile store (kept).
+    home = tmp_path / ".jupiter" / summary.deployment / "home"
+    assert summary.output_dir == home / "output"
+    landed = sorted(path.relative_to(home).as_posix() for path in home.rglob("*") if path.is_file())
+    assert landed == ["events.jsonl", "output/f0/a.txt", "output/f1/a.txt", STORE_FILE, "runtime_tasks.txt"]
+    sent = real_cluster.agents.sent
+    assert {name: (home / name).read_bytes() for name in sent} == sent
+    assert real_cluster.agents.archived == ["home"]
+
+
+def _fetched(deployed: service.Deployment, real_cluster: FakeCluster, answer: Any) -> service.DeploymentError:
+    """The error of fetching home's files when home answers `/home/archive` with `answer`."""
+    real_cluster.agents = lambda plan, node, method, path, *rest: answer  # type: ignore[assignment]
+    with pytest.raises(service.DeploymentError) as caught:
+        service.fetch_home_files(deployed)
+    assert real_cluster.calls == [_proxied("jupiter-home", "GET", "/home/archive")]
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("member", "why"),
+    [
+        (("../evil", b"x"), "'../evil' leaves the folder"),
+        (("output/../../evil", b"x"), "'output/../../evil' leaves the folder"),
+        (("/tmp/evil", b"x"), "'/tmp/evil' is an absolute path"),
+        (_link("output/f0/passwd", "/etc/passwd"), "'output/f0/passwd' is a link"),
+        (_link("output/f0/copy", "events.jsonl", tarfile.LNKTYPE), "'output/f0/copy' is a link"),
+        (("input/a.txt", b"x"), "'input/a.txt' is not one of home's statistics files or outputs"),
+        ((STORE_FILE, b"x"), f"'{STORE_FILE}' is not one of home's statistics files or outputs"),
+    ],
+)
+def test_an_unsafe_home_archive_is_refused_whole(
+    deployed: service.Deployment, real_cluster: FakeCluster, member: tuple[str, bytes] | tarfile.TarInfo, why: str
+) -> None:
+    archive = _archive(("events.jsonl", b"{}\n"), member)
+    error = _fetched(deployed, real_cluster, {"home": "home", "archive": archive})
+    assert str(error) == f"home home sent an unsafe archive of its folder: {why}; nothing was extracted"
+    # Not even the safe member before it was written.
+    assert not (deployed.home_dir / "events.jsonl").exists()
+    assert not (deployed.root / "evil").exists()
+    assert not (deployed.root.parent / "evil").exists()
+
+
+@pytest.mark.parametrize(
+    ("archive", "why"),
+    [
+        (base64.b64encode(b"not a tar.gz").decode(), "Not a gzipped file (b'no')"),
+        (
+            _truncated(_archive(("events.jsonl", b"{}\n"))),
+            "Compressed file ended before the end-of-stream marker was reached",
+        ),
+        ("%%%", "Only base64 data is allowed"),
+    ],
+)
+def test_a_corrupt_home_archive_is_named_in_one_line(
+    deployed: service.Deployment, real_cluster: FakeCluster, archive: str, why: str
+) -> None:
+    error = _fetched(deployed, real_cluster, {"home": "home", "archive": archive})
+    assert str(error) == f"home home sent a corrupt archive of its folder: {why}"
+    assert not (deployed.home_dir / "events.jsonl").exists()
+
+
+def test_a_home_that_sends_no_archive_says_why(deployed: service.Deployment, real_cluster: FakeCluster) -> None:
+    error = _fetched(deployed, real_cluster, {"error": "statistics and outputs are kept by the home node"})
+    assert str(error) == (
+        "home home did not send its statistics and outputs: statistics and outputs are kept by the home node"
+    )
+
+
+def test_home_files_are_not_fetched_where_this_machine_reads_them(tmp_path: Path) -> None:
+    # No control proxy (local, docker): home writes into the deployment folder itself. No agent
+    # is known, so any call would fail.
+    local = service.Deployment("d", tmp_path / "d", "local", {}, "home", {}, 0.0, "app")
+    service.fetch_home_files(local)
+    assert not (tmp_path / "d").exists()
+
+
+class ArchivingHome:
+    """What home's `/home/archive` uses of a `HomeAgent`: its folder, files kept open, flush, node and token."""
+
+    def __init__(self, home_dir: Path, token: str) -> None:
+        self.home_dir = home_dir
+        self.node = "home"
+        self.token = token
+        self.plan = SimpleNamespace(deployment=DEPLOYMENT_ID)
+        self.profiler = SimpleNamespace(start=self._nothing)  # the control plane starts it; nothing to sample here
+        home_dir.mkdir(parents=True)
+        # As `HomeAgent._open_stats`: appended to, line-buffered, open for the agent's life.
+        self.files = {name: (home_dir / name).open("a", buffering=1) for name in ("events.jsonl", "runtime_tasks.txt")}
+        self.flushes = 0
+
+    async def _nothing(self) -> None:
+        """The profiler service's start."""
+
+    async def flush_now(self) -> None:
+        self.flushes += 1
+        for handle in self.files.values():
+            handle.flush()
+
+    async def submit(self, name: str, data: bytes) -> str:
+        raise AssertionError("not submitted to")
+
+    def close(self) -> None:
+        for handle in self.files.values():
+            handle.close()
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An agent's event loop, running in its own thread as in an agent process."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def settle() -> None:
+        """Let what the control planes started (their profiler services) finish."""
+        await asyncio.gather(*(task for task in asyncio.all_tasks() if task is not asyncio.current_task()))
+
+    try:
+        yield loop
+    finally:
+        asyncio.run_coroutine_threadsafe(settle(), loop).result(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def test_home_serves_its_statistics_and_outputs_as_one_archive(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+    home = ArchivingHome(tmp_path / "agent" / "home", "secret-token")
+    try:
+        home.files["events.jsonl"].write('{"type":"frame_submitted","frame":"f1"}\n')
+        home.files["runtime_tasks.txt"].write("Task_name local_input_file\n")
+        # An output as the store keeps it: a marker hard-linked to the real name (a tar link if archived as is).
+        (home.home_dir / "output" / "f1").mkdir(parents=True)
+        store_input(str(home.home_dir / "output" / "f1"), "f1", "join@0", "result.txt", b"done\n")
+        (home.home_dir / "output" / "f1" / "elsewhere").symlink_to(tmp_path)
+        # Home's copies of the inputs stay in the pod.
+        for folder in ("input", "frames/0"):
+            (home.home_dir / folder).mkdir(parents=True)
+            write_atomic(str(home.home_dir / folder), "a.txt", b"a\n")
+        client = create_app(home, loop).test_client()  # type: ignore[arg-type]
+        answer = client.get("/home/archive", headers={"X-Jupiter-Token": "secret-token"})
+        assert answer.status_code == 200
+        assert answer.json is not None and answer.json["home"] == "home"
+        assert home.flushes == 1
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(answer.json["archive"]))) as tar:
+            members = {member.name: member.isfile() for member in tar.getmembers()}
+        assert members == {"events.jsonl": True, "runtime_tasks.txt": True, "output/f1/result.txt": True}
+        # What the CLI makes of it.
+        service.extract_home_archive("home", answer.json["archive"], tmp_path / "cli")
+        assert (tmp_path / "cli" / "events.jsonl").read_text() == '{"type":"frame_submitted","frame":"f1"}\n'
+        assert (tmp_path / "cli" / "output" / "f1" / "result.txt").read_bytes() == b"done\n"
+        # The deployment token is required; other agents keep no statistics.
+        assert client.get("/home/archive").status_code == 401
+        compute = SimpleNamespace(node="node1", token="secret-token", plan=home.plan, profiler=home.profiler)
+        other = create_app(compute, loop).test_client()  # type: ignore[arg-type]
+        refused = other.get("/home/archive", headers={"X-Jupiter-Token": "secret-token"})
+        assert refused.status_code == 404
+        assert refused.json == {"error": "statistics and outputs are kept by the home node"}
+    finally:
+        home.close()
 
 
 @pytest.fixture
