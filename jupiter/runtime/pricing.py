@@ -19,7 +19,7 @@ ready, by the task's *controller* (the node the mapper chose for the task):
   at the last report.
 * **Push** (`push`). Controllers recompute each of their tasks' choice every
   interval and push it (`choice`) to every node, valid for frames born
-  (submitted at home) from one interval later on; holders route with no
+  (submitted at home) from two intervals later on; holders route with no
   request per frame. A choice is the set of nodes priced within
   `PUSH_SPREAD` of the cheapest, with shares inversely proportional to
   their prices (one node alone would take a whole burst); a frame's node is
@@ -66,8 +66,9 @@ log = logging.getLogger("jupiter.pricing")
 
 DECISIONS_KEPT = 50_000
 """Per-frame decisions a controller remembers (retries of older frames are decided again)."""
-CHOICES_KEPT = 16
-"""Pushed choices a holder keeps per task (frames older than the oldest use the oldest)."""
+CHOICE_HORIZON = 300.0
+"""Seconds of pushed choices a holder keeps: the parents of a fan-in task must agree on a frame
+however long it waits between them, so a choice is forgotten only long after it stopped applying."""
 SLOWDOWN_SMOOTHING = 0.3
 PUSH_SPREAD = 1.5
 """Push mode: nodes priced within this factor of the cheapest share the frames."""
@@ -342,7 +343,8 @@ class PricingService:
             if not choices:
                 continue
             self.pushed = {task: shares[0][0] for task, shares in choices.items()}
-            start = time.time() + self.settings.interval
+            # Valid from two intervals on: every node has it before a frame born then is routed.
+            start = time.time() + 2 * self.settings.interval
             payload = json.dumps({"from": start, "choices": choices}).encode()
             self.on_choice(start, choices)
             await asyncio.gather(
@@ -394,7 +396,10 @@ class PricingService:
             history = self.choices.setdefault(task, [])
             history.append((start, [(str(node), float(weight)) for node, weight in shares]))
             history.sort(key=lambda item: item[0])
-            del history[:-CHOICES_KEPT]
+            # Keep the last choice that started before the horizon: it still applies to older frames.
+            horizon = time.time() - CHOICE_HORIZON
+            while len(history) > 1 and history[1][0] <= horizon:
+                del history[0]
 
     def pushed_choice(self, task: str, frame: str, born: float, avoid: Collection[str] = ()) -> str | None:
         """The node the pushed choice in force for a frame born at `born` gives this frame.

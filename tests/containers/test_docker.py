@@ -302,3 +302,31 @@ def test_tc_refused_stops_the_deploy_with_its_answer(
     assert "Operation not permitted" in message and "lacks the NET_ADMIN capability" in message
     deployment = next((tmp_path / ".jupiter").iterdir()).name
     assert _leftovers(engine, deployment) == []
+
+
+def test_pricing_with_two_homes_runs_in_containers(
+    engine: DockerEngine, image: BuildResult, work: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(work / "app_specific_files", tmp_path / "app_specific_files")
+    (tmp_path / "nodes.txt").write_text((work / "nodes.txt").read_text() + "home2 localhost\n")
+    config = (work / "jupiter_config.ini").read_text()
+    (tmp_path / "jupiter_config.ini").write_text(
+        config.replace("PRICING = nonpricing", "PRICING = event").replace("PRICE_OPTION = sum", "PRICE_OPTION = max")
+    )
+    workspace = load_workspace(tmp_path / "jupiter_config.ini", tmp_path / "nodes.txt", None)
+    assert workspace.config.pricing == "event"
+    summary = service.run(workspace, frames=4)
+    assert (summary.frames, summary.done, summary.failed) == (4, 4, 0)
+    assert summary.per_home == {"home": 2, "home2": 2}
+    root = summary.output_dir.parent.parent
+    for home in ("home", "home2"):
+        for line in (root / home / "events.jsonl").read_text().splitlines():
+            event = json.loads(line)
+            if event["type"] != "frame_submitted":
+                continue
+            sample = workspace.app.path / "sample_input" / event["input"]
+            report = root / home / "output" / event["frame"] / f"{sample.stem}_report.txt"
+            assert report.read_text() == expected_report(sample)
+        header = (root / home / "runtime_tasks.txt").read_text().splitlines()[0]
+        assert header.startswith("Worker_node Task_name")
+    assert _leftovers(engine, summary.deployment) == []

@@ -97,18 +97,30 @@ def test_stale_reports_are_not_used() -> None:
 def test_push_choices_agree_between_the_parents_of_a_fan_in_task() -> None:
     left, right = _service("push", "n2"), _service("push", "n3")
     shares = [("n1", 0.5), ("n2", 0.3), ("n3", 0.2)]
+    now = time.time()
     for holder in (left, right):
-        holder.on_choice(100.0, {"j": [("n1", 1.0)]})
-        holder.on_choice(200.0, {"j": shares, "b": shares})
+        holder.on_choice(now + 1, {"j": [("n1", 1.0)]})
+        holder.on_choice(now + 2, {"j": shares, "b": shares})
     frames = [f"f{i:04d}" for i in range(300)]
-    picked = [left.pushed_choice("j", frame, 250.0) for frame in frames]
-    assert picked == [right.pushed_choice("j", frame, 250.0) for frame in frames]
+    picked = [left.pushed_choice("j", frame, now + 2.5) for frame in frames]
+    assert picked == [right.pushed_choice("j", frame, now + 2.5) for frame in frames]
     counts = Counter(picked)
     assert 120 < counts["n1"] < 180 and 60 < counts["n2"] < 120 and 30 < counts["n3"] < 90
-    assert {left.pushed_choice("j", frame, 150.0) for frame in frames} == {"n1"}  # born before the new choice
-    assert all(left.pushed_choice("b", frame, 250.0, avoid={"n1", "n2"}) == "n3" for frame in frames[:20])
+    assert {left.pushed_choice("j", frame, now + 1.5) for frame in frames} == {"n1"}  # born before the new choice
+    assert all(left.pushed_choice("b", frame, now + 2.5, avoid={"n1", "n2"}) == "n3" for frame in frames[:20])
     left.dead = {"n1"}
-    assert "n1" not in {left.pushed_choice("j", frame, 250.0) for frame in frames}
+    assert "n1" not in {left.pushed_choice("j", frame, now + 2.5) for frame in frames}
+
+
+def test_a_frame_keeps_its_push_choice_however_many_choices_follow() -> None:
+    """Regression: a fan-in frame waiting while dozens of pushes arrive must still be routed as its first parent was."""
+    holder = _service("push", "n2")
+    now = time.time()
+    holder.on_choice(now + 0.4, {"j": [("n1", 1.0)]})
+    first = holder.pushed_choice("j", "f1", now + 0.5)
+    for push in range(1, 200):
+        holder.on_choice(now + 0.4 + push * 0.2, {"j": [("n3", 1.0)]})
+    assert first == holder.pushed_choice("j", "f1", now + 0.5) == "n1"
 
 
 def test_push_shares_favour_cheaper_nodes_and_keep_the_mapped_one_when_close() -> None:
