@@ -39,6 +39,7 @@ from jupiter.model.workspace import Workspace
 from jupiter.planning import default_problem, map_workspace, mapper_for, schedule_profile
 from jupiter.profiles import problem_from_profile, problem_to_json
 from jupiter.profiling import settings as profiling_settings
+from jupiter.profiling.interface import get_profiler
 from jupiter.profiling.session import ProfilingError, ProfilingSession
 from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
 
@@ -220,6 +221,19 @@ def build_plan(
         for task in dag
     }
     config = workspace.config
+    extra: dict[str, Any] = {"pricing": pricing_extra(workspace)} if config.pricing != "nonpricing" else {}
+    if config.transfer != "http":
+        keys = config.ssh
+        # Another transfer method copies each file into the receiver's staging folder first
+        # (jupiter.runtime.staging); folders are relative to the deployment folder, which every
+        # backend gives its agents at the same path.
+        extra["transfer"] = {
+            "user": config.username,
+            "port": config.ports.ssh_svc,
+            "key_file": str(config.resolve(keys.key_file)) if keys.key_file else None,
+            "known_hosts": str(config.resolve(keys.known_hosts)) if keys.known_hosts else None,
+            "staging": {node: f"nodes/{node}/staging" for node in addresses},
+        }
     return Plan(
         deployment=deployment_id,
         app_name=app.name,
@@ -236,7 +250,7 @@ def build_plan(
         transfer=config.transfer,
         pricing=config.pricing,
         homes=tuple(node.name for node in workspace.nodes.homes),
-        extra={"pricing": pricing_extra(workspace)} if config.pricing != "nonpricing" else {},
+        extra=extra,
     )
 
 
@@ -428,8 +442,13 @@ def profile_deployment(
     """Run the profilers on a running deployment; returns the profile document (also in profile.json)."""
     spec = profiling_settings.session_spec(workspace)
     with profiling_settings.open_deployment_store(workspace, deployment.home_dir) as store:
+        # `[CONFIG] PROFILER`: DRUPE's own figures, or a plug-in's (the original's integration interface).
         try:
-            result = ProfilingSession(spec, control_call(deployment), store).run(progress)
+            profiler = get_profiler(workspace.config.profiler, store)
+        except Exception as exc:  # noqa: BLE001 - user code: any failure is reported, with its type
+            raise DeploymentError(f"profiler {workspace.config.profiler} failed: {type(exc).__name__}: {exc}") from None
+        try:
+            result = ProfilingSession(spec, control_call(deployment), store).run(progress, profiler)
         except ProfilingError as exc:
             raise DeploymentError(str(exc)) from None
     (deployment.root / "profile.json").write_text(json.dumps(result.profile, indent=2))

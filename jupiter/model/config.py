@@ -11,6 +11,7 @@ and ignored: nothing in Jupiter needs a password.
 from __future__ import annotations
 
 import configparser
+import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ PRICING_SCHEMES: Mapping[str, str] = {
 }
 PRICE_FUNCTIONS: Mapping[str, str] = {"sum": "sum", "max": "max"}
 TRANSFERS: Mapping[str, str] = {"http": "http", "scp": "scp"}
+"""Built-in transfer methods; `TRANSFER` may also name a plug-in, `package.module:Factory`."""
+_PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 PROFILERS: Mapping[str, str] = {"drupe": "drupe"}
 BACKENDS: tuple[str, ...] = ("local", "docker", "kubernetes")
 
@@ -67,7 +70,7 @@ _KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
         "PRICE_OPTION",
     ),
     "PORT": ("MONGO_SVC", "MONGO_DOCKER", "SSH_SVC", "SSH_DOCKER", "FLASK_SVC", "FLASK_DOCKER"),
-    "AUTH": ("USERNAME", "PASSWORD"),
+    "AUTH": ("USERNAME", "PASSWORD", "KEY_FILE", "KNOWN_HOSTS"),
     "OTHER": ("MAX_LOG", "SSH_RETRY_NUM", "TASK_QUEUE_SIZE"),
     "DEPLOY": (
         "BACKEND",
@@ -126,6 +129,16 @@ class Other:
     """How often a transfer is retried before it counts as failed."""
     task_queue_size: int = -1
     """Frames a task may hold (waiting for inputs, queued or running) before senders are held back; -1 = unbounded."""
+
+
+@dataclass(frozen=True)
+class SshKeys:
+    """`[AUTH]` KEY_FILE and KNOWN_HOSTS: how `TRANSFER = scp` logs in, and which nodes it trusts."""
+
+    key_file: Path | None = None
+    """Private key the agents log in with; None = the agents' user's default keys (~/.ssh/id_*)."""
+    known_hosts: Path | None = None
+    """Host keys the agents accept (others are refused); None = the agents' user's ~/.ssh/known_hosts."""
 
 
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -261,6 +274,7 @@ class JupiterConfig:
     ports: Ports = field(default_factory=Ports)
     other: Other = field(default_factory=Other)
     username: str = "jupiter"
+    ssh: SshKeys = field(default_factory=SshKeys)
     deploy: DeploySettings = field(default_factory=DeploySettings)
     mapper: MapperSettings = field(default_factory=MapperSettings)
     profiling: ProfilingSettings = field(default_factory=ProfilingSettings)
@@ -529,8 +543,8 @@ def parse_config(path: Path) -> JupiterConfig:
     return JupiterConfig(
         static_mapping=reader.flag("CONFIG", "STATIC_MAPPING", False),
         scheduler=reader.choice("SCHEDULER", "SCHEDULER_LIST", {name: name for name in SCHEDULERS}, "best"),
-        transfer=reader.choice("TRANSFER", "TRANSFER_LIST", TRANSFERS, "http"),
-        profiler=reader.choice("PROFILER", "PROFILERS_LIST", PROFILERS, "drupe"),
+        transfer=_transfer(reader),
+        profiler=_profiler(reader),
         receiver_stats=runtime == 1,
         pricing=reader.choice("PRICING", "PRICING_LIST", PRICING_SCHEMES, "nonpricing"),
         price_function=price_function,
@@ -549,12 +563,48 @@ def parse_config(path: Path) -> JupiterConfig:
             task_queue_size=queue,
         ),
         username=reader.raw("AUTH", "USERNAME") or "jupiter",
+        ssh=SshKeys(
+            key_file=Path(key_file) if (key_file := reader.raw("AUTH", "KEY_FILE")) else None,
+            known_hosts=Path(known_hosts) if (known_hosts := reader.raw("AUTH", "KNOWN_HOSTS")) else None,
+        ),
         deploy=deploy,
         mapper=mapper,
         profiling=_profiling(reader),
         path=path,
         warnings=tuple(warnings),
     )
+
+
+def _transfer(reader: _Reader) -> str:
+    """`TRANSFER`: a built-in method, or a plug-in `package.module:Factory`, imported here to check it."""
+    return _plugin(reader, "TRANSFER", "TRANSFER_LIST", TRANSFERS, "http", "TransferSettings")
+
+
+def _profiler(reader: _Reader) -> str:
+    """`PROFILER`: `drupe`, or a plug-in `package.module:Factory` (the integration interface), checked here."""
+    return _plugin(reader, "PROFILER", "PROFILERS_LIST", PROFILERS, "drupe", "the profile store")
+
+
+def _plugin(reader: _Reader, key: str, listing: str, builtins: Mapping[str, str], default: str, takes: str) -> str:
+    """A built-in choice of `[CONFIG] key`, or a plug-in `package.module:Factory`, imported to check it."""
+    raw = reader.raw("CONFIG", key) or ""
+    if ":" not in raw:
+        return reader.choice(key, listing, builtins, default)
+    if not _PLUGIN.match(raw):
+        raise reader.error("CONFIG", key, f"{raw!r} is not a plug-in path; write `package.module:Factory`")
+    module_name, _, attribute = raw.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - a plug-in's import may fail in any way; it is reported
+        raise reader.error(
+            "CONFIG",
+            key,
+            f"cannot import {module_name} ({type(exc).__name__}: {exc}); install it, or add its folder to "
+            "PYTHONPATH, where `jupiter` and the agents run",
+        ) from None
+    if not callable(getattr(module, attribute, None)):
+        raise reader.error("CONFIG", key, f"{module_name} has no class or function {attribute} (taking {takes})")
+    return raw
 
 
 def _pricing(reader: _Reader) -> PricingSettings:

@@ -17,17 +17,19 @@ class MyMonitor:
 ```
 
 The default, `drupe`, reads what Jupiter's own profilers measured from the
-profile store. A `DataTransfer` moves a file to a node. No implementation is
-wired in yet: the agents always move files over their own data plane
-(`[CONFIG] TRANSFER = http`), which is also what the network profiler
-measures. `TRANSFER = scp` (the original's default, `0`) is accepted so that
-old configuration files load, but changes no transfer.
+profile store. A `DataTransfer` moves a file to a node; `get_transfer` finds
+the one `[CONFIG] TRANSFER` names (`scp`, or `package.module:Factory` of a
+class or function taking `TransferSettings`). With the default, `http`, the
+agents carry files in their own data-plane messages and no `DataTransfer`
+is used; with another method they copy each file with it first
+(`jupiter.runtime.staging`).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
@@ -60,8 +62,27 @@ class DataTransfer(Protocol):
     """A file transfer method: copy `source` to `destination` on the node at `host`."""
 
     def data_transfer(self, host: str, user: str, source: Path, destination: str) -> None:
-        """Transfer one file; raise OSError when it cannot be delivered."""
+        """Transfer one file (`destination` is an absolute path on that node).
+
+        Raise OSError when it cannot be delivered now (it is tried again), and
+        PermissionError when trying again cannot help (a refused key, an
+        unknown host key).
+        """
         ...
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """What a transfer method is built with: the `[PORT]` and `[AUTH]` settings of the deployment."""
+
+    port: int = 5000
+    """`[PORT] SSH_SVC`: the port the method connects to on every node."""
+    key_file: Path | None = None
+    """`[AUTH] KEY_FILE`: private key to log in with; None = the user's default keys."""
+    known_hosts: Path | None = None
+    """`[AUTH] KNOWN_HOSTS`: host keys accepted; None = the user's `~/.ssh/known_hosts`."""
+    timeout: float = 30.0
+    """Seconds to connect, authenticate or copy before giving up on one attempt."""
 
 
 class DrupeProfiler:
@@ -96,3 +117,32 @@ def get_profiler(name: str, store: ProfileStore, plugins: Mapping[str, ProfilerF
         raise KeyError(f"no profiler called {name!r}; use one of {sorted(factories)} or `package.module:Factory`")
     factory: ProfilerFactory = getattr(importlib.import_module(module_name), attribute)
     return factory(store)
+
+
+TransferFactory = Callable[[TransferSettings], DataTransfer]
+
+
+def _scp(settings: TransferSettings) -> DataTransfer:
+    from jupiter.profiling.scp import ScpTransfer  # noqa: PLC0415 - paramiko only when SCP is used
+
+    return ScpTransfer(settings)
+
+
+BUILTIN_TRANSFERS: Mapping[str, TransferFactory] = MappingProxyType({"scp": _scp})
+
+
+def get_transfer(name: str, settings: TransferSettings) -> DataTransfer:
+    """The transfer method `[CONFIG] TRANSFER` names, other than `http` (the agents' own data plane).
+
+    `name` is a built-in (`scp`) or an import path `package.module:Factory`
+    of a class or function taking the settings.
+    """
+    if name.lower() in BUILTIN_TRANSFERS:
+        return BUILTIN_TRANSFERS[name.lower()](settings)
+    module_name, colon, attribute = name.partition(":")
+    if not colon:
+        raise KeyError(
+            f"no transfer method called {name!r}; use one of {sorted(BUILTIN_TRANSFERS)} or `package.module:Factory`"
+        )
+    factory: TransferFactory = getattr(importlib.import_module(module_name), attribute)
+    return factory(settings)

@@ -17,7 +17,8 @@ Folder layout under the node's folder (see `jupiter.runtime.store`):
 `inbox/<task>/d<n>/` a frame's inputs with their slot markers,
 `work/<task>/d<n>/` a frame's outputs (both folders are pooled and reused),
 `outbox.log` the journal of messages not yet acknowledged,
-`done.log` the (task, frame) pairs already processed.
+`done.log` the (task, frame) pairs already processed,
+`staging/` copies made by another transfer method (`jupiter.runtime.staging`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from jupiter.runtime.emulation import Emulation
 from jupiter.runtime.plan import HOME_TASK, Plan
 from jupiter.runtime.pricing import PRICING_MESSAGES, PricingService
 from jupiter.runtime.protocol import BUSY, MAX_BATCH, Message, ProtocolError, check, read_message, reply, split_batch
+from jupiter.runtime.staging import Staging
 from jupiter.runtime.store import (
     FolderPool,
     OutboxJournal,
@@ -188,6 +190,8 @@ class Agent:
         self.started = time.time()
         self.emulation = Emulation.from_plan(plan.extra, node)
         self.pricing = PricingService(self) if plan.priced else None
+        self.staging = Staging.from_plan(plan, node, root)
+        """With `TRANSFER` other than `http`: files are copied by that method, messages only name them."""
 
     # ------------------------------------------------------------------ paths
 
@@ -210,6 +214,8 @@ class Agent:
     def recover(self) -> None:
         """Rebuild queues and the outbox from the node's folder after a (re)start."""
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
+        if self.staging is not None:
+            os.makedirs(self.staging.folder, exist_ok=True)
         done_path = self.dir / "done.log"
         if done_path.exists():
             for line in done_path.read_text().splitlines():
@@ -293,11 +299,19 @@ class Agent:
             problem: str | None = "batches cannot be nested"
         else:
             problem = check(message, self.token)
+        staged = problem is None and message.kind == "file" and "staged" in message.header
+        if staged:
+            if self.staging is None:
+                problem = f"{self.node} stages no files: this deployment's TRANSFER is http"
+            else:
+                message, problem = self.staging.take(message)
         if problem is None:
             try:
                 problem = await self.accept(message)
             except OSError as exc:
                 problem = f"cannot store the file: {exc}"
+        if staged and self.staging is not None and not (problem or "").startswith(BUSY):
+            self.staging.discard(message.header)  # read (or refused): a busy sender offers this copy again
         if problem:
             log.warning("refused %s from %s: %s", message.kind, writer.get_extra_info("peername"), problem)
         return problem or ""
@@ -571,7 +585,10 @@ class Agent:
                     errors[record.ident] = f"cannot read {record.payload}: {exc.strerror}"
             if parts:
                 await self.emulation.shape(dest, [len(payload) for _, payload in parts])
-                outcome, _ = await peer.send_batch(parts, self.token)
+                if self.staging is None:
+                    outcome, _ = await peer.send_batch(parts, self.token)
+                else:
+                    outcome = await self.staging.send_batch(peer, sendable, parts, self.token)
                 errors.update((record.ident, error) for record, error in zip(sendable, outcome, strict=True) if error)
             if self.pricing is not None and errors:
                 batch = await self._reroute(dest, batch, errors)

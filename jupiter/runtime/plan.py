@@ -58,6 +58,8 @@ class Plan:
     retries: int = 20
     receiver_stats: bool = True
     transfer: str = "http"
+    """`http` (files inside data-plane messages), `scp` or a plug-in `package.module:Factory`
+    (files staged by that method; its settings in `extra["transfer"]`, see `jupiter.runtime.staging`)."""
     pricing: str = "nonpricing"
     """`nonpricing` (run each task on its mapped node), `push` or `event` (pricing CIRCE)."""
     homes: tuple[str, ...] = ()

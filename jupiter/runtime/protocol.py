@@ -5,7 +5,9 @@ A message is a 4-byte big-endian header length, a JSON header, then
 JSON line (`{"ok": true}` or `{"ok": false, "error": ...}`) once the payload
 is safely on disk, so a sender that saw `ok` never needs to send it again.
 Every header carries the per-deployment token and a BLAKE2b checksum of the
-payload; names are plain file names, never paths.
+payload; names are plain file names, never paths. With another transfer
+method (`[CONFIG] TRANSFER`), a `file` message has no payload and names a
+copy already staged on the receiver instead (`jupiter.runtime.staging`).
 
 Several messages for the same peer travel as one `batch` message (the
 parts' headers in the batch header, their payloads concatenated) answered by
@@ -36,6 +38,8 @@ KINDS = ("file", "event", "submit", "ping", "batch", "price", "route", "choice",
 """`price`, `route`, `choice` and `dead` are pricing CIRCE's messages (`jupiter.runtime.pricing`)."""
 BUSY = "busy:"
 """Prefix of a refusal that means "full now, offer it again later" (backpressure)."""
+RESTAGE = "restage:"
+"""Prefix of a refusal of a staged copy (missing or corrupt): copy the file again, then re-send (`staging`)."""
 MAX_BATCH = 64
 
 

@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupiter.runtime.protocol import BUSY, ProtocolError, encode, encode_batch
+from jupiter.runtime.protocol import BUSY, RESTAGE, ProtocolError, encode, encode_batch
 
-_PERMANENT = ("unauthenticated", "unsafe file name", "unknown message kind", "not on this node")
+_PERMANENT = ("unauthenticated", "unsafe file name", "unknown message kind", "not on this node", "stages no files")
 
 
 class TransferFailed(Exception):
@@ -79,7 +79,8 @@ class Peer:
         """Deliver messages, several per round trip.
 
         Returns, per message, None once delivered, a `busy:` answer to offer
-        again later (backpressure), or why it could not be delivered; and the
+        again later (backpressure), a `restage:` answer (a staged copy to make
+        again, `jupiter.runtime.staging`), or why it could not be delivered; and the
         number of attempts made. Parts refused for a reason that a
         retry may fix (corruption, a receiver restarting) are sent again;
         receivers recognise repeats, so re-sending a delivered part is safe.
@@ -110,8 +111,8 @@ class Peer:
                     for index, problem in zip(pending, results, strict=True):
                         if not problem:
                             continue
-                        if problem.startswith(BUSY):
-                            outcome[index] = problem
+                        if problem.startswith((BUSY, RESTAGE)):
+                            outcome[index] = problem  # the caller offers it again (after copying it again)
                         elif any(reason in problem for reason in _PERMANENT):
                             outcome[index] = f"{self.name} refused the message: {problem}"
                         else:

@@ -189,6 +189,44 @@ def test_bad_values(tmp_path: Path, text: str, message: str) -> None:
     assert str(caught.value) == f"{path}:{message}"
 
 
+def test_transfer_plugin_and_ssh_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "mycopy.py").write_text("class Copy:\n    def __init__(self, settings):\n        pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = _write(
+        tmp_path, "[CONFIG]\nTRANSFER = mycopy:Copy\n[AUTH]\nKEY_FILE = keys/id_ed25519\nKNOWN_HOSTS = keys/known\n"
+    )
+    config = parse_config(path)
+    assert config.transfer == "mycopy:Copy"
+    assert (config.ssh.key_file, config.ssh.known_hosts) == (Path("keys/id_ed25519"), Path("keys/known"))
+    assert config.warnings == ()
+    assert parse_config(_write(tmp_path, "[CONFIG]\nTRANSFER = 0\n")).transfer == "scp"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "nosuchmodule:Copy",
+            "cannot import nosuchmodule (ModuleNotFoundError: No module named 'nosuchmodule'); install it, "
+            "or add its folder to PYTHONPATH, where `jupiter` and the agents run",
+        ),
+        ("mycopy:Nope", "mycopy has no class or function Nope (taking TransferSettings)"),
+        ("mycopy:Copy:x", "'mycopy:Copy:x' is not a plug-in path; write `package.module:Factory`"),
+        ("../mycopy:Copy", "'../mycopy:Copy' is not a plug-in path; write `package.module:Factory`"),
+        ("ftp", "unknown value 'ftp'; use one of: http, scp"),
+    ],
+)
+def test_transfer_plugin_that_cannot_be_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    (tmp_path / "mycopy.py").write_text("class Copy:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = _write(tmp_path, f"[CONFIG]\nSCHEDULER = heft\nTRANSFER = {value}\n")
+    with pytest.raises(InputError) as caught:
+        parse_config(path)
+    assert str(caught.value) == f"{path}:3: TRANSFER: {message}"
+
+
 def test_shipped_default_is_clean() -> None:
     config = parse_config(data_dir() / "jupiter_config.ini")
     assert config.warnings == ()

@@ -62,6 +62,51 @@ def test_profile_writes_the_file_map_reads(tmp_path: Path) -> None:
     assert set(get_mapper("heft").schedule(problem).mapping()) == set(problem.tasks)
 
 
+MONITOR = """
+from jupiter.mapping import LinkCost, Resources
+
+
+class Monitor:
+    \"\"\"A user's monitoring tool, plugged in through the original's integration interface.\"\"\"
+
+    def __init__(self, store):
+        self.store = store
+
+    def get_network_data(self):
+        return {link: LinkCost(0.0, 1e-9, 0.125) for link in self.store.get_network_data()}
+
+    def get_resource_data(self):
+        return {node: Resources(cpu=42.0, memory=7.0) for node in ("node1", "node2", "node3", "node4")}
+"""
+
+
+def test_a_profiler_plugin_supplies_the_links_and_resources_the_mapper_uses(tmp_path: Path) -> None:
+    work = _workdir(tmp_path, "dummy_app", "heft", "")
+    (work / "mymonitor.py").write_text(MONITOR)
+    config = work / "jupiter_config.ini"
+    config.write_text(config.read_text().replace("[CONFIG]\n", "[CONFIG]\nPROFILER = mymonitor:Monitor\n"))
+    done = subprocess.run(
+        [sys.executable, "-m", "jupiter.cli", "profile", "--out", "profile.json"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(work)},
+    )
+    assert done.returncode == 0, done.stderr
+    profile = json.loads((work / "profile.json").read_text())
+    assert len(profile["links"]) == 12
+    assert {(x["a"], x["b"], x["c"]) for x in profile["links"]} == {(0.0, 1e-9, 0.125)}
+    assert profile["resources"] == {n: {"cpu": 42.0, "memory": 7.0} for n in ("node1", "node2", "node3", "node4")}
+    config.write_text(config.read_text().replace("mymonitor:Monitor", "nosuchmonitor:Monitor"))
+    before = sorted((work / ".jupiter").iterdir())
+    broken = jupiter(work, "profile", "--out", "x.json")
+    assert broken.returncode == 2
+    assert "PROFILER: cannot import nosuchmonitor (ModuleNotFoundError" in broken.stderr
+    assert sorted((work / ".jupiter").iterdir()) == before  # nothing was started
+
+
 def test_run_maps_from_measurements_and_reports(tmp_path: Path) -> None:
     work = _workdir(tmp_path, "dummy_app", "heft")
     done = jupiter(work, "run", "--frames", "3", "--report")
