@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import time
 import uuid
 from collections import deque
@@ -27,8 +28,11 @@ from jupiter.runtime.plan import HOME_TASK, Plan
 from jupiter.runtime.profiler import PROFILE_EVENTS, store_profile_event
 from jupiter.runtime.protocol import Message, safe_name
 from jupiter.runtime.store import OutboxRecord, read_slots, write_atomic
+from jupiter.store import ProfileStore, StoreError, open_store
 
 INPUT_POLL_SECONDS = 0.1
+STATISTICS_SECONDS = 1.0
+"""How often home adds the events it recorded to the deployment's store, in one transaction."""
 RECENT_FRAMES = 10_000
 
 
@@ -81,6 +85,10 @@ class HomeAgent(Agent):
         self.attempts: dict[str, str] = {}
         """Pricing: attempt id -> the frame it repeats."""
         self.last_report: dict[str, float] = {}
+        self.unsaved: list[dict[str, Any]] = []
+        """Events recorded since the last save to the store (runtime statistics live there too)."""
+        self.stats_store: ProfileStore | None = None
+        self.stats_store_failed = False
         self.frames: dict[str, FrameState] = {}
         self.totals = FrameTotals()
         self.expected = plan.expected_results()
@@ -133,8 +141,10 @@ class HomeAgent(Agent):
             self.files[name] = handle
 
     def record(self, event: dict[str, Any]) -> None:
-        """Write one event to the log and the original's statistics files."""
+        """Write one event to the log and the original's statistics files (and, batched, to the store)."""
         self.files["events.jsonl"].write(json.dumps(event, separators=(",", ":")) + "\n")
+        if not self.stats_store_failed and self.plan.extra.get("store"):
+            self.unsaved.append(event)
         kind = event.get("type")
         if kind == "task":
             enter, execute, finish = event["enter"], event["execute"], event["finish"]
@@ -364,9 +374,33 @@ class HomeAgent(Agent):
         return None
 
     async def flush_now(self) -> None:
-        """Home records its events as they happen; only the files need flushing."""
+        """Home records its events as they happen; the files need flushing, the store the last batch."""
         for handle in self.files.values():
             handle.flush()
+        self.save_statistics()
+
+    def save_statistics(self) -> None:
+        """Add the events recorded since the last call to the deployment's store (one transaction).
+
+        A store home cannot open or write (e.g. a path of the CLI's machine
+        inside a pod) is reported once; the files stay the record then.
+        """
+        if not self.unsaved:
+            return
+        batch, self.unsaved = self.unsaved, []
+        try:
+            if self.stats_store is None:
+                self.stats_store = open_store(self.plan.extra["store"])
+            self.stats_store.add_events(batch)
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            self.stats_store_failed = True
+            log.error("runtime statistics are not saved in the store (%s); they stay in %s", exc, self.home_dir)
+
+    async def keep_statistics(self) -> None:
+        """Save recorded events to the store every STATISTICS_SECONDS."""
+        while True:
+            await asyncio.sleep(STATISTICS_SECONDS)
+            self.save_statistics()
 
     def status(self) -> dict[str, Any]:
         base = super().status()
@@ -388,6 +422,7 @@ class HomeAgent(Agent):
         self.recover_frames()
         await super().start()
         self.background.append(asyncio.get_running_loop().create_task(self.watch_inputs()))
+        self.background.append(asyncio.get_running_loop().create_task(self.keep_statistics()))
         if self.pricing is not None:
             self.background.append(asyncio.get_running_loop().create_task(self.watch_nodes()))
 
@@ -420,5 +455,8 @@ class HomeAgent(Agent):
 
     async def stop(self) -> None:
         await super().stop()
+        self.save_statistics()
+        if self.stats_store is not None:
+            self.stats_store.close()
         for handle in self.files.values():
             handle.close()

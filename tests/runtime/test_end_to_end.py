@@ -17,6 +17,8 @@ from jupiter import deployment as service
 from jupiter.backends import local
 from jupiter.backends.local import alive, group_members
 from jupiter.model.workspace import Workspace, load_workspace
+from jupiter.profiling.settings import STORE_FILE
+from jupiter.store import SqliteStore
 from tests.runtime.conftest import expected_join
 
 pytestmark = pytest.mark.processes
@@ -152,6 +154,14 @@ def test_run_summarises_and_tears_down(fan_workspace: Workspace, fan_workdir: Pa
     assert summary.makespan_p50 <= summary.makespan_p95
     deployment = service.Deployment.load(next((fan_workdir / ".jupiter").glob("2*")))
     assert group_members(deployment.info["pgid"]) == []
+    # Runtime statistics live in home's store too, next to the profiles.
+    store = SqliteStore(deployment.home_dir / STORE_FILE)
+    try:
+        assert len(store.events("frame_done")) == 5
+        assert sorted({event["task"] for event in store.events("task")}) == ["join", "lower", "split", "upper"]
+        assert len(store.events("task")) == 20
+    finally:
+        store.close()
 
 
 def test_agent_that_never_comes_up_is_named(
