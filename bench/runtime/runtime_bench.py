@@ -15,6 +15,7 @@ Needs: pip install -r bench/requirements.txt
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -28,6 +29,7 @@ from typing import Any
 
 from jupiter import deployment as service
 from jupiter.model.workspace import load_workspace
+from jupiter.planning import map_workspace
 
 PAYLOAD = 1024
 TASK_SOURCE = """
@@ -56,7 +58,24 @@ def fan_dag(width: int = 4) -> tuple[str, list[str]]:
     return f"{len(lines)}\n" + "\n".join(lines) + "\n", ["src", *mids, "sink"]
 
 
-def make_workdir(root: Path, name: str, dag: str, tasks: list[str], nodes: int) -> Path:
+PLACEMENTS = ("round-robin", "blocks", "mapper")
+
+
+def placement(tasks: list[str], names: list[str], how: str) -> dict[str, str]:
+    """Task -> node: `round-robin` (every hop of a chain crosses nodes), `blocks` (pipeline stages)."""
+    if how == "round-robin":
+        return {task: names[i % len(names)] for i, task in enumerate(tasks)}
+    size, extra = divmod(len(tasks), len(names))
+    mapping: dict[str, str] = {}
+    start = 0
+    for index, node in enumerate(names):
+        count = size + (1 if index < extra else 0)
+        mapping.update({task: node for task in tasks[start : start + count]})
+        start += count
+    return mapping
+
+
+def make_workdir(root: Path, name: str, dag: str, tasks: list[str], nodes: int, how: str = "round-robin") -> Path:
     app = root / name / "app"
     (app / "scripts").mkdir(parents=True)
     (app / "sample_input").mkdir()
@@ -66,11 +85,18 @@ def make_workdir(root: Path, name: str, dag: str, tasks: list[str], nodes: int) 
     (app / "sample_input" / "in_0.bin").write_bytes(b"i" * PAYLOAD)
     names = [f"node{i + 1}" for i in range(nodes)]
     (root / name / "nodes.txt").write_text("home localhost\n" + "".join(f"{n} localhost\n" for n in names))
-    mapping = "".join(f"{task} {names[i % nodes]}\n" for i, task in enumerate(tasks))
-    (root / name / "mapping.txt").write_text(mapping)
     (root / name / "jupiter_config.ini").write_text(
         "[CONFIG]\nSTATIC_MAPPING = 1\nRUNTIME = 0\n[DEPLOY]\nAPP = app\nMAPPING = mapping.txt\n"
     )
+    if how == "mapper":
+        # What Jupiter's default scheduler chooses for the DAG on default costs (jupiter map).
+        workspace = load_workspace(root / name / "jupiter_config.ini", root / name / "nodes.txt", None)
+        chosen = map_workspace(
+            dataclasses.replace(workspace, config=dataclasses.replace(workspace.config, static_mapping=False))
+        )
+    else:
+        chosen = placement(tasks, names, how)
+    (root / name / "mapping.txt").write_text("".join(f"{task} {node}\n" for task, node in chosen.items()))
     return root / name
 
 
@@ -254,6 +280,13 @@ def main() -> None:
     parser.add_argument("--soak-frames", type=int, default=10_000, help="0 skips the memory soak")
     parser.add_argument("--skip", default="", help="comma list of: dask,ray")
     parser.add_argument("--soak-only", action="store_true", help="only the 10,000-frame memory soak")
+    parser.add_argument(
+        "--placement",
+        choices=PLACEMENTS,
+        default="round-robin",
+        help="Jupiter's mapping of the DAGs on the 4 nodes: round-robin (every chain hop crosses nodes; default), "
+        "blocks (contiguous pipeline stages), mapper (what the default scheduler picks on default costs)",
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     depth = {"chain10": 10, "fan": 3}
@@ -261,9 +294,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         dirs = {
-            "chain10": make_workdir(root, "chain10", *chain_dag(), nodes=4),
-            "fan": make_workdir(root, "fan", *fan_dag(), nodes=4),
+            "chain10": make_workdir(root, "chain10", *chain_dag(), nodes=4, how=args.placement),
+            "fan": make_workdir(root, "fan", *fan_dag(), nodes=4, how=args.placement),
         }
+        used = {shape: _nodes_used(folder) for shape, folder in dirs.items()}
         for shape in () if args.soak_only else ("chain10", "fan"):
             results[shape] = {"jupiter": bench_jupiter(dirs[shape], args.frames, args.latency_runs, args.rounds)}
             print(f"{shape} jupiter done", file=sys.stderr)
@@ -275,7 +309,8 @@ def main() -> None:
         soak = soak_jupiter(dirs["chain10"], args.soak_frames) if args.soak_frames else None
 
     print(
-        f"\n{args.frames} frames at once (median of {args.rounds} rounds), 1 KiB files, 4 local nodes; "
+        f"\n{args.frames} frames at once (median of {args.rounds} rounds), 1 KiB files, 4 local nodes "
+        f"({args.placement} placement: chain10 on {used['chain10']} nodes, fan on {used['fan']}); "
         f"latency = median of {args.latency_runs} single frames, measured by the client"
     )
     print(f"{'dag':<8} {'system':<8} {'frames/s':>10} {'latency ms':>11} {'per-hop ms':>11}")
@@ -306,6 +341,10 @@ def main() -> None:
             f"\nsoak: {args.soak_frames} frames through chain10 at {soak['frames_per_s']:.1f} frames/s; home agent "
             f"RSS peak {soak['peak_rss_mib']:.1f} MiB; median RSS per tenth of the run (MiB): {deciles}"
         )
+
+
+def _nodes_used(workdir: Path) -> int:
+    return len({line.split()[1] for line in (workdir / "mapping.txt").read_text().splitlines() if line.strip()})
 
 
 if __name__ == "__main__":

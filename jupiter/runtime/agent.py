@@ -46,6 +46,7 @@ from jupiter.runtime.store import (
     FolderPool,
     OutboxJournal,
     OutboxRecord,
+    link_input,
     read_slots,
     store_input,
 )
@@ -325,7 +326,8 @@ class Agent:
             return await self.accept_file(header, message.payload)
         return f"{message.kind} messages go to home, not to {self.node}"
 
-    async def accept_file(self, header: dict[str, Any], payload: bytes) -> str | None:
+    async def accept_file(self, header: dict[str, Any], payload: bytes, source: str | None = None) -> str | None:
+        """Take one input file of a frame (`source`: a file of this node handed over without a copy)."""
         task, frame = str(header.get("task")), str(header.get("frame"))
         slot = f"{header.get('src')}@{header.get('idx')}"
         if task not in self.counters:
@@ -356,7 +358,9 @@ class Agent:
         slots = self.slots[key]
         if slot in slots.names:
             return None
-        slots.names[slot] = self.store_received(slots.folder, frame, slot, header, payload, slots.names.values())
+        slots.names[slot] = self.store_received(
+            slots.folder, frame, slot, header, payload, slots.names.values(), source
+        )
         self._maybe_ready(task, frame)
         return None
 
@@ -368,16 +372,21 @@ class Agent:
         header: dict[str, Any],
         payload: bytes,
         taken: Collection[str],
+        source: str | None = None,
     ) -> str:
         """Store one received file of a frame, logging the receipt; returns the name it was stored under.
 
         Two parents may send files of the same name to one child: the later one
-        is prefixed with its source task so neither is overwritten.
+        is prefixed with its source task so neither is overwritten. With
+        `source` (a parent's output on this node) the file is linked, not copied.
         """
         name = str(header["name"])
         if name in taken:
             name = f"{header.get('src')}_{name}"
-        path = store_input(folder, frame, slot, name, payload)
+        if source is not None:
+            path = link_input(folder, frame, slot, name, source)
+        else:
+            path = store_input(folder, frame, slot, name, payload)
         if self.plan.receiver_stats:
             self.emit(
                 {
@@ -477,6 +486,8 @@ class Agent:
             if records and self.pricing is not None:
                 records = await self._place(records)
             if records:
+                records = await self._hand_over(records)
+            if records:
                 self.journal.add(records)
             for record in records:
                 self._queue_for(record.dest).put_nowait(record)
@@ -487,6 +498,49 @@ class Agent:
                 await asyncio.sleep(0)
             for frame in frames:
                 self._finish(task, frame)
+
+    async def _hand_over(self, records: list[OutboxRecord]) -> list[OutboxRecord]:
+        """Give outputs whose child runs on this node straight to it; returns the records still to send.
+
+        The output file is hard-linked into the child's inbox: no copy, no
+        checksum, no network, no journal entry (a crash before the parent is
+        marked done runs it again, and the child recognises the slot). A
+        child that is full (TASK_QUEUE_SIZE) gets it through the outbox,
+        which waits and offers it again.
+        """
+        remote: list[OutboxRecord] = []
+        linked: set[str] = set()
+        for record in records:
+            if record.dest != self.node or record.header.get("task") == HOME_TASK or self.staging is not None:
+                remote.append(record)
+                continue
+            try:
+                if record.payload in linked:
+                    # One output for several children here (FLAG true): each gets its own copy,
+                    # as over the network, so a task that writes to its input cannot touch another's.
+                    with open(record.payload, "rb") as handle:
+                        problem = await self.accept_file(record.header, handle.read())
+                else:
+                    problem = await self.accept_file(record.header, b"", source=record.payload)
+                    linked.add(record.payload)
+            except OSError as exc:
+                problem = f"cannot hand over {record.payload}: {exc}"
+            if problem:
+                remote.append(record)
+                continue
+            self.emit(
+                {
+                    "type": "transfer",
+                    "side": "sender",
+                    "node": self.node,
+                    "path": record.payload,
+                    "time": time.time(),
+                    "frame": record.header.get("frame"),
+                    "home": record.header.get("home", self.plan.home),
+                }
+            )
+            self._release(record.release)
+        return remote
 
     async def _place(self, records: list[OutboxRecord]) -> list[OutboxRecord]:
         """Pricing: choose the node of each output's child task, per frame."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import IO, Any
 
 _SLOT = ".slot@"
@@ -36,6 +36,15 @@ def store_input(folder: str, frame: str, slot: str, name: str, data: bytes) -> s
     marker = f"{folder}/{_SLOT}{frame}@{slot}@{name}"
     with open(marker, "wb") as handle:
         handle.write(data)
+    final = f"{folder}/{name}"
+    os.link(marker, final)
+    return final
+
+
+def link_input(folder: str, frame: str, slot: str, name: str, source: str) -> str:
+    """Store one input of a frame that is already a file on this node, by hard links; returns its path."""
+    marker = f"{folder}/{_SLOT}{frame}@{slot}@{name}"
+    os.link(source, marker)
     final = f"{folder}/{name}"
     os.link(marker, final)
     return final
@@ -158,7 +167,15 @@ class OutboxJournal:
 
     @staticmethod
     def _line(record: OutboxRecord) -> str:
-        return "+" + json.dumps(asdict(record), separators=(",", ":")) + "\n"
+        # Fields by hand: dataclasses.asdict deep-copies the header, which costs more than the rest.
+        data = {
+            "ident": record.ident,
+            "dest": record.dest,
+            "header": record.header,
+            "payload": record.payload,
+            "release": record.release,
+        }
+        return "+" + json.dumps(data, separators=(",", ":")) + "\n"
 
     def add(self, records: list[OutboxRecord]) -> None:
         """Journal new records (one write for all of them)."""

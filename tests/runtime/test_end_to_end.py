@@ -214,3 +214,29 @@ def test_runtime_0_logs_senders_only(fan_workdir: Path) -> None:
     assert summary.done == 2
     assert not (home / "runtime_transfer_receiver.txt").exists()
     assert len((home / "runtime_transfer_sender.txt").read_text().splitlines()) == 1 + 2 * 6
+
+
+def test_children_on_the_same_node_get_their_inputs_without_the_network(fan_workdir: Path) -> None:
+    (fan_workdir / "mapping.txt").write_text("split node1\nupper node1\nlower node1\njoin node1\n")
+    workspace = load_workspace(fan_workdir / "jupiter_config.ini", fan_workdir / "nodes.txt", None)
+    deployment = service.deploy(workspace)
+    try:
+        files = [(f"in{i:02d}.txt", f"local frame {i}\n".encode()) for i in range(20)]
+        frames = service.submit(deployment, files)
+        counts = _wait_frames(deployment, 20)
+        assert (counts["done"], counts["failed"]) == (20, 0)
+        service.flush_events(deployment)
+        events = _events(deployment)
+    finally:
+        service.teardown(deployment)
+    for frame, (_, data) in zip(frames, files, strict=True):
+        assert (deployment.home_dir / "output" / frame / "joined.txt").read_text() == expected_join(data.decode())
+    # Only outputs for home went through node1's outbox; the hand-overs are still logged as transfers.
+    queued = [
+        json.loads(line[1:])
+        for line in (deployment.root / "nodes" / "node1" / "outbox.log").read_text().splitlines()
+        if line.startswith("+")
+    ]
+    assert {record["dest"] for record in queued} == {"home"}
+    senders = [e for e in events if e["type"] == "transfer" and e["side"] == "sender" and e["node"] == "node1"]
+    assert len(senders) == 20 * 5  # split -> upper, lower; upper, lower -> join; join -> home
