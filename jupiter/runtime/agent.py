@@ -761,7 +761,8 @@ class Agent:
         for name, batch in groups.items():
             peer = home if name == home.name else self.peers[name]
             try:
-                await peer.send({"kind": "event", "token": self.token}, json.dumps(batch).encode())
+                payload = "\n".join(json.dumps(event, separators=(",", ":")) for event in batch).encode()
+                await peer.send({"kind": "event", "token": self.token}, payload)
             except TransferFailed as exc:
                 log.error("lost %d statistics events for %s: %s", len(batch), name, exc)
 

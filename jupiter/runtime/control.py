@@ -85,16 +85,20 @@ def create_app(agent: Agent, loop: asyncio.AbstractEventLoop) -> Flask:
     @app.post("/submit")
     def submit() -> ResponseReturnValue:
         require_token()
-        submit_file = getattr(agent, "submit", None)
-        if submit_file is None:
+        submit_files = getattr(agent, "submit_many", None)
+        if submit_files is None:
             abort(404, description="submit files to the home node")
-        frames = []
+        files = []
         for upload in request.files.getlist("file"):
             name = upload.filename or ""
             if not safe_name(name):
                 abort(400, description=f"unsafe file name {name!r}: plain names only")
-            frames.append({"name": name, "frame": on_loop(submit_file(name, upload.read()))})
-        return jsonify({"frames": frames})
+            files.append((name, upload.read()))
+        # One call into the event loop for the whole upload: frames start in order, none half-way.
+        ids = on_loop(submit_files(files))
+        return jsonify(
+            {"frames": [{"name": name, "frame": frame} for (name, _), frame in zip(files, ids, strict=True)]}
+        )
 
     @app.get("/home/archive")
     def home_archive() -> ResponseReturnValue:

@@ -140,9 +140,12 @@ class HomeAgent(Agent):
                 handle.write(header + "\n")
             self.files[name] = handle
 
-    def record(self, event: dict[str, Any]) -> None:
-        """Write one event to the log and the original's statistics files (and, batched, to the store)."""
-        self.files["events.jsonl"].write(json.dumps(event, separators=(",", ":")) + "\n")
+    def record(self, event: dict[str, Any], line: str | None = None) -> None:
+        """Write one event to the log and the original's statistics files (and, batched, to the store).
+
+        `line`: the event already serialised (as agents send it), written as is.
+        """
+        self.files["events.jsonl"].write((line or json.dumps(event, separators=(",", ":"))) + "\n")
         if not self.stats_store_failed and self.plan.extra.get("store"):
             self.unsaved.append(event)
         kind = event.get("type")
@@ -200,6 +203,10 @@ class HomeAgent(Agent):
         )
 
     # ----------------------------------------------------------------- frames
+
+    async def submit_many(self, files: list[tuple[str, bytes]]) -> list[str]:
+        """Start one frame per file (one call from the control plane for a whole upload)."""
+        return [await self.submit(name, data) for name, data in files]
 
     async def submit(self, name: str, data: bytes) -> str:
         """Start a frame from one input file; returns its id."""
@@ -327,13 +334,15 @@ class HomeAgent(Agent):
     async def accept(self, message: Message) -> str | None:
         header = message.header
         if message.kind == "event":
+            # JSON lines, one event per line: each line goes to events.jsonl as it came.
             try:
-                events = json.loads(message.payload)
-            except json.JSONDecodeError:
-                return "event payload is not JSON"
-            for event in events if isinstance(events, list) else []:
-                if isinstance(event, dict):
-                    self.record(event)
+                lines = message.payload.decode().splitlines()
+                events = [json.loads(line) for line in lines]
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                return "event payload is not JSON lines"
+            for event, line in zip(events, lines, strict=True):
+                if isinstance(event, dict) and "\n" not in line:
+                    self.record(event, line)
             return None
         if message.kind == "submit":
             await self.submit(str(header["name"]), message.payload)
