@@ -19,13 +19,16 @@ ready, by the task's *controller* (the node the mapper chose for the task):
   at the last report.
 * **Push** (`push`). Controllers recompute each of their tasks' choice every
   interval and push it (`choice`) to every node, valid for frames born
-  (submitted at home) from two intervals later on; holders route with no
-  request per frame. A choice is the set of nodes priced within
-  `PUSH_SPREAD` of the cheapest, with shares inversely proportional to
-  their prices (one node alone would take a whole burst); a frame's node is
-  picked by a hash of its id. Because the choice in force depends only on
-  the frame's birth time and id, the parents of a fan-in task pick the same
-  node for the same frame.
+  (submitted at home) from two intervals later on; holders of a task with
+  one input route with no request per frame. A choice is the set of nodes
+  priced within `PUSH_SPREAD` of the cheapest, with shares inversely
+  proportional to their prices (one node alone would take a whole burst); a
+  frame's node is picked by a hash of its id. The parents of a fan-in task
+  must send a frame's inputs to the same node, and a push is a message that
+  can arrive late or not at all (it is sent once; the next interval sends
+  fresh news), so their holders do not trust their own copies: they ask the
+  controller, which answers from the choices it made itself and caches the
+  answer per frame.
 * **Failures.** A controller that does not answer is replaced by the home
   node, which receives every report and can decide for any task. A transfer
   to a node that fails after its retries is routed again without that node.
@@ -282,16 +285,24 @@ class PricingService:
         size: float,
         exclude: Collection[str] = (),
         pending: Mapping[str, float] | None = None,
+        born: float | None = None,
     ) -> str | None:
         """The node to run `task` for `frame` (cached per frame), or None when no node has a fresh price.
 
         `pending`: seconds of work the holder has just placed on nodes for
-        the same frame (sibling tasks), which no report shows yet.
+        the same frame (sibling tasks), which no report shows yet. `born`
+        (push): when the frame started; the answer is then the node this
+        controller's own pushed choice gives the frame, when it has one.
         """
         key = (task, frame)
         cached = self.decisions.get(key)
         if cached is not None and cached not in exclude and cached not in self.dead:
             return cached
+        if self.settings.scheme == "push" and born is not None and not exclude:
+            pushed = self.pushed_choice(task, frame, born)
+            if pushed is not None:
+                self._remember(key, pushed)
+                return pushed
         now = time.time()
         choice = choose(
             self.model,
@@ -310,12 +321,16 @@ class PricingService:
         )
         if choice is None:
             return None
-        self.decided += 1
-        self.decisions[key] = choice.node
-        if len(self.decisions) > DECISIONS_KEPT:
-            self.decisions.popitem(last=False)
+        self._remember(key, choice.node)
         self.busy_until[choice.node] = max(now, self.busy_until.get(choice.node, now)) + choice.terms.execution
         return choice.node
+
+    def _remember(self, key: tuple[str, str], node: str) -> None:
+        self.decided += 1
+        self.decisions[key] = node
+        self.decisions.move_to_end(key)
+        if len(self.decisions) > DECISIONS_KEPT:
+            self.decisions.popitem(last=False)
 
     def _queue_adjustment(self, now: float, pending: Mapping[str, float] | None) -> dict[str, float]:
         """Per node, the queue as this controller predicts it now minus the reported backlog.
@@ -447,18 +462,19 @@ class PricingService:
         pending: Mapping[str, float] | None = None,
     ) -> str:
         """Where `task` runs for `frame`; never fails (the mapped node is the last resort)."""
-        if self.settings.scheme == "push" and not exclude:
-            # Only a task with one input may dodge its siblings: every parent of a
-            # fan-in task must reach the same node without talking to the others.
-            single = self.agent.plan.tasks[task].num_inputs == 1
-            pushed = self.pushed_choice(task, frame, born, set(pending or {}) if single else ())
+        push = self.settings.scheme == "push"
+        if push and not exclude and self.agent.plan.tasks[task].num_inputs == 1:
+            # One input: this holder alone routes the frame, so its own copy of the
+            # pushed choice will do, and it may dodge the frame's siblings. A fan-in
+            # task's parents ask the controller instead (module docstring).
+            pushed = self.pushed_choice(task, frame, born, set(pending or {}))
             if pushed is not None:
                 return pushed
         deadline = time.monotonic() + 2 * self.settings.stale
         while True:
             for controller in self.controllers_of(task):
                 if controller == self.agent.node:
-                    node = self.decide(task, frame, self.agent.node, size, exclude, pending)
+                    node = self.decide(task, frame, self.agent.node, size, exclude, pending, born if push else None)
                 else:
                     header = {
                         "kind": "route",
@@ -468,6 +484,7 @@ class PricingService:
                         "size": size,
                         "exclude": sorted(exclude),
                         "pending": dict(pending or {}),
+                        **({"born": born} if push else {}),
                     }
                     try:
                         answer = await self.peers[controller].ask(
@@ -565,7 +582,16 @@ class PricingService:
             if isinstance(raw_pending, dict)
             else {}
         )
-        node = self.decide(task, frame, holder, float(size), [str(name) for name in exclude], pending)
+        born = header.get("born")
+        node = self.decide(
+            task,
+            frame,
+            holder,
+            float(size),
+            [str(name) for name in exclude],
+            pending,
+            float(born) if isinstance(born, int | float) else None,
+        )
         if node is None:
             return reply(False, f"no compute node has a fresh price for {task}")
         return reply(True, node=node)

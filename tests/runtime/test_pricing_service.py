@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -121,6 +122,47 @@ def test_a_frame_keeps_its_push_choice_however_many_choices_follow() -> None:
     for push in range(1, 200):
         holder.on_choice(now + 0.4 + push * 0.2, {"j": [("n3", 1.0)]})
     assert first == holder.pushed_choice("j", "f1", now + 0.5) == "n1"
+
+
+class _Relay:
+    """A peer that hands requests straight to another agent's pricing service (our `Peer.ask` contract)."""
+
+    def __init__(self, service: PricingService) -> None:
+        self.service = service
+        self.asked: list[dict[str, Any]] = []
+
+    async def ask(self, header: dict[str, Any], payload: bytes, timeout: float, attempts: int = 2) -> dict[str, Any]:
+        self.asked.append(header)
+        answer: dict[str, Any] = json.loads(self.service.handle(str(header["kind"]), header, payload))
+        return answer
+
+
+def test_fan_in_parents_agree_when_a_push_never_reached_one_of_them() -> None:
+    """Regression: a lost push made the two parents of `j` send one frame's inputs to different nodes."""
+    controller, left, right = _service("push", "n1"), _service("push", "n2"), _service("push", "n3")
+    now = time.time()
+    controller.on_choice(now - 1, {"j": [("n1", 1.0)], "b": [("n1", 1.0)]})
+    controller.on_choice(now - 0.5, {"j": [("n2", 0.5), ("n3", 0.5)], "b": [("n3", 1.0)]})
+    left.on_choice(now - 1, {"j": [("n1", 1.0)], "b": [("n1", 1.0)]})  # the second push was lost on its way here
+    right.on_choice(now - 1, {"j": [("n1", 1.0)]})
+    right.on_choice(now - 0.5, {"j": [("n3", 1.0)]})  # and this holder's copy is not the controller's either
+    relay = _Relay(controller)
+    for holder in (left, right):
+        holder.peers["n1"] = relay  # type: ignore[assignment]
+
+    async def route(holder: PricingService, task: str, frame: str) -> str:
+        return await holder.destination(task, frame, now, 100.0)
+
+    frames = [f"f{i:03d}" for i in range(40)]
+    from_left = [asyncio.run(route(left, "j", frame)) for frame in frames]
+    from_right = [asyncio.run(route(right, "j", frame)) for frame in frames]
+    assert from_left == from_right == [controller.pushed_choice("j", frame, now) for frame in frames]
+    assert set(from_left) == {"n2", "n3"}
+    assert all(header["born"] == now for header in relay.asked)
+    # A task with one input is routed by its only holder from its own copy, with no request.
+    asked = len(relay.asked)
+    assert asyncio.run(route(left, "b", "f000")) == "n1"
+    assert len(relay.asked) == asked
 
 
 def test_push_shares_favour_cheaper_nodes_and_keep_the_mapped_one_when_close() -> None:
