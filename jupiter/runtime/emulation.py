@@ -21,20 +21,26 @@ loopback interface, where nothing would tell nodes apart. A testbed file
   of their sizes.
 
 How a shaped transfer is timed. The emulated link replaces the loopback, it
-does not come on top of it: a message sent with :meth:`Emulation.transmit`
-takes `max(real, emulated)`, not `real + emulated`, so that the network
-profiler measures the link the testbed describes. `transmit` computes the
-deadline at which the emulated transfer would be acknowledged, waits until
-that deadline minus twice what really sending the message is expected to
-take (learned from earlier sends to the same peer, see :class:`SendCost`),
-lets the caller send, then waits for whatever is left of the deadline. The
+does not come on top of it: the real send overlaps the emulated time on the
+wire, so a message sent with :meth:`Emulation.transmit` takes
+`max(real, size / bandwidth) + latency`, not their sum, and the network
+profiler measures the link the testbed describes. The latency is never
+overlapped: where the kernel shapes bandwidth (docker backend,
+`jupiter.runtime.shaping`) the agents' links have unlimited bandwidth, the
+real send *is* the time on the wire, and the latency adds to it.
+
+`transmit` reserves the link's capacity, waits until the transfer's time on
+the wire would end minus twice what really sending the message is expected
+to take (learned from earlier sends to the same peer, see :class:`SendCost`;
+never before the link is free), plus the latency; lets the caller send; then
+waits for whatever is left until the wire time's end plus the latency. The
 receiver therefore has the data at about the emulated time (typically one
 real send early, as a real receiver has the last byte before the sender
 hears back), and the sender's time is exactly the emulated one whenever the
 real send fits in the margin. :meth:`Emulation.shape` is the wait alone, for
-callers that send after it: it ends one expected send time before the
-deadline, so that the send completes the transfer about on time (with
-nothing learned yet, at the deadline: the send then adds to it).
+callers that send after it: it subtracts one expected send time, so that
+the send completes the transfer about on time (with nothing learned yet it
+subtracts nothing, and the send adds to the emulated time).
 
 Waits hit their deadline to a few microseconds: asyncio's timers fire up
 to about 2 ms late on Linux (epoll takes whole milliseconds, rounded up),
@@ -210,20 +216,20 @@ class Emulation:
         """What really sending to `dest` takes, as learned so far (a warm-up may add to it)."""
         return self._costs.setdefault(dest, SendCost())
 
-    def _reserve(self, shape: LinkShape, size: int) -> float:
-        """Take the link's capacity for `size` bytes; returns the emulated transfer's deadline."""
+    def _reserve(self, shape: LinkShape, size: int) -> tuple[float, float]:
+        """Take the link's capacity for `size` bytes: when they go on the wire and when they are through."""
         now = time.perf_counter()
         start = max(now, self._free_at.get(shape.shared_by, now))
         done = start + size / shape.bandwidth
         self._free_at[shape.shared_by] = done
-        return done + shape.latency
+        return start, done
 
     @contextlib.asynccontextmanager
     async def transmit(self, dest: str, sizes: Sequence[int]) -> AsyncIterator[None]:
         """Send these messages to `dest` inside the block; the whole takes as long as on the emulated link.
 
-        The block starts when the send should start so that it ends at the
-        emulated deadline, and the exit waits until that deadline (module
+        The block starts when the send should start to end on time, and the
+        exit waits until the emulated transfer is acknowledged (module
         docstring). A block that raises is not waited for.
         """
         shape = self._link(dest)
@@ -231,28 +237,29 @@ class Emulation:
             yield
             return
         size = sum(sizes)
-        deadline = self._reserve(shape, size)
+        start, done = self._reserve(shape, size)
         cost = self.send_cost(dest)
-        await wait_until(deadline - COST_MARGIN * cost.estimate(size))
+        await wait_until(max(done - COST_MARGIN * cost.estimate(size), start) + shape.latency)
         began = time.perf_counter()
         yield
         cost.add(size, time.perf_counter() - began)
-        await wait_until(deadline)
+        await wait_until(done + shape.latency)
 
     async def shape(self, dest: str, sizes: Sequence[int]) -> None:
         """Wait until these messages should be sent to `dest` to arrive as on the emulated link.
 
         For a caller that sends after the wait rather than inside
         :meth:`transmit`: it ends the expected send time (learned by earlier
-        `transmit` calls to `dest`; none yet: zero) before the emulated
-        deadline, so the send itself then completes the transfer.
+        `transmit` calls to `dest`; none yet: zero) early, overlapping the
+        time on the wire but not the latency, so that the send itself then
+        completes the transfer.
         """
         shape = self._link(dest)
         if shape is None:
             return
         size = sum(sizes)
-        deadline = self._reserve(shape, size)
-        await wait_until(deadline - self.send_cost(dest).estimate(size))
+        start, done = self._reserve(shape, size)
+        await wait_until(max(done - self.send_cost(dest).estimate(size), start) + shape.latency)
 
 
 def dilate(wall_start: float, cpu_start: float, speed: float | None = None) -> None:
