@@ -291,6 +291,11 @@ class Agent:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return
+        except asyncio.CancelledError:
+            # The agent is stopping. Python 3.11's stream server logs a handler
+            # that ends cancelled as an error with a traceback (one per open
+            # connection at every teardown), so this one ends quietly instead.
+            return
         finally:
             writer.close()
 
