@@ -60,7 +60,8 @@ def get_backend(
     namespaces, nodes' hostnames); reaching or stopping one needs only its `info`.
     """
     if name == "local":
-        return local.LocalBackend()
+        spool = workspace.config.deploy.spool_dir if workspace is not None else None
+        return local.LocalBackend(workspace.config.resolve(spool) if workspace is not None and spool else None)
     if name == "docker":
         return docker.DockerBackend(workspace)
     if name == "kubernetes":

@@ -6,9 +6,13 @@ and fan (1 -> 4 -> 1) — on 4 local nodes. For each system: frames/s with
 and per-hop latency (latency / depth); a floor of plain function calls; and
 the peak RSS of Jupiter's home agent while 10,000 frames stream through
 chain10. Every figure comes from this one run, so ratios compare like with
-like on a shared, noisy machine.
+like on a shared, noisy machine: the three systems are started side by side
+and take turns, round after round (the order rotating), so that a slow
+minute of the host slows all of them alike. The same code gave chain10
+between 170 and 850 frames/s in runs minutes apart, while the systems run one
+after the other; interleaved, the ratio of the medians is what to read.
 
-Usage: python bench/runtime/runtime_bench.py [--frames 300] [--soak-frames 10000] [--skip ray,dask]
+Usage: python bench/runtime/runtime_bench.py [--rounds 7] [--frames 300] [--soak-frames 10000] [--skip ray,dask]
 Needs: pip install -r bench/requirements.txt
 """
 
@@ -111,37 +115,39 @@ def wait_done(deployment: service.Deployment, total: int, timeout: float = 600) 
     raise RuntimeError("timeout")
 
 
-def bench_jupiter(workdir: Path, frames: int, latency_runs: int, rounds: int) -> dict[str, float]:
-    workspace = load_workspace(workdir / "jupiter_config.ini", workdir / "nodes.txt", None)
-    deployment = service.deploy(workspace)
-    try:
-        latencies = []
-        done = 0
-        for i in range(latency_runs):
-            start = time.perf_counter()
-            service.submit(deployment, [(f"lat_{i}.bin", b"i" * PAYLOAD)])
-            done += 1
-            wait_done(deployment, done)
-            latencies.append(time.perf_counter() - start)
-            time.sleep(0.05)
-        rates = []
-        for _ in range(rounds):
-            files = [(f"in_{i}.bin", b"i" * PAYLOAD) for i in range(frames)]
-            start = time.perf_counter()
-            service.submit(deployment, files)
-            done += frames
-            wait_done(deployment, done)
-            rates.append(frames / (time.perf_counter() - start))
-        service.flush_events(deployment)
-        events = [json.loads(line) for line in (deployment.home_dir / "events.jsonl").read_text().splitlines()]
-    finally:
-        service.teardown(deployment)
-    makespans = [e["makespan"] for e in events if e["type"] == "frame_done"][:latency_runs]
-    return {
-        "frames_per_s": statistics.median(rates),
-        "latency": statistics.median(latencies),
-        "makespan": statistics.median(makespans),
-    }
+class JupiterSystem:
+    """Jupiter's local backend with one deployment of the DAG."""
+
+    name = "jupiter"
+
+    def __init__(self, workdir: Path) -> None:
+        workspace = load_workspace(workdir / "jupiter_config.ini", workdir / "nodes.txt", None)
+        self.deployment = service.deploy(workspace)
+        self.done = 0
+        self.sent = 0
+
+    def one(self) -> None:
+        service.submit(self.deployment, [(f"lat_{self.sent}.bin", b"i" * PAYLOAD)])
+        self.sent += 1
+        self.done += 1
+        wait_done(self.deployment, self.done)
+
+    def burst(self, frames: int) -> None:
+        files = [(f"in_{self.sent + i}.bin", b"i" * PAYLOAD) for i in range(frames)]
+        self.sent += frames
+        service.submit(self.deployment, files)
+        self.done += frames
+        wait_done(self.deployment, self.done)
+
+    def makespans(self) -> list[float]:
+        """Per-frame makespans of the single frames, as home measured them."""
+        service.flush_events(self.deployment)
+        lines = (self.deployment.home_dir / "events.jsonl").read_text().splitlines()
+        events = [json.loads(line) for line in lines]
+        return [e["makespan"] for e in events if e["type"] == "frame_done" and e["input"].startswith("lat_")]
+
+    def close(self) -> None:
+        service.teardown(self.deployment)
 
 
 def soak_jupiter(workdir: Path, frames: int) -> dict[str, float]:
@@ -211,72 +217,106 @@ def graph_builder(shape: str, submit: Callable[..., object]) -> Callable[[bytes]
     return chain if shape == "chain10" else fan
 
 
-def bench_dask(shape: str, frames: int, latency_runs: int, rounds: int) -> dict[str, float]:
-    from dask import distributed
+class DaskSystem:
+    """Dask distributed: LocalCluster(4 workers x 1 thread, processes), client.submit."""
 
-    dask: Any = distributed
-    with (
-        dask.LocalCluster(n_workers=4, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        dask.Client(cluster) as client,
-    ):
-        build = graph_builder(shape, lambda f, *a: client.submit(f, *a, pure=False))
-        latencies = []
-        for _ in range(latency_runs):
-            start = time.perf_counter()
-            build(b"i" * PAYLOAD).result()  # type: ignore[attr-defined]
-            latencies.append(time.perf_counter() - start)
-        rates = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            client.gather([build(b"i" * PAYLOAD) for _ in range(frames)])
-            rates.append(frames / (time.perf_counter() - start))
-    return {"frames_per_s": statistics.median(rates), "latency": statistics.median(latencies)}
+    name = "dask"
+
+    def __init__(self, shape: str) -> None:
+        from dask import distributed
+
+        dask: Any = distributed
+        self.cluster = dask.LocalCluster(n_workers=4, threads_per_worker=1, processes=True, dashboard_address=None)
+        self.client = dask.Client(self.cluster)
+        self.build = graph_builder(shape, lambda f, *a: self.client.submit(f, *a, pure=False))
+
+    def one(self) -> None:
+        self.build(b"i" * PAYLOAD).result()  # type: ignore[attr-defined]
+
+    def burst(self, frames: int) -> None:
+        self.client.gather([self.build(b"i" * PAYLOAD) for _ in range(frames)])
+
+    def close(self) -> None:
+        self.client.close()
+        self.cluster.close()
 
 
-def bench_ray(shape: str, frames: int, latency_runs: int, rounds: int) -> dict[str, float]:
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray as ray_module
+class RaySystem:
+    """Ray: ray.init(num_cpus=2), remote tasks, no dashboard."""
 
-    ray: Any = ray_module
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        tiny_r = ray.remote(tiny)
-        many_r = ray.remote(tiny_many)
+    name = "ray"
+
+    def __init__(self, shape: str) -> None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        import ray as ray_module
+
+        self.ray: Any = ray_module
+        self.ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        tiny_r = self.ray.remote(tiny)
+        many_r = self.ray.remote(tiny_many)
 
         def submit(f: Callable[..., bytes], *args: object) -> object:
             return (tiny_r if f is tiny else many_r).remote(*args)
 
-        build = graph_builder(shape, submit)
-        ray.get(build(b"warm"))
-        latencies = []
-        for _ in range(latency_runs):
-            start = time.perf_counter()
-            ray.get(build(b"i" * PAYLOAD))
-            latencies.append(time.perf_counter() - start)
-        rates = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            ray.get([build(b"i" * PAYLOAD) for _ in range(frames)])
-            rates.append(frames / (time.perf_counter() - start))
-    finally:
-        ray.shutdown()
-    return {"frames_per_s": statistics.median(rates), "latency": statistics.median(latencies)}
+        self.build = graph_builder(shape, submit)
+
+    def one(self) -> None:
+        self.ray.get(self.build(b"i" * PAYLOAD))
+
+    def burst(self, frames: int) -> None:
+        self.ray.get([self.build(b"i" * PAYLOAD) for _ in range(frames)])
+
+    def close(self) -> None:
+        self.ray.shutdown()
 
 
-def bench_floor(shape: str, frames: int) -> dict[str, float]:
+def interleaved(
+    systems: list[Any], frames: int, latency_runs: int, rounds: int, warmup: int
+) -> dict[str, dict[str, Any]]:
+    """Every system runs round after round, in turn (the order rotating), so all see the same noise.
+
+    A round is `latency_runs` single frames (a short pause between them)
+    then `frames` frames at once. Returns per system the latency samples
+    and the frames/s of each round.
+    """
+    for system in systems:
+        system.burst(warmup)
+    figures: dict[str, dict[str, Any]] = {system.name: {"latencies": [], "rates": []} for system in systems}
+    for round_ in range(rounds):
+        order = systems[round_ % len(systems) :] + systems[: round_ % len(systems)]
+        for system in order:
+            for _ in range(latency_runs):
+                time.sleep(0.05)
+                start = time.perf_counter()
+                system.one()
+                figures[system.name]["latencies"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            system.burst(frames)
+            figures[system.name]["rates"].append(frames / (time.perf_counter() - start))
+        print(
+            f"  round {round_ + 1}: "
+            + ", ".join(f"{name} {figures[name]['rates'][-1]:.0f} frames/s" for name in figures),
+            file=sys.stderr,
+        )
+    return figures
+
+
+def bench_floor(shape: str, frames: int) -> dict[str, list[float]]:
+    """Plain function calls: what the DAG costs with no runtime at all."""
     build = graph_builder(shape, lambda f, *a: f(*a))
     start = time.perf_counter()
     for _ in range(frames):
         build(b"i" * PAYLOAD)
     elapsed = time.perf_counter() - start
-    return {"frames_per_s": frames / elapsed, "latency": elapsed / frames}
+    return {"rates": [frames / elapsed], "latencies": [elapsed / frames]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--latency-runs", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per system; the median is kept")
+    parser.add_argument("--latency-runs", type=int, default=3, help="single frames per system and round")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per system, interleaved; medians are kept")
+    parser.add_argument("--warmup", type=int, default=100, help="frames each system runs before the first round")
     parser.add_argument("--soak-frames", type=int, default=10_000, help="0 skips the memory soak")
     parser.add_argument("--skip", default="", help="comma list of: dask,ray")
     parser.add_argument("--soak-only", action="store_true", help="only the 10,000-frame memory soak")
@@ -290,7 +330,8 @@ def main() -> None:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     depth = {"chain10": 10, "fan": 3}
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    makespans: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         dirs = {
@@ -299,42 +340,59 @@ def main() -> None:
         }
         used = {shape: _nodes_used(folder) for shape, folder in dirs.items()}
         for shape in () if args.soak_only else ("chain10", "fan"):
-            results[shape] = {"jupiter": bench_jupiter(dirs[shape], args.frames, args.latency_runs, args.rounds)}
-            print(f"{shape} jupiter done", file=sys.stderr)
-            if "dask" not in skip:
-                results[shape]["dask"] = bench_dask(shape, args.frames, args.latency_runs, args.rounds)
-            if "ray" not in skip:
-                results[shape]["ray"] = bench_ray(shape, args.frames, args.latency_runs, args.rounds)
+            print(f"{shape}: starting the systems", file=sys.stderr)
+            systems: list[Any] = []
+            try:
+                jupiter = JupiterSystem(dirs[shape])
+                systems.append(jupiter)
+                if "dask" not in skip:
+                    systems.append(DaskSystem(shape))
+                if "ray" not in skip:
+                    systems.append(RaySystem(shape))
+                results[shape] = interleaved(systems, args.frames, args.latency_runs, args.rounds, args.warmup)
+                makespans[shape] = jupiter.makespans()
+            finally:
+                for system in reversed(systems):
+                    system.close()
             results[shape]["floor"] = bench_floor(shape, args.frames)
         soak = soak_jupiter(dirs["chain10"], args.soak_frames) if args.soak_frames else None
 
     print(
-        f"\n{args.frames} frames at once (median of {args.rounds} rounds), 1 KiB files, 4 local nodes "
+        f"\n{args.frames} frames at once, 1 KiB files, 4 local nodes "
         f"({args.placement} placement: chain10 on {used['chain10']} nodes, fan on {used['fan']}); "
-        f"latency = median of {args.latency_runs} single frames, measured by the client"
+        f"{args.rounds} rounds per system, interleaved so that every system sees the same noise; "
+        f"frames/s = median over rounds; latency = median of {args.rounds * args.latency_runs} single frames, "
+        "measured by the client"
     )
-    print(f"{'dag':<8} {'system':<8} {'frames/s':>10} {'latency ms':>11} {'per-hop ms':>11}")
-    for shape, systems in results.items():
-        for system, figures in systems.items():
+    print(f"{'dag':<8} {'system':<8} {'frames/s':>10} {'min':>8} {'max':>8} {'latency ms':>11} {'per-hop ms':>11}")
+    for shape, figures in results.items():
+        for system, numbers in figures.items():
+            rates, latency = numbers["rates"], statistics.median(numbers["latencies"])
             print(
-                f"{shape:<8} {system:<8} {figures['frames_per_s']:>10.1f} {figures['latency'] * 1e3:>11.2f} "
-                f"{figures['latency'] * 1e3 / depth[shape]:>11.3f}"
+                f"{shape:<8} {system:<8} {statistics.median(rates):>10.1f} {min(rates):>8.1f} {max(rates):>8.1f} "
+                f"{latency * 1e3:>11.2f} {latency * 1e3 / depth[shape]:>11.3f}"
             )
-    for shape, systems in results.items():
-        makespan = systems["jupiter"]["makespan"]
+    for shape, values in makespans.items():
+        makespan = statistics.median(values)
         print(
             f"{shape:<8} jupiter per-frame makespan measured by home: {makespan * 1e3:.2f} ms "
             f"({makespan * 1e3 / depth[shape]:.3f} ms per hop)"
         )
-    print("\nratios (jupiter / peer): frames/s, per-hop latency")
-    for shape, systems in results.items():
-        ours = systems["jupiter"]
+    print("\nratios (jupiter / peer): frames/s (of the medians; median and range of the same-round ratios), latency")
+    for shape, figures in results.items():
+        ours = figures["jupiter"]
         for peer in ("ray", "dask"):
-            if peer in systems:
-                print(
-                    f"{shape:<8} vs {peer:<5} throughput x{ours['frames_per_s'] / systems[peer]['frames_per_s']:.2f}"
-                    f"   latency x{ours['latency'] / systems[peer]['latency']:.2f}"
-                )
+            if peer not in figures:
+                continue
+            theirs = figures[peer]
+            paired = [mine / other for mine, other in zip(ours["rates"], theirs["rates"], strict=True)]
+            rate = statistics.median(ours["rates"]) / statistics.median(theirs["rates"])
+            latency = statistics.median(ours["latencies"]) / statistics.median(theirs["latencies"])
+            print(
+                f"{shape:<8} vs {peer:<5} throughput x{rate:.2f}"
+                f" (same round: median x{statistics.median(paired):.2f}, x{min(paired):.2f}..x{max(paired):.2f})"
+                f"   per-hop latency x{latency:.2f}"
+            )
     if soak:
         deciles = " ".join(f"{soak[f'rss_decile_{d}']:.1f}" for d in range(10))
         print(

@@ -77,6 +77,7 @@ _KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
         "APP",
         "HOME_CHILD",
         "STATE_DIR",
+        "SPOOL_DIR",
         "MAPPING",
         "REGISTRY",
         "IMAGE_TAG",
@@ -193,6 +194,9 @@ class DeploySettings:
     """Ingress tasks home feeds (`a:b`); empty = the DAG's entry tasks."""
     state_dir: Path = Path(".jupiter")
     """Folder for deployment state, agents' folders and logs."""
+    spool_dir: Path | None = None
+    """Local backend: where the files in transit between tasks live (each node's inbox and
+    outputs); None = /dev/shm when it is a memory file system, else the deployment folder."""
     mapping: Path | None = None
     """Static mapping file (`task node` lines), used when STATIC_MAPPING = 1."""
     containers: ContainerSettings = field(default_factory=ContainerSettings)
@@ -529,6 +533,7 @@ def parse_config(path: Path) -> JupiterConfig:
         app=Path(app_raw) if app_raw else None,
         home_child=tuple(part.strip() for part in home_child_raw.split(":") if part.strip()),
         state_dir=Path(reader.raw("DEPLOY", "STATE_DIR") or ".jupiter"),
+        spool_dir=Path(spool_raw) if (spool_raw := reader.raw("DEPLOY", "SPOOL_DIR")) else None,
         mapping=Path(mapping_raw) if (mapping_raw := reader.raw("DEPLOY", "MAPPING")) else None,
         containers=_container_settings(reader),
     )

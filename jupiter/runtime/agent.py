@@ -163,11 +163,13 @@ class TaskWorker:
 class Agent:
     """The agent of one node. The home node's agent is a `HomeAgent`."""
 
-    def __init__(self, plan: Plan, node: str, token: str, root: Path) -> None:
+    def __init__(self, plan: Plan, node: str, token: str, root: Path, spool: Path | None = None) -> None:
         self.plan = plan
         self.node = node
         self.token = token
         self.dir = root / "nodes" / node
+        self.spool = (spool or root) / "nodes" / node
+        """Where the files in transit live: `inbox/<task>` (inputs) and `work/<task>` (outputs)."""
         self.address = plan.nodes[node]
         self.tasks = plan.tasks_on(node)
         self.counters = {task: TaskCounters() for task in self.tasks}
@@ -231,11 +233,11 @@ class Agent:
                 self.pending_release[record.release] = self.pending_release.get(record.release, 0) + 1
             self._queue_for(record.dest).put_nowait(record)
         for task in self.tasks:
-            work = self.pool(f"{self.dir}/work/{task}")
+            work = self.pool(f"{self.spool}/work/{task}")
             for folder in sorted(os.listdir(work.parent)):
                 if f"{work.parent}/{folder}" not in referenced:
                     work.release(f"{work.parent}/{folder}")
-            inbox = self.pool(f"{self.dir}/inbox/{task}")
+            inbox = self.pool(f"{self.spool}/inbox/{task}")
             for name in sorted(os.listdir(inbox.parent)):
                 folder = f"{inbox.parent}/{name}"
                 held, names = read_slots(folder)
@@ -352,7 +354,7 @@ class Agent:
                 # later. Inputs of frames already started are always taken, so
                 # fan-in tasks can finish the frames they hold.
                 return f"{BUSY} {task} holds {limit} frames (TASK_QUEUE_SIZE)"
-            folder = self.pool(f"{self.dir}/inbox/{task}").acquire()
+            folder = self.pool(f"{self.spool}/inbox/{task}").acquire()
             born = header.get("born")
             self.slots[key] = _Slots(
                 folder, first_seen=time.time(), home=origin, born=born if isinstance(born, float) else time.time()
@@ -442,7 +444,7 @@ class Agent:
             for frame in frames:
                 slots = self.slots[(task, frame)]
                 files = [slots.names[slot] for slot in sorted(slots.names, key=order)]
-                out = self.pool(f"{self.dir}/work/{task}").acquire()
+                out = self.pool(f"{self.spool}/work/{task}").acquire()
                 outs.append(out)
                 jobs.append(
                     {

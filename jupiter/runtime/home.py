@@ -78,8 +78,8 @@ def _percentile(values: Iterable[float], fraction: float) -> float:
 class HomeAgent(Agent):
     """Agent of the home node."""
 
-    def __init__(self, plan: Plan, node: str, token: str, root: Path) -> None:
-        super().__init__(plan, node, token, root)
+    def __init__(self, plan: Plan, node: str, token: str, root: Path, spool: Path | None = None) -> None:
+        super().__init__(plan, node, token, root, spool)
         # The first home keeps the original's folder name; other homes (pricing) have their own.
         self.home_dir = root / "home" if node == plan.home else root / node
         self.attempts: dict[str, str] = {}

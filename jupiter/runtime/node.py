@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plan", type=Path, required=True, help="deployment plan (plan.json)")
     parser.add_argument("--node", required=True, help="name of this node in nodes.txt")
     parser.add_argument("--root", type=Path, required=True, help="deployment folder")
+    parser.add_argument(
+        "--spool", type=Path, default=None, help="folder for the files in transit (default: the deployment folder)"
+    )
     args = parser.parse_args(argv)
     # The control plane runs in threads; a short switch interval keeps a busy
     # request handler from holding the event loop off the GIL for 5 ms.
@@ -55,9 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"node {args.node!r} is not in the plan")
     agent: Agent
     if args.node in plan.all_homes:
-        agent = HomeAgent(plan, args.node, token, args.root)
+        agent = HomeAgent(plan, args.node, token, args.root, args.spool)
     else:
-        agent = Agent(plan, args.node, token, args.root)
+        agent = Agent(plan, args.node, token, args.root, args.spool)
     asyncio.run(serve(agent))
 
 

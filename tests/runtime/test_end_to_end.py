@@ -147,6 +147,59 @@ def test_teardown_leaves_no_process(fan_workspace: Workspace) -> None:
     assert service.find(deployment.root.parent, required=False) is None
 
 
+def _inboxes(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.glob("nodes/*/inbox/*"))
+
+
+def test_files_in_transit_live_in_memory_and_teardown_removes_them(fan_workspace: Workspace) -> None:
+    deployment = service.deploy(fan_workspace)
+    try:
+        spool = Path(deployment.info["spool"])
+        assert spool.parent == Path("/dev/shm") and spool.name.startswith(f"jupiter-spool-{deployment.id}-")
+        service.submit(deployment, [("a.txt", b"one frame\n")])
+        assert _wait_frames(deployment, 1)["done"] == 1
+        assert _inboxes(spool) == [
+            "nodes/node1/inbox/join",
+            "nodes/node1/inbox/split",
+            "nodes/node2/inbox/upper",
+            "nodes/node3/inbox/lower",
+        ]
+        assert _inboxes(deployment.root) == []  # the journal and logs stay in the deployment folder
+        assert (deployment.root / "nodes" / "node1" / "outbox.log").exists()
+    finally:
+        service.teardown(deployment)
+    assert not spool.exists()
+
+
+def test_spool_dir_setting_and_no_memory_file_system(
+    fan_workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = fan_workdir / "jupiter_config.ini"
+    base = config.read_text()
+    config.write_text(base.replace("[DEPLOY]\n", "[DEPLOY]\nSPOOL_DIR = transit\n"))
+    deployment = service.deploy(load_workspace(config, fan_workdir / "nodes.txt", None))
+    try:
+        spool = Path(deployment.info["spool"])
+        assert spool.parent == fan_workdir / "transit"  # relative to the config file's folder
+        service.submit(deployment, [("a.txt", b"one frame\n")])
+        assert _wait_frames(deployment, 1)["done"] == 1
+        assert len(_inboxes(spool)) == 4
+    finally:
+        service.teardown(deployment)
+    assert not spool.exists() and (fan_workdir / "transit").is_dir()
+    # Without a tmpfs and without SPOOL_DIR, the files stay in the deployment folder.
+    monkeypatch.setattr(local, "MEMORY_FOLDER", tmp_path / "disk")
+    config.write_text(base)
+    deployment = service.deploy(load_workspace(config, fan_workdir / "nodes.txt", None))
+    try:
+        assert "spool" not in deployment.info
+        service.submit(deployment, [("a.txt", b"one frame\n")])
+        assert _wait_frames(deployment, 1)["done"] == 1
+        assert len(_inboxes(deployment.root)) == 4
+    finally:
+        service.teardown(deployment)
+
+
 def test_run_summarises_and_tears_down(fan_workspace: Workspace, fan_workdir: Path) -> None:
     summary = service.run(fan_workspace, frames=5)
     assert (summary.frames, summary.done, summary.failed) == (5, 5, 0)
@@ -169,10 +222,10 @@ def test_agent_that_never_comes_up_is_named(
 ) -> None:
     original = local.agent_argv
 
-    def argv(root: Path, node: str) -> list[str]:
+    def argv(root: Path, node: str, spool: Path | None = None) -> list[str]:
         if node == "node2":
             return [sys.executable, "-c", "import sys; print('cannot start: port busy'); sys.exit(3)"]
-        return list(original(root, node))
+        return list(original(root, node, spool))
 
     monkeypatch.setattr(local, "agent_argv", argv)
     with pytest.raises(service.DeploymentError) as caught:
