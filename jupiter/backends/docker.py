@@ -68,6 +68,10 @@ PYTHON_VERSION = "3.11"
 # Reproducible wheel timestamps, so an unchanged Jupiter keeps its image layer cached.
 _SOURCE_DATE_EPOCH = "315532800"
 AGENT_COMMAND = ["python3", "-m", "jupiter.runtime.node"]
+SPOOL = "/jupiter-spool"
+"""Memory file system in each container for the files in transit (see `jupiter.backends.local`):
+the deployment folder is bind-mounted from the host's disk, where creating and deleting a few
+files per hop is slow on some file systems. It lives as long as the container, restarts included."""
 """The image's entry point (dockerfiles/agent.Dockerfile.j2)."""
 SHAPER_COMMAND = ["python3", "-m", "jupiter.runtime.shaping"]
 """Entry point of a shaped node's container: applies its tc rules, then becomes the agent."""
@@ -304,7 +308,10 @@ class DockerBackend:
         try:
             engine.create_network(network, labels)
             for node in nodes:
-                command = ["--plan", str(plans / f"plan-{node}.json"), "--node", node, "--root", str(root)]
+                command = [
+                    *("--plan", str(plans / f"plan-{node}.json")),
+                    *("--node", node, "--root", str(root), "--spool", SPOOL),
+                ]
                 runs_as = user
                 if node in shaped:
                     # Root with NET_ADMIN only until the rules are applied; the agent then runs as `user`.
@@ -327,6 +334,8 @@ class DockerBackend:
                     entrypoint=SHAPER_COMMAND if node in shaped else None,
                     cap_add=["NET_ADMIN"] if node in shaped else None,
                     no_new_privileges=node in shaped,
+                    # Sticky and open to all: the agent's user may differ from the shaper's (root).
+                    tmpfs={SPOOL: "mode=1777"},
                     command=command,
                     user=runs_as,
                 )

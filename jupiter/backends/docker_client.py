@@ -152,12 +152,14 @@ class DockerEngine:
         entrypoint: list[str] | None = None,
         cap_add: list[str] | None = None,
         no_new_privileges: bool = False,
+        tmpfs: dict[str, str] | None = None,
     ) -> None:
         """Start a detached container on `network`, reachable there as `alias`; restarted if it fails.
 
         `entrypoint` replaces the image's; `cap_add` adds Linux capabilities
         (e.g. NET_ADMIN); `no_new_privileges` keeps its processes from gaining
-        any (setuid binaries) once they have dropped them.
+        any (setuid binaries) once they have dropped them; `tmpfs` mounts
+        memory file systems (path -> mount options).
         """
         types = self._docker.types
         with self._calling(f"start container {name}"):
@@ -174,6 +176,7 @@ class DockerEngine:
                 entrypoint=entrypoint,
                 cap_add=cap_add,
                 security_opt=["no-new-privileges"] if no_new_privileges else None,
+                tmpfs=tmpfs,
                 network=network,
                 networking_config={network: self.client.api.create_endpoint_config(aliases=[alias])},
                 restart_policy={"Name": "on-failure", "MaximumRetryCount": 5},

@@ -11,7 +11,12 @@ How the testbed maps onto `tc`. Every peer the node sends to gets the shape
 `Testbed.shape(node, peer)` gives; peers whose shape holds the same capacity
 (`LinkShape.shared_by`: the node's uplink, or one link of its own) share one
 HTB class whose rate (and ceiling) is that bandwidth, and a u32 filter on each
-peer's container address sends its packets to that class. Traffic to anything
+peer's container address sends its packets to that class. Each class holds a
+TBF queue of the same rate with a burst of a few packets: TCP hands the
+interface segments of up to 64 KB at once (GSO), HTB lets a whole one through
+on credit, so a message of tens of kilobytes left at once and the link looked
+infinitely fast for it; TBF splits such segments into packets, which HTB then
+paces one by one. Traffic to anything
 else (peers with no shape, this machine's CLI on the bridge's gateway) is not
 classified and leaves unshaped (HTB `default 0`). The kernel has no netem
 here, so latency is not shaped by `tc`: the agents keep emulating it (the
@@ -61,6 +66,8 @@ RULES_WAIT = 120.0
 
 _QUANTUM_RANGE = (1600, 200_000)
 """Bytes; HTB's own quantum (rate / 10) outside this range makes the kernel log a warning per class."""
+_MIN_BURST = 3_100
+"""Bytes of a class's TBF burst: two full Ethernet frames (a millisecond of the rate when that is more)."""
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
@@ -100,9 +107,12 @@ def egress_commands(testbed: Testbed, node: str, peers: Mapping[str, str], devic
         classid = f"1:{minor:x}"  # tc reads minor numbers in hex
         rate = f"{rate_bits(bandwidth)}bit"
         quantum = min(max(round(bandwidth / 10), _QUANTUM_RANGE[0]), _QUANTUM_RANGE[1])
-        commands.append(
-            _tc(f"class add dev {device} parent 1: classid {classid} htb rate {rate} ceil {rate} quantum {quantum}")
-        )
+        burst = max(_MIN_BURST, round(bandwidth / 1000))
+        tbf = f"tbf rate {rate} burst {burst} latency 1s"
+        commands += [
+            _tc(f"class add dev {device} parent 1: classid {classid} htb rate {rate} ceil {rate} quantum {quantum}"),
+            _tc(f"qdisc add dev {device} parent {classid} handle {0x100 + minor:x}: {tbf}"),
+        ]
         filters += [
             _tc(f"filter add dev {device} parent 1: protocol ip prio 1 u32 match ip dst {address}/32 flowid {classid}")
             for address in addresses

@@ -181,6 +181,15 @@ def test_deploy_status_submit_teardown_through_the_cli(
         assert "htb" not in _qdiscs(container), node
     sample = in_work / "app_specific_files" / APP / "sample_input" / "scan.ipsum"
     assert main(["submit", str(sample)]) == 0
+    assert service.wait_frames(deployment, 1, 60.0)["done"] == 1
+    # Files in transit live in each container's memory file system, not in the bind-mounted folder.
+    for node, container in _containers(engine, deployment.id).items():
+        assert container.attrs["HostConfig"]["Tmpfs"] == {"/jupiter-spool": "mode=1777"}, node
+        assert container.attrs["Args"][-2:] == ["--spool", "/jupiter-spool"], node
+    node = deployment.mapping[workspace_first_task(in_work)]
+    inboxes = _exec(_containers(engine, deployment.id)[node], "ls", f"/jupiter-spool/nodes/{node}/inbox")
+    assert workspace_first_task(in_work) in inboxes.split()
+    assert not list((deployment.root / "nodes").glob("*/inbox"))
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert f"deployment {deployment.id}" in out
@@ -191,6 +200,10 @@ def test_deploy_status_submit_teardown_through_the_cli(
     assert "nothing to tear down" in capsys.readouterr().out
     # Agents' output is kept where the local backend keeps its logs.
     assert (deployment.root / "logs" / "home.log").read_text()
+
+
+def workspace_first_task(work: Path) -> str:
+    return load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None).app.dag.order[0]
 
 
 def test_testbed_speeds_become_cpu_limits(engine: DockerEngine, image: BuildResult, work: Path, tmp_path: Path) -> None:

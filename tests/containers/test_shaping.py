@@ -50,8 +50,11 @@ def test_each_capacity_is_one_htb_class_and_each_peer_one_filter() -> None:
     assert egress_commands(TESTBED, "node1", ADDRESSES) == [
         tc("qdisc add dev eth0 root handle 1: htb default 0"),
         tc("class add dev eth0 parent 1: classid 1:1 htb rate 100000000bit ceil 100000000bit quantum 200000"),
+        tc("qdisc add dev eth0 parent 1:1 handle 101: tbf rate 100000000bit burst 12500 latency 1s"),
         tc("class add dev eth0 parent 1: classid 1:2 htb rate 1000000000bit ceil 1000000000bit quantum 200000"),
+        tc("qdisc add dev eth0 parent 1:2 handle 102: tbf rate 1000000000bit burst 125000 latency 1s"),
         tc("class add dev eth0 parent 1: classid 1:3 htb rate 40000000bit ceil 40000000bit quantum 200000"),
+        tc("qdisc add dev eth0 parent 1:3 handle 103: tbf rate 40000000bit burst 5000 latency 1s"),
         tc("filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 172.20.0.2/32 flowid 1:1"),
         tc("filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 172.20.0.5/32 flowid 1:2"),
         tc("filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 172.20.0.4/32 flowid 1:3"),
@@ -69,8 +72,10 @@ def test_peers_on_the_uplink_share_one_class() -> None:
 
 def test_slow_links_get_a_quantum_the_kernel_accepts() -> None:
     testbed = Testbed(uplinks={"node1": shape("56kbit 50ms")})
-    (_, klass, _) = egress_commands(testbed, "node1", {"home": "10.0.0.2"})
+    (_, klass, tbf, _) = egress_commands(testbed, "node1", {"home": "10.0.0.2"})
     assert klass[klass.index("rate") + 1] == "56000bit" and klass[-1] == "1600"
+    # Its TBF queue still takes two full frames at once, so TCP's segments are split, not dropped.
+    assert tbf[tbf.index("burst") + 1] == "3100"
 
 
 def test_nothing_to_shape_gives_no_commands() -> None:
