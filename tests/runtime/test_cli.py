@@ -148,9 +148,13 @@ def test_teardown_after_cli_crash(fan_workdir: Path) -> None:
     process = subprocess.Popen([sys.executable, "-m", "jupiter.cli", "deploy"], cwd=fan_workdir)
     assert process.wait(timeout=60) == 0
     pids = _pids(fan_workdir)
+    root = next((fan_workdir / ".jupiter").glob("2*"))
+    spool = Path(json.loads((root / "deployment.json").read_text())["info"]["spool"])
+    assert spool.is_dir()
     result = jupiter(fan_workdir, "teardown")
     assert result.returncode == 0
     assert not [pid for pid in pids if alive(pid)]
+    assert not spool.exists()  # the files in transit go with the deployment
 
 
 def test_run_with_pricing_uses_the_original_numbers(fan_workdir: Path) -> None:
