@@ -377,18 +377,22 @@ class PricingService:
         would pile onto it); instead frames are split among the nearly
         cheapest nodes in inverse proportion to their price. The price is
         taken from the task's first parent's controller at the profiled
-        input size, since push mode prices no frame in particular.
+        input size, since push mode prices no frame in particular, and with
+        each node's backlog as it will be when the choice applies.
         """
         plan = self.agent.plan
         parents = plan.tasks[task].parents
         holder = plan.mapping.get(parents[0], plan.home) if parents else plan.home
         size = self.model.edge_bytes.get((parents[0], task), 0.0) if parents else 0.0
         now = time.time()
+        # The choice routes frames born from two intervals on: by then a node has worked off
+        # that much of the backlog it reported (a queue that outlasts it still counts).
+        applies = now + 2 * self.settings.interval
         prices: list[tuple[float, str]] = []
         for node, report in self.fresh_reports().items():
             if node in self.dead or now - report.time > self.settings.stale:
                 continue
-            terms = price_terms(self.model, task, report, holder, size)
+            terms = price_terms(self.model, task, report, holder, size, extra_backlog=report.time - applies)
             prices.append((terms.total(self.settings.weights, self.settings.aggregate), node))
         if not prices:
             return []

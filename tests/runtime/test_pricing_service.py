@@ -169,10 +169,14 @@ def test_push_shares_favour_cheaper_nodes_and_keep_the_mapped_one_when_close() -
     service = _service("push", "n2")
     assert service.push_shares("b") == [("n2", 1.0)]
     service.on_report(NodeReport("n2", time.time(), backlog=1.0))
-    service.on_report(NodeReport("n3", time.time(), backlog=0.02))
+    # The choice applies two intervals (0.4 s) on: n3's 0.43 s of backlog will be 0.03 s by then.
+    service.on_report(NodeReport("n3", time.time(), backlog=0.43))
     shares = dict(service.push_shares("b"))
     assert set(shares) == {"n1", "n3"} and shares["n1"] > shares["n3"]
     assert sum(shares.values()) == pytest.approx(1.0)
+    # A backlog worked off before the choice applies does not count; n2's 1 s still does.
+    service.on_report(NodeReport("n3", time.time(), backlog=0.3))
+    assert service.push_shares("b") == [("n1", 0.5), ("n3", 0.5)]
 
 
 @pytest.mark.parametrize(
