@@ -61,7 +61,9 @@ def get_backend(
     """
     if name == "local":
         spool = workspace.config.deploy.spool_dir if workspace is not None else None
-        return local.LocalBackend(workspace.config.resolve(spool) if workspace is not None and spool else None)
+        if workspace is None or spool is None:
+            return local.LocalBackend()
+        return local.LocalBackend(workspace.config.resolve(spool), workspace.config.path)
     if name == "docker":
         return docker.DockerBackend(workspace)
     if name == "kubernetes":

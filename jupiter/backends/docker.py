@@ -68,11 +68,11 @@ PYTHON_VERSION = "3.11"
 # Reproducible wheel timestamps, so an unchanged Jupiter keeps its image layer cached.
 _SOURCE_DATE_EPOCH = "315532800"
 AGENT_COMMAND = ["python3", "-m", "jupiter.runtime.node"]
+"""The image's entry point (dockerfiles/agent.Dockerfile.j2)."""
 SPOOL = "/jupiter-spool"
 """Memory file system in each container for the files in transit (see `jupiter.backends.local`):
 the deployment folder is bind-mounted from the host's disk, where creating and deleting a few
 files per hop is slow on some file systems. It lives as long as the container, restarts included."""
-"""The image's entry point (dockerfiles/agent.Dockerfile.j2)."""
 SHAPER_COMMAND = ["python3", "-m", "jupiter.runtime.shaping"]
 """Entry point of a shaped node's container: applies its tc rules, then becomes the agent."""
 SHAPING_TIMEOUT = 60.0

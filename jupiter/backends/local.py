@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from jupiter.errors import JupiterError
+from jupiter.errors import InputError, JupiterError
 from jupiter.runtime.plan import NodeAddress, Plan
 
 HOST = "127.0.0.1"
@@ -87,10 +87,11 @@ def in_memory(folder: Path) -> bool:
     return False
 
 
-def make_spool(deployment: str, parent: Path | None) -> Path | None:
+def make_spool(deployment: str, parent: Path | None, config: Path | None = None) -> Path | None:
     """The deployment's spool folder (module docstring): under `parent`, else in memory when possible.
 
     None: no separate spool, the files in transit stay in the deployment folder.
+    `config`: the file `parent` comes from (`[DEPLOY] SPOOL_DIR`), named when it cannot be used.
     """
     if parent is None:
         if not in_memory(MEMORY_FOLDER):
@@ -100,7 +101,12 @@ def make_spool(deployment: str, parent: Path | None) -> Path | None:
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{deployment}-", dir=parent))
     except OSError as exc:
-        raise BackendError(f"cannot make the spool folder in {parent}: {exc}; set [DEPLOY] SPOOL_DIR") from exc
+        raise InputError(
+            config,
+            None,
+            f"[DEPLOY] SPOOL_DIR: cannot make a folder in {parent} ({exc.strerror or exc}); "
+            "name a folder you can write in, or leave SPOOL_DIR empty",
+        ) from exc
 
 
 def remove_spool(spool: Path) -> None:
@@ -179,9 +185,11 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, spool_parent: Path | None = None) -> None:
+    def __init__(self, spool_parent: Path | None = None, config: Path | None = None) -> None:
         self.spool_parent = spool_parent
         """`[DEPLOY] SPOOL_DIR`: where spool folders are made (None: in memory when possible)."""
+        self.config = config
+        """The config file SPOOL_DIR comes from (for errors)."""
 
     def addresses(self, nodes: list[tuple[str, str]]) -> dict[str, NodeAddress]:
         ports = free_ports(2 * len(nodes))
@@ -190,7 +198,7 @@ class LocalBackend:
         }
 
     def start(self, root: Path, plan: Plan, nodes: list[str]) -> dict[str, Any]:
-        spool = make_spool(plan.deployment, self.spool_parent)
+        spool = make_spool(plan.deployment, self.spool_parent, self.config)
         try:
             (root / "agents.json").write_text(json.dumps({name: agent_argv(root, name, spool) for name in nodes}))
             info: dict[str, Any] = {"pgid": start_supervisor(root)}

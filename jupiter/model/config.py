@@ -492,6 +492,23 @@ def _container_settings(reader: _Reader) -> ContainerSettings:
     )
 
 
+def _spool_dir(reader: _Reader, base: Path) -> Path | None:
+    """`[DEPLOY] SPOOL_DIR`, refused when it names a file or lies under one (it is made at deploy)."""
+    raw = reader.raw("DEPLOY", "SPOOL_DIR")
+    if not raw:
+        return None
+    folder = Path(raw)
+    target = folder if folder.is_absolute() else base / folder
+    existing = next((candidate for candidate in (target, *target.parents) if candidate.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise reader.error(
+            "DEPLOY",
+            "SPOOL_DIR",
+            f"{existing} is not a folder; name a folder (made at deploy if missing), or leave SPOOL_DIR empty",
+        )
+    return folder
+
+
 def parse_config(path: Path) -> JupiterConfig:
     """Parse and validate `jupiter_config.ini`; raises InputError naming file:line."""
     text = read_text(path, "config file")
@@ -533,7 +550,7 @@ def parse_config(path: Path) -> JupiterConfig:
         app=Path(app_raw) if app_raw else None,
         home_child=tuple(part.strip() for part in home_child_raw.split(":") if part.strip()),
         state_dir=Path(reader.raw("DEPLOY", "STATE_DIR") or ".jupiter"),
-        spool_dir=Path(spool_raw) if (spool_raw := reader.raw("DEPLOY", "SPOOL_DIR")) else None,
+        spool_dir=_spool_dir(reader, path.parent),
         mapping=Path(mapping_raw) if (mapping_raw := reader.raw("DEPLOY", "MAPPING")) else None,
         containers=_container_settings(reader),
     )

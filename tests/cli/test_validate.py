@@ -273,6 +273,12 @@ def test_two_homes_need_pricing(workdir: Workdir, run: Run) -> None:
             "[DEPLOY]\nBACKEND = mesos",
             "jupiter_config.ini:9: BACKEND: backend 'mesos' is not available; use one of: local, docker, kubernetes",
         ),
+        (
+            "[DEPLOY]",
+            "[DEPLOY]\nSPOOL_DIR = nodes.txt/spool",
+            "jupiter_config.ini:9: SPOOL_DIR: nodes.txt is not a folder; name a folder (made at deploy if missing), "
+            "or leave SPOOL_DIR empty",
+        ),
     ],
 )
 def test_bad_config(workdir: Workdir, run: Run, replace: str, by: str, message: str) -> None:

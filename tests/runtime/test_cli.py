@@ -157,6 +157,19 @@ def test_teardown_after_cli_crash(fan_workdir: Path) -> None:
     assert not spool.exists()  # the files in transit go with the deployment
 
 
+def test_a_spool_dir_that_cannot_be_made_stops_the_deploy_before_any_agent(fan_workdir: Path) -> None:
+    config = fan_workdir / "jupiter_config.ini"
+    config.write_text(config.read_text().replace("[DEPLOY]\n", "[DEPLOY]\nSPOOL_DIR = /proc/jupiter-spool\n"))
+    result = jupiter(fan_workdir, "deploy")
+    assert (result.returncode, result.stderr.splitlines()[-1]) == (
+        2,
+        "error: jupiter_config.ini: [DEPLOY] SPOOL_DIR: cannot make a folder in /proc/jupiter-spool "
+        "(No such file or directory); name a folder you can write in, or leave SPOOL_DIR empty",
+    )
+    status = jupiter(fan_workdir, "status")
+    assert status.returncode != 0 and "no deployment is running here" in status.stderr
+
+
 def test_run_with_pricing_uses_the_original_numbers(fan_workdir: Path) -> None:
     config = fan_workdir / "jupiter_config.ini"
     config.write_text(config.read_text().replace("[CONFIG]\n", "[CONFIG]\nPRICING = 2\nPRICE_OPTION = 2\n"))
