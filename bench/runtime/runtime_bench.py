@@ -123,21 +123,19 @@ class JupiterSystem:
     def __init__(self, workdir: Path) -> None:
         workspace = load_workspace(workdir / "jupiter_config.ini", workdir / "nodes.txt", None)
         self.deployment = service.deploy(workspace)
-        self.done = 0
-        self.sent = 0
+        self.frames = 0
+        """Frames submitted so far (each call waits until all of them are done)."""
 
     def one(self) -> None:
-        service.submit(self.deployment, [(f"lat_{self.sent}.bin", b"i" * PAYLOAD)])
-        self.sent += 1
-        self.done += 1
-        wait_done(self.deployment, self.done)
+        self._run([(f"lat_{self.frames}.bin", b"i" * PAYLOAD)])
 
     def burst(self, frames: int) -> None:
-        files = [(f"in_{self.sent + i}.bin", b"i" * PAYLOAD) for i in range(frames)]
-        self.sent += frames
+        self._run([(f"in_{self.frames + i}.bin", b"i" * PAYLOAD) for i in range(frames)])
+
+    def _run(self, files: list[tuple[str, bytes]]) -> None:
         service.submit(self.deployment, files)
-        self.done += frames
-        wait_done(self.deployment, self.done)
+        self.frames += len(files)
+        wait_done(self.deployment, self.frames)
 
     def makespans(self) -> list[float]:
         """Per-frame makespans of the single frames, as home measured them."""
