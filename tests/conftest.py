@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from jupiter.cli import main
-
 GOOD_SCRIPT = textwrap.dedent(
     '''
     """A test task: copies its input(s) to one output."""
@@ -105,6 +103,8 @@ class Result:
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     """Run the `jupiter` CLI in-process through its real entry point."""
+
+    from jupiter.cli import main
 
     def invoke(*args: str) -> Result:
         code = main(list(args))

@@ -26,11 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from jupiter import deployment as service
-from jupiter.backends.docker import LABEL_DEPLOYMENT, LABEL_NODE, build_image
+from jupiter.backends.docker import LABEL_DEPLOYMENT, LABEL_NODE
 from jupiter.backends.docker_client import DockerEngine
+from jupiter.backends.image_build import build_image
+from jupiter.model.bundled import data_dir
+from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import Workspace, load_workspace
-from jupiter.resources import data_dir
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.run import home_frames, run, submit
+from jupiter.service.summary import RunSummary
 
 BASE_IMAGE = "jupiter-base:bookworm"
 UPLINK = "10mbit 20ms"
@@ -82,19 +86,19 @@ def first_output_seconds(workspace: Workspace) -> float:
     """Seconds from calling deploy to the first frame's final output at home."""
     sample = workspace.app.sample_inputs[0]
     started = time.monotonic()
-    deployment = service.deploy(workspace, timeout=120)
+    deployment = deploy(resolve_spec(workspace), timeout=120)
     try:
-        service.submit(deployment, [(sample.name, sample.read_bytes())])
-        while service.home_frames(deployment)["done"] < 1:
+        submit(deployment, [(sample.name, sample.read_bytes())])
+        while home_frames(deployment)["done"] < 1:
             if time.monotonic() - started > 300:
                 raise RuntimeError("no output within 300 s")
             time.sleep(0.02)
         return time.monotonic() - started
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
 
 
-def summary_nodes(summary: service.RunSummary) -> list[str]:
+def summary_nodes(summary: RunSummary) -> list[str]:
     """Nodes the run's mapping used (mappings come from each run's own profile, so they may differ)."""
     return [node for node, _mean, _runs in summary.task_means.values()]
 
@@ -114,7 +118,7 @@ def two_nodes(root: Path, app: str, backend: str) -> Workspace:
 def shaping_figures(root: Path, app: str, backend: str) -> None:
     """Median seconds node1 takes to send each of SIZES to home (direct TCP on docker; the agents' profiler)."""
     workspace = two_nodes(root, app, backend)
-    deployment = service.deploy(workspace, mapping_file=root / "mapping.txt", timeout=120)
+    deployment = deploy(resolve_spec(workspace, root / "mapping.txt"), timeout=120)
     try:
         if backend == "docker":
             engine = DockerEngine()
@@ -129,15 +133,14 @@ def shaping_figures(root: Path, app: str, backend: str) -> None:
                 assert isinstance(out, bytes)  # not streamed
                 seconds = statistics.median(float(line) for line in out.decode().split())
                 print(f"docker, tc only (bare TCP), {size / 1e6:g} MB node1 -> home: {seconds * 1000:.1f} ms")
-        call = service.control_call(deployment)
         body = {"peers": ["home"], "sizes": list(SIZES), "samples": 5}
-        answer = call("node1", "POST", "/profile/network", body, 300.0)
+        answer = deployment.control.post("node1", "/profile/network", body, 300.0)
         for size in SIZES:
             seconds = statistics.median(s for _src, _dst, sent, s in answer["samples"] if sent == size)
             what = "tc bandwidth + agents' latency" if backend == "docker" else "agents' emulation"
             print(f"{backend}, {what} (profiler), {size / 1e6:g} MB node1 -> home: {seconds * 1000:.1f} ms")
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
 
 
 def base_size() -> int:
@@ -155,10 +158,10 @@ def main() -> None:
         root = Path(tmp)
         docker_ws = workspace_for(root, args.app, "docker")
         if not args.shaping_only:
-            cold = build_image(docker_ws, no_cache=True)
+            cold = build_image(resolve_spec(docker_ws), no_cache=True)
             print(f"image {cold.image}: {cold.size / 1e6:.0f} MB (base {BASE_IMAGE}: {base_size() / 1e6:.0f} MB)")
             print(f"build, cold (no layer cache; wheels from pip's cache): {cold.seconds:.1f} s")
-        cached = build_image(docker_ws)
+        cached = build_image(resolve_spec(docker_ws))
         print(f"build, cached (nothing changed): {cached.seconds:.1f} s")
         print(
             f"link node1 -> home: {UPLINK}; the testbed says "
@@ -173,7 +176,7 @@ def main() -> None:
         local_ws = workspace_for(root, args.app, "local")
         print(f"deploy -> first output, local backend: {first_output_seconds(local_ws):.2f} s")
         for name, workspace in (("local", local_ws), ("docker", docker_ws)):
-            summary = service.run(workspace, frames=args.frames)
+            summary = run(resolve_spec(workspace), frames=args.frames)
             print(
                 f"{name:>6}: {summary.done}/{summary.frames} frames, "
                 f"makespan p50 {summary.makespan_p50 * 1000:.1f} ms, p95 {summary.makespan_p95 * 1000:.1f} ms, "

@@ -33,8 +33,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupiter import deployment as service
+from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import load_workspace
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.faults import set_speed
+from jupiter.service.record import Deployment
+from jupiter.service.run import flush_events, home_frames, submit, wait_frames
 from jupiter.tools.dummy import DummySpec, generate_app
 
 KB = 1024
@@ -95,54 +99,54 @@ def make_workdir(folder: Path, dispatcher: str, aggregate: str) -> Path:
     return work
 
 
-def closed_loop(deployment: service.Deployment, files: list[tuple[str, bytes]], count: int, window: int) -> float:
+def closed_loop(deployment: Deployment, files: list[tuple[str, bytes]], count: int, window: int) -> float:
     """Keep `window` frames in flight until `count` more are done; returns frames/s."""
-    start_done = service.home_frames(deployment)["done"]
+    start_done = home_frames(deployment)["done"]
     submitted = done = 0
     started = time.perf_counter()
     while done < count:
         if submitted - done < window and submitted < count:
-            service.submit(deployment, [files[submitted % len(files)]])
+            submit(deployment, [files[submitted % len(files)]])
             submitted += 1
             continue
-        counts = service.wait_frames(deployment, start_done + done + 1, 5.0)
+        counts = wait_frames(deployment, start_done + done + 1, 5.0)
         done = counts["done"] + counts["failed"] - start_done
     return count / (time.perf_counter() - started)
 
 
-def one_at_a_time(deployment: service.Deployment, files: list[tuple[str, bytes]], count: int) -> list[str]:
+def one_at_a_time(deployment: Deployment, files: list[tuple[str, bytes]], count: int) -> list[str]:
     """Frames one after the other; returns their ids."""
     frames = []
     for index in range(count):
-        frames += service.submit(deployment, [files[index % len(files)]])
-        service.wait_frames(deployment, service.home_frames(deployment)["submitted"], 30.0)
+        frames += submit(deployment, [files[index % len(files)]])
+        wait_frames(deployment, home_frames(deployment)["submitted"], 30.0)
     return frames
 
 
 def measure(work: Path, args: argparse.Namespace) -> Figures:
     workspace = load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None)
     files = [(path.name, path.read_bytes()) for path in workspace.app.sample_inputs]
-    deployment = service.deploy(workspace)
+    deployment = deploy(resolve_spec(workspace))
     figures = Figures()
     try:
         one_at_a_time(deployment, files, 5)  # warm up
         frames = one_at_a_time(deployment, files, args.frames)
-        service.flush_events(deployment)
+        flush_events(deployment)
         events = [json.loads(line) for line in (deployment.home_dir / "events.jsonl").read_text().splitlines()]
         spans = {e["frame"]: e["makespan"] for e in events if e["type"] == "frame_done"}
         figures.makespan = statistics.median(spans[frame] for frame in frames)
         figures.before = closed_loop(deployment, files, args.stream, args.window)
         # The node that holds most of the mapping's tasks is the one whose slowdown hurts most.
         figures.victim = Counter(deployment.mapping.values()).most_common(1)[0][0]
-        service.set_speed(deployment, figures.victim, args.speed)
+        set_speed(deployment, figures.victim, args.speed)
         closed_loop(deployment, files, args.settle, args.window)
         mark = time.time()
         figures.after = closed_loop(deployment, files, args.stream, args.window)
-        service.flush_events(deployment)
+        flush_events(deployment)
         events = [json.loads(line) for line in (deployment.home_dir / "events.jsonl").read_text().splitlines()]
         figures.workers_after = Counter(e["node"] for e in events if e["type"] == "task" and e["enter"] >= mark)
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     return figures
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import psutil
 
-from jupiter import deployment as service
+from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import load_workspace
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.run import submit
 
 sys.path.insert(0, str(Path(__file__).parent))
 import runtime_bench as rb  # the bench's own helpers, next to this file
@@ -35,7 +37,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = rb.make_workdir(Path(tmp), "chain10", *rb.chain_dag(10), nodes=4, how=args.placement)
         workspace = load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None)
-        deployment = service.deploy(workspace)
+        deployment = deploy(resolve_spec(workspace))
         try:
             pids = json.loads((deployment.root / "pids.json").read_text())["agents"]
             processes: dict[str, psutil.Process] = {}
@@ -48,16 +50,16 @@ def main() -> None:
             def cpu() -> dict[str, float]:
                 return {name: sum(p.cpu_times()[:2]) for name, p in processes.items()}
 
-            service.submit(deployment, [(f"w{i}.bin", b"i" * rb.PAYLOAD) for i in range(300)])
+            submit(deployment, [(f"w{i}.bin", b"i" * rb.PAYLOAD) for i in range(300)])
             rb.wait_done(deployment, 300)
             before, started, done = cpu(), time.perf_counter(), 300
             for _ in range(args.rounds):
-                service.submit(deployment, [(f"in_{i}.bin", b"i" * rb.PAYLOAD) for i in range(300)])
+                submit(deployment, [(f"in_{i}.bin", b"i" * rb.PAYLOAD) for i in range(300)])
                 done += 300
                 rb.wait_done(deployment, done)
             elapsed, after = time.perf_counter() - started, cpu()
         finally:
-            service.teardown(deployment)
+            teardown(deployment)
     frames = 300 * args.rounds
     print(f"{frames / elapsed:.1f} frames/s over {frames} frames in {elapsed:.2f} s")
     total = 0.0

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from jupiter.backends.local import free_ports
-from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
-from jupiter.runtime.store import store_input
-from jupiter.runtime.transfer import Peer
+from jupiter.model.plan import NodeAddress, Plan, TaskSpec
+from jupiter.runtime.peers import Peer
+from jupiter.runtime.spool import store_input
 
 PAYLOAD = b"x" * 1024
 TOKEN = secrets.token_hex(16)
@@ -55,12 +55,13 @@ def _plan(root: str, port: int) -> Plan:
 
 
 def bench_ours(messages: int, batch: int) -> float:
+    from jupiter.model.layout import DeploymentLayout
     from jupiter.runtime.agent import Agent
 
     async def main() -> float:
         with tempfile.TemporaryDirectory() as root:
             port = free_ports(1)[0]
-            agent = Agent(_plan(root, port), "n1", TOKEN, Path(root))
+            agent = Agent(_plan(root, port), "n1", TOKEN, DeploymentLayout(Path(root)))
             agent.recover()
             # Only the data server: no workers, so received frames just wait.
             server = await asyncio.start_server(agent.handle_connection, "127.0.0.1", port)
@@ -85,8 +86,8 @@ def bench_ours(messages: int, batch: int) -> float:
             elapsed = time.perf_counter() - start
             await peer.close()
             server.close()
-            agent.journal.close()
-            agent.done_log.close()
+            agent.outbox.journal.close()
+            agent.inbox.close()
             return messages / elapsed
 
     return asyncio.run(main())

@@ -19,7 +19,6 @@ Needs: pip install -r bench/requirements.txt
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import statistics
@@ -31,9 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jupiter import deployment as service
+from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import load_workspace
-from jupiter.planning import map_workspace
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.planning import static_or_default_mapping
+from jupiter.service.record import Deployment
+from jupiter.service.run import flush_events, submit, wait_frames
 
 PAYLOAD = 1024
 TASK_SOURCE = """
@@ -95,19 +97,18 @@ def make_workdir(root: Path, name: str, dag: str, tasks: list[str], nodes: int, 
     if how == "mapper":
         # What Jupiter's default scheduler chooses for the DAG on default costs (jupiter map).
         workspace = load_workspace(root / name / "jupiter_config.ini", root / name / "nodes.txt", None)
-        chosen = map_workspace(
-            dataclasses.replace(workspace, config=dataclasses.replace(workspace.config, static_mapping=False))
-        )
+        measured = resolve_spec(workspace).with_static_mapping(None)
+        chosen = static_or_default_mapping(measured)
     else:
         chosen = placement(tasks, names, how)
     (root / name / "mapping.txt").write_text("".join(f"{task} {node}\n" for task, node in chosen.items()))
     return root / name
 
 
-def wait_done(deployment: service.Deployment, total: int, timeout: float = 600) -> None:
+def wait_done(deployment: Deployment, total: int, timeout: float = 600) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        counts = service.wait_frames(deployment, total, min(20.0, deadline - time.time()))
+        counts = wait_frames(deployment, total, min(20.0, deadline - time.time()))
         if counts["done"] + counts["failed"] >= total:
             if counts["failed"]:
                 raise RuntimeError(f"{counts['failed']} frames failed")
@@ -122,7 +123,7 @@ class JupiterSystem:
 
     def __init__(self, workdir: Path) -> None:
         workspace = load_workspace(workdir / "jupiter_config.ini", workdir / "nodes.txt", None)
-        self.deployment = service.deploy(workspace)
+        self.deployment = deploy(resolve_spec(workspace))
         self.frames = 0
         """Frames submitted so far (each call waits until all of them are done)."""
 
@@ -133,26 +134,26 @@ class JupiterSystem:
         self._run([(f"in_{self.frames + i}.bin", b"i" * PAYLOAD) for i in range(frames)])
 
     def _run(self, files: list[tuple[str, bytes]]) -> None:
-        service.submit(self.deployment, files)
+        submit(self.deployment, files)
         self.frames += len(files)
         wait_done(self.deployment, self.frames)
 
     def makespans(self) -> list[float]:
         """Per-frame makespans of the single frames, as home measured them."""
-        service.flush_events(self.deployment)
+        flush_events(self.deployment)
         lines = (self.deployment.home_dir / "events.jsonl").read_text().splitlines()
         events = [json.loads(line) for line in lines]
         return [e["makespan"] for e in events if e["type"] == "frame_done" and e["input"].startswith("lat_")]
 
     def close(self) -> None:
-        service.teardown(self.deployment)
+        teardown(self.deployment)
 
 
 def soak_jupiter(workdir: Path, frames: int) -> dict[str, float]:
     import psutil
 
     workspace = load_workspace(workdir / "jupiter_config.ini", workdir / "nodes.txt", None)
-    deployment = service.deploy(workspace)
+    deployment = deploy(resolve_spec(workspace))
     peak = 0
     samples: list[int] = []
     stop = threading.Event()
@@ -173,9 +174,7 @@ def soak_jupiter(workdir: Path, frames: int) -> dict[str, float]:
         start = time.perf_counter()
         batch = 500
         for first in range(0, frames, batch):
-            service.submit(
-                deployment, [(f"s_{i}.bin", b"i" * PAYLOAD) for i in range(first, min(frames, first + batch))]
-            )
+            submit(deployment, [(f"s_{i}.bin", b"i" * PAYLOAD) for i in range(first, min(frames, first + batch))])
             # Keep at most two batches in flight so the soak measures steady state, not a backlog.
             wait_done(deployment, max(0, first - batch + 1))
         wait_done(deployment, frames)
@@ -183,7 +182,7 @@ def soak_jupiter(workdir: Path, frames: int) -> dict[str, float]:
     finally:
         stop.set()
         thread.join()
-        service.teardown(deployment)
+        teardown(deployment)
     tenth = max(1, len(samples) // 10)
     figures = {"frames_per_s": frames / elapsed, "peak_rss_mib": peak / 2**20}
     for decile in range(10):

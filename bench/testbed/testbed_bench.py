@@ -41,15 +41,18 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from jupiter import deployment as service
+from jupiter.model.bundled import data_dir
+from jupiter.model.deployment_spec import resolve_spec
+from jupiter.model.plan import NodeAddress, PlanProfiling
+from jupiter.model.testbed import Testbed
 from jupiter.model.workspace import Workspace, load_workspace
 from jupiter.profiling.fit import fit_link
-from jupiter.resources import data_dir
 from jupiter.runtime.emulation import Emulation
-from jupiter.runtime.plan import NodeAddress
-from jupiter.runtime.profiler import ProfilerService
-from jupiter.runtime.protocol import check, read_message, reply
-from jupiter.testbed import Testbed
+from jupiter.runtime.extensions.probing import Probing
+from jupiter.runtime.protocol import check, read_message, refusal_reply
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.record import Deployment
+from jupiter.service.run import collect_inputs, flush_events, home_frames, profile, submit
 from jupiter.tools.dummy import DummySpec, generate_app
 
 TOKEN = "bench-token-" + "x" * 20
@@ -61,7 +64,7 @@ KB, MB = 1024, 1024 * 1024
 async def _receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while (message := await read_message(reader)) is not None:
         problem = check(message, TOKEN)
-        writer.write(reply(not problem, problem or ""))
+        writer.write(refusal_reply(problem))
         await writer.drain()
     writer.close()
 
@@ -72,10 +75,10 @@ async def _one_link(mbit: float, latency: float, fit_sizes: list[int], check_siz
     agent = SimpleNamespace(
         node="a",
         token=TOKEN,
-        plan=SimpleNamespace(extra={}, nodes={"b": NodeAddress("b", "compute", "127.0.0.1", port, 0)}),
+        plan=SimpleNamespace(profiling=PlanProfiling(), nodes={"b": NodeAddress("b", "compute", "127.0.0.1", port, 0)}),
         emulation=Emulation("a", Testbed(links={("a", "b"): (mbit * 1e6 / 8, latency)})),
     )
-    service = ProfilerService(cast(Any, agent))
+    service = Probing(cast(Any, agent))
     fit = fit_link("a", "b", await service.measure("b", fit_sizes, 2))
     rows = []
     # The measured time of a size is the median of three transfers (single millisecond transfers are noisy).
@@ -149,9 +152,9 @@ def speed(folder: Path) -> bool:
     print("\n== execution profile vs emulated speed factors (shipped testbed.ini: node1 = 1, node2-4 = 0.25)")
     workspace = workspace_of(folder)
     started = time.time()
-    profile = service.profile(workspace, folder / "profile.json", progress=lambda _: None)
-    execution = profile["execution"]
-    totals = {node: sum(execution[t][node]["seconds"] for t in execution) for node in profile["nodes"]}
+    document = profile(resolve_spec(workspace), folder / "profile.json", progress=lambda _: None)
+    execution = document["execution"]
+    totals = {node: sum(execution[t][node]["seconds"] for t in execution) for node in document["nodes"]}
     ok = True
     print(f"{'node':<8} {'total s':>9} {'vs node1':>9} {'configured':>11} {'error':>7}")
     for node, total in totals.items():
@@ -167,20 +170,20 @@ def speed(folder: Path) -> bool:
 # ----------------------------------------------------------------------- e2e
 
 
-def _frames(deployment: service.Deployment, workspace: Workspace, count: int) -> list[float]:
+def _frames(deployment: Deployment, workspace: Workspace, count: int) -> list[float]:
     """Submit frames one at a time; per-frame makespans from home's event log."""
-    inputs = service.collect_inputs(workspace, None, count)
+    inputs = collect_inputs(resolve_spec(workspace), None, count)
     for i, (name, data) in enumerate(inputs):
-        service.submit(deployment, [(name, data)])
+        submit(deployment, [(name, data)])
         deadline = time.time() + 120
         while True:
-            counts = service.home_frames(deployment)
+            counts = home_frames(deployment)
             if counts["done"] + counts["failed"] > i:
                 break
             if time.time() > deadline:
                 raise RuntimeError(f"frame {i} did not finish; see {deployment.root / 'logs'}")
             time.sleep(0.02)
-    service.flush_events(deployment)
+    flush_events(deployment)
     events = [json.loads(line) for line in (deployment.home_dir / "events.jsonl").read_text().splitlines()]
     failed = [e for e in events if e["type"] == "frame_failed"]
     if failed:
@@ -189,13 +192,13 @@ def _frames(deployment: service.Deployment, workspace: Workspace, count: int) ->
 
 
 def _run(workspace: Workspace, count: int, mapping_file: Path | None) -> tuple[list[float], dict[str, Any]]:
-    deployment = service.deploy(workspace, mapping_file=mapping_file, reprofile=False)
+    deployment = deploy(resolve_spec(workspace, mapping_file), reprofile=False)
     try:
         spans = _frames(deployment, workspace, count)
         predicted = json.loads(p.read_text()) if (p := deployment.root / "mapping.json").exists() else {}
         return spans, {"mapping": deployment.mapping, **predicted}
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
 
 
 def e2e(folder: Path, count: int, seeds: int) -> bool:

@@ -2,38 +2,54 @@
 
 Profiling, mapping and dispatch never depend on the backend: every backend
 starts the same agent program (`python -m jupiter.runtime.node`) with the
-same plan, and only chooses the addresses and the kind of process.
+same plan, and only chooses the addresses and the kind of process. The
+interface is `jupiter.backends.base` (a launcher, and a handle on a running
+deployment); backends are registered here by the name `[DEPLOY] BACKEND`
+gives.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Mapping
+from types import MappingProxyType
 
-from jupiter.runtime.plan import NodeAddress, Plan
+from jupiter.backends.base import Attachment, Backend, BackendError, Handle, NotSupported, Progress
+from jupiter.backends.docker import DockerBackend
+from jupiter.backends.kubernetes import KubernetesBackend
+from jupiter.backends.local import LocalBackend
+
+BACKENDS: Mapping[str, type[Backend]] = MappingProxyType(
+    {backend.name: backend for backend in (LocalBackend, DockerBackend, KubernetesBackend)}
+)
+"""Every backend, by name."""
 
 
-class Backend(Protocol):
-    """Where agents run. Everything a backend needs to find a deployment again is in `info`.
+def backend_names() -> tuple[str, ...]:
+    """The names `[DEPLOY] BACKEND` and `--backend` accept."""
+    return tuple(BACKENDS)
 
-    `info` is plain JSON data saved with the deployment, so a later CLI
-    process (status, teardown) can reach and stop what an earlier one started.
-    """
 
-    name: str
+def backend_class(name: str) -> type[Backend]:
+    """The backend called `name`; BackendError listing the others when there is none."""
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise BackendError(f"backend {name!r} is not available; use one of: {', '.join(BACKENDS)}") from None
 
-    def addresses(self, nodes: list[tuple[str, str]]) -> dict[str, NodeAddress]:
-        """Data and control addresses for (name, role) nodes, as agents and the CLI reach them."""
-        ...
 
-    def start(self, root: Path, plan: Plan, nodes: list[str]) -> dict[str, Any]:
-        """Start one agent per named node; returns the backend's `info`."""
-        ...
+def attach(name: str, attachment: Attachment, progress: Progress = lambda _: None) -> Handle:
+    """A handle on a deployment of backend `name`, from its record."""
+    return backend_class(name).handle(attachment, progress)
 
-    def running(self, info: dict[str, Any]) -> bool:
-        """Whether anything of the deployment is still running."""
-        ...
 
-    def stop(self, info: dict[str, Any]) -> list[str]:
-        """Stop everything the deployment started; returns what was stopped (for the user)."""
-        ...
+__all__ = [
+    "BACKENDS",
+    "Attachment",
+    "Backend",
+    "BackendError",
+    "Handle",
+    "NotSupported",
+    "attach",
+    "backend_class",
+    "backend_names",
+]

@@ -1,11 +1,7 @@
-"""The docker backend and `jupiter build`: the app's agent image, and one container per node.
+"""The docker backend: one container per node, on a private network of this machine's engine.
 
-`build_image` lays out an offline build context (the rendered Dockerfile,
-the app folder, Jupiter's own wheel and every third-party wheel, fetched on
-this machine with `pip download` for Python 3.11) and builds it with the
-engine, so a machine whose containers cannot reach PyPI still builds.
-
-`DockerBackend` runs the same image the kubernetes backend would: one
+`DockerBackend` runs the same image (built by `jupiter build`,
+`jupiter.backends.image_build`) the kubernetes backend would: one
 container per node on a private network created for the deployment, each
 reachable by its peers under its node name, all labelled with the deployment
 id (teardown removes by label). Each agent's plan says it listens on
@@ -38,35 +34,24 @@ import contextlib
 import dataclasses
 import json
 import os
-import platform
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
-import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jupiter
+from jupiter.backends.base import Attachment, Backend, Handle, Progress
+from jupiter.backends.control import DirectTransport
 from jupiter.backends.docker_client import DockerEngine, EngineError, Mount
-from jupiter.errors import JupiterError
-from jupiter.model.workspace import Workspace
-from jupiter.render.dockerfile import render_dockerfile
+from jupiter.model.deployment_spec import DeploymentSpec
+from jupiter.model.errors import JupiterError
+from jupiter.model.layout import DeploymentLayout
+from jupiter.model.plan import NodeAddress, Plan
 from jupiter.render.spec import AGENT_UID, agent_ports, container_plan, image_spec
-from jupiter.runtime.plan import NodeAddress, Plan
 from jupiter.runtime.shaping import Rules, egress_commands, kernel_bandwidth_testbed, shaped_nodes, write_atomically
-from jupiter.testbed import Testbed
 
 LABEL_DEPLOYMENT = "jupiter.deployment-id"
 LABEL_NODE = "jupiter.node"
 LABEL_APP = "jupiter.app"
-PYTHON_VERSION = "3.11"
-"""Python of the images (bookworm's and python:3.11-slim's); wheels are fetched for it."""
-# Reproducible wheel timestamps, so an unchanged Jupiter keeps its image layer cached.
-_SOURCE_DATE_EPOCH = "315532800"
 AGENT_COMMAND = ["python3", "-m", "jupiter.runtime.node"]
 """The image's entry point (dockerfiles/agent.Dockerfile.j2)."""
 SPOOL = "/jupiter-spool"
@@ -80,131 +65,7 @@ SHAPING_TIMEOUT = 60.0
 
 
 class DockerError(JupiterError):
-    """A docker deployment or image build could not be done."""
-
-
-# ---------------------------------------------------------------------------- build
-
-
-def image_requirements(workspace: Workspace) -> list[str]:
-    """What the image installs from wheels: Jupiter's runtime dependencies, then the app's requirements."""
-    # From the source tree's pyproject.toml, the same tree the wheel is built from (installed metadata may lag).
-    with (source_tree() / "pyproject.toml").open("rb") as handle:
-        requirements = list(tomllib.load(handle)["project"]["dependencies"])
-    app_requirements = workspace.app.requirements
-    if app_requirements is not None:
-        for raw in app_requirements.read_text().splitlines():
-            requirement = raw.split("#", 1)[0].strip()
-            if requirement:
-                requirements.append(requirement)
-    return requirements
-
-
-def source_tree() -> Path:
-    """Jupiter's source checkout (where `pyproject.toml` is), to build its wheel from."""
-    root = Path(jupiter.__file__).resolve().parent.parent
-    if not (root / "pyproject.toml").is_file():
-        raise DockerError(
-            f"jupiter build needs Jupiter's source tree to make its wheel, and {root} is not one; "
-            "run it from a checkout installed with `pip install -e .`"
-        )
-    return root
-
-
-def _pip(args: list[str], what: str, env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(  # noqa: S603 - argument list, our own interpreter
-        [sys.executable, "-m", "pip", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        timeout=900,
-    )
-    if done.returncode != 0:
-        tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-3:]
-        raise DockerError(f"{what} failed: {' / '.join(tail)}")
-
-
-def _platforms() -> list[str]:
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
-    # Newest first; pip accepts wheels of every older manylinux too.
-    return [f"manylinux_2_34_{machine}", f"manylinux2014_{machine}", f"linux_{machine}"]
-
-
-def prepare_context(workspace: Workspace, context: Path, progress: Callable[[str], None] = lambda _: None) -> None:
-    """Lay out an offline build context in `context` (an empty folder)."""
-    spec = image_spec(workspace)
-    (context / "Dockerfile").write_text(render_dockerfile(spec))
-    requirements = image_requirements(workspace)
-    (context / "requirements.txt").write_text("\n".join(requirements) + "\n")
-    shutil.copytree(workspace.app.path, context / "app", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
-    deps = context / "wheels" / "deps"
-    deps.mkdir(parents=True)
-    progress(f"fetching {len(requirements)} requirements' wheels for Python {PYTHON_VERSION} (pip download)")
-    platform_args = [arg for tag in _platforms() for arg in ("--platform", tag)]
-    _pip(
-        [
-            "download",
-            "--quiet",
-            "--dest",
-            str(deps),
-            "--only-binary=:all:",
-            "--python-version",
-            PYTHON_VERSION,
-            "--implementation",
-            "cp",
-            *platform_args,
-            "-r",
-            str(context / "requirements.txt"),
-        ],
-        "pip download of the image's requirements",
-    )
-    progress("building Jupiter's wheel (pip wheel --no-deps)")
-    env = {**os.environ, "SOURCE_DATE_EPOCH": _SOURCE_DATE_EPOCH}
-    _pip(
-        ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(context / "wheels" / "jupiter"), str(source_tree())],
-        "pip wheel of Jupiter",
-        env=env,
-    )
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    """An image `jupiter build` made."""
-
-    image: str
-    image_id: str
-    size: int
-    """Bytes."""
-    seconds: float
-
-
-def build_image(
-    workspace: Workspace,
-    progress: Callable[[str], None] = lambda _: None,
-    push: bool = False,
-    engine: DockerEngine | None = None,
-    no_cache: bool = False,
-) -> BuildResult:
-    """Build (and optionally push) the app's agent image."""
-    spec = image_spec(workspace)
-    engine = engine or DockerEngine()
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="jupiter-build-") as tmp:
-        context = Path(tmp)
-        prepare_context(workspace, context, progress)
-        progress(f"building {spec.image} from {spec.base_image}")
-        image_id = engine.build(context, spec.image, progress, labels={LABEL_APP: spec.app}, no_cache=no_cache)
-    seconds = time.monotonic() - started
-    if push:
-        if "/" not in spec.image.split(":", 1)[0]:
-            raise DockerError(f"cannot push {spec.image}: set [DEPLOY] REGISTRY (or --registry) to a registry first")
-        progress(f"pushing {spec.image}")
-        engine.push(spec.image, progress)
-    return BuildResult(spec.image, image_id, engine.image_size(spec.image), seconds)
-
-
-# -------------------------------------------------------------------------- backend
+    """A docker deployment could not be done."""
 
 
 def container_name(deployment: str, node: str) -> str:
@@ -214,73 +75,122 @@ def container_name(deployment: str, node: str) -> str:
 
 def testbed_cpus(plan: Plan) -> dict[str, float]:
     """CPU limits (cores) from the plan's testbed speed factors: speed times one core."""
-    raw = plan.extra.get("testbed")
-    if not raw:
+    testbed = plan.testbed
+    if testbed is None:
         return {}
-    testbed = Testbed.from_json(raw)
     return {node: testbed.speed(node) for node in plan.nodes if testbed.speed(node) != 1.0}
 
 
 def without_speeds(plan: Plan) -> Plan:
     """The plan with the testbed's speed factors removed (CPU limits emulate them instead)."""
-    raw = plan.extra.get("testbed")
-    if not raw:
+    if plan.testbed is None:
         return plan
-    return dataclasses.replace(plan, extra={**plan.extra, "testbed": {**raw, "speeds": {}}})
+    return dataclasses.replace(plan, testbed=dataclasses.replace(plan.testbed, speeds={}))
 
 
 def tc_shaped_nodes(plan: Plan, nodes: list[str]) -> list[str]:
     """Nodes whose links `tc` shapes: those with a bandwidth-limited link to another running node."""
-    raw = plan.extra.get("testbed")
-    return shaped_nodes(Testbed.from_json(raw), nodes) if raw else []
+    return shaped_nodes(plan.testbed, nodes) if plan.testbed is not None else []
 
 
 def agents_plan(plan: Plan, kernel_bandwidth: bool) -> Plan:
     """The plan the agents in containers get: no speeds (CPU limits), and no bandwidths when `tc` shapes them."""
     plan = without_speeds(plan)
-    raw = plan.extra.get("testbed")
-    if not raw or not kernel_bandwidth:
+    if plan.testbed is None or not kernel_bandwidth:
         return plan
-    return dataclasses.replace(plan, extra={**plan.extra, "testbed": kernel_bandwidth_testbed(raw)})
+    return dataclasses.replace(plan, testbed=kernel_bandwidth_testbed(plan.testbed))
 
 
 def shaping_rules(plan: Plan, node: str, addresses: dict[str, str]) -> Rules:
     """A node's tc rules, from the plan's testbed and its peers' container addresses."""
-    testbed = Testbed.from_json(plan.extra["testbed"])
-    commands = egress_commands(testbed, node, {peer: ip for peer, ip in addresses.items() if peer != node})
+    assert plan.testbed is not None, "only a testbed's links are shaped"
+    commands = egress_commands(plan.testbed, node, {peer: ip for peer, ip in addresses.items() if peer != node})
     return Rules(node=node, commands=tuple(tuple(command) for command in commands))
 
 
-class DockerBackend:
-    """Agents as containers of the app's image on a private network of this machine's engine."""
+class DockerHandle(Handle):
+    """A deployment's containers, found again by their deployment label."""
 
-    name = "docker"
+    backend = "docker"
 
     def __init__(
         self,
-        workspace: Workspace | None = None,
+        attachment: Attachment,
+        progress: Progress = lambda _: None,
         engine_factory: Callable[[], DockerEngine] = DockerEngine,
     ) -> None:
-        """`workspace` is needed to start a deployment, not to reach or stop one."""
-        self.workspace = workspace
+        super().__init__(attachment, progress)
         self.engine_factory = engine_factory
 
-    def _workspace(self) -> Workspace:
-        if self.workspace is None:
-            raise DockerError("internal: the docker backend was made without a workspace")
-        return self.workspace
+    def transport(self) -> DirectTransport:
+        """Containers' addresses on the bridge network: agents know each other by name, this machine does not."""
+        public = self.info.get("public_hosts", {})
+        return DirectTransport(
+            {
+                name: (str(public.get(name, address.host)), address.control_port)
+                for name, address in self.attachment.nodes.items()
+            }
+        )
+
+    def _label(self) -> str:
+        return f"{LABEL_DEPLOYMENT}={self.info['deployment_id']}"
+
+    def running(self) -> bool:
+        states = self.engine_factory().containers(self._label())
+        return any(state.status in ("running", "restarting", "created") for state in states)
+
+    def stop(self) -> list[str]:
+        engine = self.engine_factory()
+        label = self._label()
+        logs = Path(self.info["root"]) / "logs"
+        for state in engine.containers(label):
+            # Keep each agent's output where the local backend keeps its logs.
+            node = state.labels.get(LABEL_NODE, state.name)
+            # A log is a courtesy: removing the containers below must happen even without it.
+            with contextlib.suppress(EngineError, OSError):
+                logs.mkdir(exist_ok=True)
+                (logs / f"{node}.log").write_bytes(engine.logs(state.name))
+        removed = [f"container {name}" for name in engine.remove_containers(label)]
+        removed += [f"network {name}" for name in engine.remove_networks(label)]
+        return removed
+
+    def describe(self) -> list[str]:
+        """Containers of the deployment and their states (for `jupiter status`)."""
+        states = self.engine_factory().containers(self._label())
+        lines = [f"container {s.name}: {s.status}" for s in sorted(states, key=lambda s: s.name)]
+        if self.info.get("shaped"):
+            lines.append(f"links' bandwidth shaped with tc on: {', '.join(self.info['shaped'])}")
+        return lines
+
+
+class DockerBackend(Backend):
+    """Agents as containers of the app's image on a private network of this machine's engine."""
+
+    name = "docker"
+    handle = DockerHandle
+
+    def __init__(
+        self,
+        spec: DeploymentSpec,
+        progress: Progress = lambda _: None,
+        timeout: float = 30.0,
+        engine_factory: Callable[[], DockerEngine] = DockerEngine,
+    ) -> None:
+        super().__init__(spec, progress, timeout)
+        self.engine_factory = engine_factory
 
     def addresses(self, nodes: list[tuple[str, str]]) -> dict[str, NodeAddress]:
-        control, data = agent_ports(self._workspace().config)
+        control, data = agent_ports(self.spec.ports)
         # Peers find each other by node name (a network alias); ports are the same in every container.
         return {name: NodeAddress(name, role, name, data, control) for name, role in nodes}
 
-    def start(self, root: Path, plan: Plan, nodes: list[str]) -> dict[str, Any]:
-        workspace = self._workspace()
-        spec = image_spec(workspace)
+    def start(self, layout: DeploymentLayout, plan: Plan, nodes: list[str]) -> dict[str, Any]:
+        spec = self.spec
+        image = image_spec(spec)
         engine = self.engine_factory()
-        if not engine.has_image(spec.image):
-            raise DockerError(f"image {spec.image} not found; build it with `jupiter build`")
+        if not engine.has_image(image.image):
+            raise DockerError(f"image {image.image} not found; build it with `jupiter build`")
+        root = layout.root
         deployment = plan.deployment
         network = f"jupiter-{deployment}"
         labels = {LABEL_DEPLOYMENT: deployment, LABEL_APP: plan.app_name}
@@ -291,20 +201,20 @@ class DockerBackend:
             "containers": {node: container_name(deployment, node) for node in nodes},
             "public_hosts": {},
         }
-        plans = root / "plans"
+        plans = layout.plans
         plans.mkdir(exist_ok=True)
         limits = testbed_cpus(plan)
         shaped = tc_shaped_nodes(plan, nodes)
         in_containers = agents_plan(plan, kernel_bandwidth=bool(shaped))
         for node in nodes:
             (plans / f"plan-{node}.json").write_text(container_plan(in_containers, node).to_json())
-        shaping = root / "shaping"
+        shaping = layout.shaping
         if shaped:
             shaping.mkdir(exist_ok=True)  # before _container_user, which hands the folder to the agents' user
             info["shaped"] = shaped
         user = _container_user(root)
-        token = (root / "token").read_text().strip()
-        cpus = {**limits, **workspace.config.deploy.containers.cpus}
+        token = layout.token.read_text().strip()
+        cpus = {**limits, **spec.containers.cpus}
         try:
             engine.create_network(network, labels)
             for node in nodes:
@@ -323,7 +233,7 @@ class DockerBackend:
                     command, runs_as = [*shaper, "--", *AGENT_COMMAND, *command], "0:0"
                 engine.run(
                     name=container_name(deployment, node),
-                    image=spec.image,
+                    image=image.image,
                     network=network,
                     alias=node,
                     labels={**labels, LABEL_NODE: node},
@@ -345,36 +255,10 @@ class DockerBackend:
                 write_atomically(shaping / f"{node}.rules.json", rules.to_json())
             _wait_shaped(engine, deployment, shaping, shaped)
         except BaseException:
-            self.stop(info)
+            attachment = Attachment(deployment, layout, plan.nodes, token, info)
+            DockerHandle(attachment, engine_factory=self.engine_factory).stop()
             raise
         return info
-
-    def running(self, info: dict[str, Any]) -> bool:
-        states = self.engine_factory().containers(f"{LABEL_DEPLOYMENT}={info['deployment_id']}")
-        return any(state.status in ("running", "restarting", "created") for state in states)
-
-    def stop(self, info: dict[str, Any]) -> list[str]:
-        engine = self.engine_factory()
-        label = f"{LABEL_DEPLOYMENT}={info['deployment_id']}"
-        logs = Path(info["root"]) / "logs"
-        for state in engine.containers(label):
-            # Keep each agent's output where the local backend keeps its logs.
-            node = state.labels.get(LABEL_NODE, state.name)
-            # A log is a courtesy: removing the containers below must happen even without it.
-            with contextlib.suppress(EngineError, OSError):
-                logs.mkdir(exist_ok=True)
-                (logs / f"{node}.log").write_bytes(engine.logs(state.name))
-        removed = [f"container {name}" for name in engine.remove_containers(label)]
-        removed += [f"network {name}" for name in engine.remove_networks(label)]
-        return removed
-
-    def describe(self, info: dict[str, Any]) -> list[str]:
-        """Containers of the deployment and their states (for `jupiter status`)."""
-        states = self.engine_factory().containers(f"{LABEL_DEPLOYMENT}={info['deployment_id']}")
-        lines = [f"container {s.name}: {s.status}" for s in sorted(states, key=lambda s: s.name)]
-        if info.get("shaped"):
-            lines.append(f"links' bandwidth shaped with tc on: {', '.join(info['shaped'])}")
-        return lines
 
 
 def _wait_shaped(engine: DockerEngine, deployment: str, shaping: Path, nodes: list[str]) -> None:

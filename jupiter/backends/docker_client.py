@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupiter.errors import JupiterError
+from jupiter.model.errors import JupiterError
 
 
 class EngineError(JupiterError):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from jupiter.errors import JupiterError
+from jupiter.model.errors import JupiterError
 
 # Waiting reasons after which a pod will not come up by itself.
 FATAL_REASONS = frozenset(

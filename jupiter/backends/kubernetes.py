@@ -4,18 +4,19 @@ What is applied comes from `jupiter.render` (pure builders); this module only
 sends it, in the original's order profilers -> mapper -> CIRCE: `start`
 applies the shared objects and the agents (one Deployment pinned to its node
 and one Service per node) and waits until they are ready; the agents profile
-(the deployment calls them through `control`, i.e. the API server's service
-proxy, since this machine cannot reach pods); `map_profile` runs the mapper
-as a Job on the measured problem and reads the mapping from its log; the
-deployment then dispatches it to the agents (CIRCE) and `update_plan` puts
-the plans with the mapping into the plans ConfigMap, which an agent pod
-restarted later reads. Submitting files, waiting for frames and flushing
-statistics go through `control` too. Every wait uses watches
-and a deadline. When something does not come up, the error names the pod
-and its last events; `start` deletes what it created before raising, and the
-deployment tears everything down when a later step fails. Every call to the
-cluster goes through `jupiter.backends.k8s_client.Cluster`, which tests
-replace with a fake.
+(reached through the API server's service proxy: this machine cannot reach
+pods, so the handle's control client uses `ProxyTransport`); `map_in_cluster`
+runs the mapper as a Job on the measured problem and reads the mapping from
+its log; the deployment then dispatches it to the agents (CIRCE) and
+`publish_plan` puts the plans with the mapping into the plans ConfigMap,
+which an agent pod restarted later reads. Submitting files, waiting for
+frames and flushing statistics go through the proxy too, and
+`fetch_home_files` brings home's statistics and outputs from its pod. Every
+wait uses watches and a deadline. When something does not come up, the error
+names the pod and its last events; `start` deletes what it created before
+raising, and the deployment tears everything down when a later step fails.
+Every call to the cluster goes through `jupiter.backends.k8s_client.Cluster`,
+which tests replace with a fake.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+from jupiter.backends.base import Attachment, Backend, Handle, Progress
+from jupiter.backends.control import Unreachable
+from jupiter.backends.home_archive import extract_home_archive
 from jupiter.backends.k8s_client import Cluster, ClusterError, KubeClient, KubeConfig, NotUp
-from jupiter.errors import JupiterError
-from jupiter.mapping import Problem
-from jupiter.model.workspace import Workspace
-from jupiter.profiles import problem_from_profile, problem_to_json
+from jupiter.model.deployment_spec import DeploymentSpec
+from jupiter.model.errors import JupiterError
+from jupiter.model.layout import DeploymentLayout
+from jupiter.model.plan import NodeAddress, Plan
 from jupiter.render.manifests import (
     MAPPER_JOB,
     Stage,
@@ -42,15 +45,14 @@ from jupiter.render.manifests import (
     render_mapper,
 )
 from jupiter.render.spec import PLAN_CONFIGMAP, cluster_addresses, cluster_spec, node_plans, service_name
-from jupiter.runtime.plan import NodeAddress, Plan
 
 DEFAULT_TIMEOUT = 300.0
 LOG_LINES = 5
 """Last lines of the mapper's log shown when it fails."""
+HOME_ARCHIVE_TIMEOUT = 120.0
+"""Seconds to fetch a home's statistics and outputs (through the API server: they may be large)."""
 
 ClusterFactory = Callable[[KubeConfig], Cluster]
-MapperFor = Callable[[Problem], tuple[str, dict[str, object]]]
-"""The configured mapper's name and parameters for a problem (`jupiter.planning.mapper_for`)."""
 
 # Parameters `jupiter map` (the mapper Job's command) has no option for, with the value it uses.
 _MAP_DEFAULTS: dict[str, object] = {"seed": 0}
@@ -60,144 +62,126 @@ class KubernetesError(JupiterError):
     """A deployment on Kubernetes could not be started, reached or stopped."""
 
 
-def _real_cluster(config: KubeConfig) -> Cluster:
+def real_cluster(config: KubeConfig) -> Cluster:
+    """A client of the cluster the kubeconfig names (tests pass a fake factory instead)."""
     return KubeClient(config)
 
 
-class KubernetesBackend:
-    """Agents as pods: one Deployment and one Service per node, in the configured namespaces."""
+class ProxyTransport:
+    """Agents' control planes through the API server's service proxy (`jupiter.backends.control.Transport`)."""
 
-    name = "kubernetes"
+    def __init__(self, cluster: Callable[[], Cluster], namespace: str, services: Mapping[str, str], port: int) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.services = dict(services)
+        self.port = port
+
+    def request(
+        self, node: str, method: str, path: str, body: bytes | None, content_type: str, token: str, timeout: float
+    ) -> Any:
+        service = self.services.get(node) or service_name(node)
+        # The proxy sends JSON bodies itself: give it the value, or the raw bytes with their content type.
+        payload: Any = body
+        if content_type == "application/json" and body is not None:
+            payload, content_type = json.loads(body), ""
+        try:
+            return self.cluster().proxy(
+                self.namespace, service, self.port, method, path, token, payload, timeout, content_type
+            )
+        except ClusterError as exc:
+            raise Unreachable(f"agent {node}: {exc}") from None
+
+
+class KubernetesHandle(Handle):
+    """A deployment's objects on the cluster, found again by its labels."""
+
+    backend = "kubernetes"
+    waits_ready = True
+    maps_in_cluster = True
+    home_files_are_local = False
 
     def __init__(
         self,
-        workspace: Workspace | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        progress: Callable[[str], None] = lambda _: None,
+        attachment: Attachment,
+        progress: Progress = lambda _: None,
         cluster_factory: ClusterFactory | None = None,
-        mapper_for: MapperFor | None = None,
+        spec: DeploymentSpec | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
-        """`workspace` is needed to start and to map, not to reach or stop; `mapper_for` to map."""
-        self.workspace = workspace
-        self.timeout = timeout
-        self.progress = progress
-        self.cluster_factory = cluster_factory or _real_cluster
-        self.mapper_for = mapper_for
+        super().__init__(attachment, progress)
+        self.cluster_factory = cluster_factory or real_cluster
+        self.spec = spec
+        """Only for mapping in the cluster (a handle re-attached from the record does not map)."""
+        self._cluster = cluster
 
-    def _workspace(self) -> Workspace:
-        if self.workspace is None:
-            raise KubernetesError("internal: the kubernetes backend was made without a workspace")
-        return self.workspace
+    def cluster(self) -> Cluster:
+        """The cluster client, made once per handle (it loads the kubeconfig and keeps a connection pool)."""
+        if self._cluster is None:
+            kubeconfig = self.info.get("kubeconfig")
+            config = KubeConfig(Path(kubeconfig) if kubeconfig else None, str(self.info.get("context", "")))
+            self._cluster = self.cluster_factory(config)
+        return self._cluster
 
-    # One client per cluster factory, kubeconfig and context for the whole process, shared by
-    # every backend object: the deployment makes a backend per call (`jupiter run` asks home
-    # for its frames twice a second), and a client loads the kubeconfig (maybe running an
-    # auth plugin) and holds a connection pool. The profilers use it from several threads.
-    _clusters: ClassVar[dict[tuple[ClusterFactory, str | None, str], Cluster]] = {}
-    _clusters_lock: ClassVar[threading.Lock] = threading.Lock()
+    def transport(self) -> ProxyTransport:
+        return ProxyTransport(
+            self.cluster, self.info["circe_namespace"], self.info["services"], self.info["control_port"]
+        )
 
-    def _cluster(self, info: dict[str, Any]) -> Cluster:
-        kubeconfig: str | None = info.get("kubeconfig")
-        context = str(info.get("context", ""))
-        key = (self.cluster_factory, kubeconfig, context)
-        with self._clusters_lock:
-            if key not in self._clusters:
-                config = KubeConfig(Path(kubeconfig) if kubeconfig else None, context)
-                self._clusters[key] = self.cluster_factory(config)
-            return self._clusters[key]
+    def running(self) -> bool:
+        return bool(self.cluster().pods(self.info["circe_namespace"], deployment_selector(self.info["deployment_id"])))
 
-    def addresses(self, nodes: list[tuple[str, str]]) -> dict[str, NodeAddress]:
-        workspace = self._workspace()
-        return cluster_addresses(nodes, workspace.config.deploy.containers, workspace.config)
+    def stop(self) -> list[str]:
+        cluster = self.cluster()
+        selector = deployment_selector(self.info["deployment_id"])
+        removed: list[str] = []
+        for namespace in self.info["namespaces"]:
+            removed += [f"{namespace}/{item}" for item in cluster.delete_all(namespace, selector)]
+        removed += cluster.delete_namespaces(selector)
+        return removed
 
-    def start(self, root: Path, plan: Plan, nodes: list[str]) -> dict[str, Any]:
-        """Apply the shared objects and the agents, and wait until every agent is ready.
+    def publish_plan(self, plan: Plan) -> None:
+        """Put a dispatched plan into the plans ConfigMap, so agent pods restarted later get their tasks.
 
-        A measured deployment (a plan without a mapping) gets its mapper Job
-        later, from `map_profile`; with a static mapping there is none.
+        The agents read their plans from the ConfigMap (mounted as files),
+        not from this machine's plan.json; without this a restarted pod
+        would come back with the plan it started with, i.e. without tasks.
         """
-        workspace = self._workspace()
-        settings = workspace.config.deploy.containers
-        token = (root / "token").read_text().strip()
-        spec = cluster_spec(workspace, plan, token, None)
-        kubeconfig = workspace.config.resolve(settings.kubeconfig) if settings.kubeconfig else None
-        info: dict[str, Any] = {
-            "deployment_id": plan.deployment,
-            "root": str(root),
-            "namespaces": list(spec.used_namespaces),
-            "circe_namespace": spec.namespaces["circe"],
-            "kubeconfig": str(kubeconfig) if kubeconfig else None,
-            "context": settings.context,
-            "services": {agent.node: agent.service for agent in spec.agents},
-            "control_port": spec.control_port,
-            "timeout": self.timeout,
-            # Readiness is waited for here (watches), not by polling agents from this machine.
-            "ready": True,
-        }
-        cluster = self._cluster(info)
+        data = plans_data(node_plans(plan))
         try:
-            for stage in render_manifests(spec):
-                self._apply(cluster, stage, plan.deployment, self.timeout)
-        except BaseException as exc:
-            # Leave nothing half-made behind: delete what this deployment created so far.
-            try:
-                removed = self.stop(info)
-            except ClusterError as cleanup:
-                raise KubernetesError(f"{exc}; cleaning up also failed: {cleanup}") from None
-            if isinstance(exc, ClusterError):
-                raise KubernetesError(f"{exc} (removed {len(removed)} objects created so far)") from None
-            raise
-        return info
+            self.cluster().update_config_map(self.info["circe_namespace"], PLAN_CONFIGMAP, data)
+        except ClusterError as exc:
+            raise KubernetesError(f"cannot put the mapping into the plans the agent pods read: {exc}") from None
 
-    def _apply(self, cluster: Cluster, stage: Stage, deployment_id: str, timeout: float) -> None:
-        """Create a stage's objects (namespaces only when missing), then wait as the stage says."""
-        self.progress(f"{stage.name}: {len(stage.objects)} objects")
-        for obj in stage.objects:
-            if obj["kind"] == "Namespace" and cluster.namespace_exists(obj["metadata"]["name"]):
-                continue
-            cluster.create(obj)
-        if stage.wait == "complete":
-            for job in (o for o in stage.objects if o["kind"] == "Job"):
-                self.progress(f"{stage.name}: waiting for Job {job['metadata']['name']} to complete")
-                cluster.wait_complete(job["metadata"]["namespace"], job["metadata"]["name"], timeout)
-        elif stage.wait == "ready":
-            deployments = [o for o in stage.objects if o["kind"] == "Deployment"]
-            if deployments:
-                namespace = deployments[0]["metadata"]["namespace"]
-                self.progress(f"{stage.name}: waiting for {len(deployments)} agents to be ready")
-                cluster.wait_ready(namespace, deployment_selector(deployment_id), len(deployments), timeout)
-
-    def map_profile(self, info: dict[str, Any], profile: Mapping[str, Any]) -> dict[str, str]:
-        """The mapper stage on a measured profile: run the mapper Job and return its mapping.
+    def map_in_cluster(
+        self, problem: Mapping[str, Any], scheduler: str, params: Mapping[str, object]
+    ) -> dict[str, str]:
+        """The mapper stage on a measured problem: run the mapper Job and return its mapping.
 
         The problem goes to the Job in a ConfigMap; the Job runs `jupiter map`
         with the configured scheduler and the mapping is read from its pod's
         log. A failed or late Job raises `KubernetesError` naming the pod, its
         last events and its last log lines; the deployment tears down.
         """
-        workspace = self._workspace()
-        problem = problem_from_profile(profile, "<profile>")
-        scheduler, params = self.mapper_for(problem) if self.mapper_for else (workspace.config.scheduler, {})
-        root = Path(info["root"])
+        if self.spec is None:
+            raise KubernetesError("internal: mapping in the cluster needs the deployment's spec (deploy does it)")
+        layout = self.attachment.layout
         spec = cluster_spec(
-            workspace,
-            Plan.load(root / "plan.json"),
-            (root / "token").read_text().strip(),
-            json.dumps(problem_to_json(problem), sort_keys=True),
+            self.spec, Plan.load(layout.plan), self.attachment.token, json.dumps(problem, sort_keys=True)
         )
         spec = dataclasses.replace(spec, scheduler=scheduler, mapper_options=self._options(params))
         stage = render_mapper(spec)
         namespace = spec.namespaces["mapper"]
-        cluster = self._cluster(info)
-        timeout = float(info.get("timeout", self.timeout))  # the deploy's --timeout, kept by `start`
+        cluster = self.cluster()
+        timeout = float(self.info.get("timeout", DEFAULT_TIMEOUT))  # the deploy's --timeout, kept by `start`
         try:
-            self._apply(cluster, stage, spec.deployment_id, timeout)
+            _apply(cluster, stage, spec.deployment_id, timeout, self.progress)
             log = cluster.job_log(namespace, MAPPER_JOB)
         except NotUp as exc:
             raise KubernetesError(f"the mapper failed: {exc}{self._log_tail(cluster, namespace)}") from None
         except ClusterError as exc:
             raise KubernetesError(f"the mapper failed: {exc}") from None
-        mapping = parse_mapper_log(log, problem.tasks, problem.nodes)
+        tasks = [str(task) for task in problem["tasks"]]
+        mapping = parse_mapper_log(log, tasks, [str(node) for node in problem["nodes"]])
         if mapping is None:
             raise KubernetesError(
                 f"the mapper Job {namespace}/{MAPPER_JOB} printed no mapping of every task"
@@ -223,66 +207,31 @@ class KubernetesBackend:
             return _tail(cluster.job_log(namespace, MAPPER_JOB))
         return ""
 
-    def running(self, info: dict[str, Any]) -> bool:
-        cluster = self._cluster(info)
-        return bool(cluster.pods(info["circe_namespace"], deployment_selector(info["deployment_id"])))
+    def fetch_home_files(self) -> None:
+        """Copy every home's statistics, event log and outputs from its pod into the deployment folder.
 
-    def stop(self, info: dict[str, Any]) -> list[str]:
-        cluster = self._cluster(info)
-        selector = deployment_selector(info["deployment_id"])
-        removed: list[str] = []
-        for namespace in info["namespaces"]:
-            removed += [f"{namespace}/{item}" for item in cluster.delete_all(namespace, selector)]
-        removed += cluster.delete_namespaces(selector)
-        return removed
-
-    def control(
-        self,
-        info: dict[str, Any],
-        node: str,
-        path: str,
-        token: str,
-        method: str = "GET",
-        body: Any = None,
-        timeout: float = 10.0,
-        content_type: str = "",
-    ) -> Any:
-        """Call a control-plane path of one agent through the API server's service proxy.
-
-        `body` is sent as JSON, or as the bytes given with `content_type`
-        (home's `/submit` takes a multipart upload). `timeout` covers the
-        whole call, so a long poll needs more than it waits. Returns the
-        agent's JSON answer (error answers included, as over HTTP);
-        `KubernetesError` naming the node when the agent cannot be reached.
+        Call after flushing, so the archive holds every event.
         """
-        service = info["services"].get(node) or service_name(node)
-        try:
-            return self._cluster(info).proxy(
-                info["circe_namespace"], service, info["control_port"], method, path, token, body, timeout, content_type
-            )
-        except ClusterError as exc:
-            raise KubernetesError(f"agent {node}: {exc}") from None
+        layout = self.attachment.layout
+        homes = [name for name, address in self.attachment.nodes.items() if address.role == "home"]
+        control = self.control()
+        for home in homes:
+            answer = control.get(home, "/home/archive", HOME_ARCHIVE_TIMEOUT)
+            if not isinstance(answer, dict) or not isinstance(answer.get("archive"), str):
+                why = answer.get("error", answer) if isinstance(answer, dict) else answer
+                raise KubernetesError(f"home {home} did not send its statistics and outputs: {why}")
+            if answer.get("home") != home:
+                raise KubernetesError(
+                    f"asked home {home} for its statistics and outputs, {answer.get('home')} answered"
+                )
+            extract_home_archive(home, answer["archive"], layout.home(home, homes[0]).dir)
 
-    def update_plan(self, info: dict[str, Any], plan_json: str) -> None:
-        """Put a dispatched plan into the plans ConfigMap, so agent pods restarted later get their tasks.
-
-        The agents read their plans from the ConfigMap (mounted as files),
-        not from this machine's plan.json; without this a restarted pod
-        would come back with the plan it started with, i.e. without tasks.
-        """
-        namespace = info["circe_namespace"]
-        data = plans_data(node_plans(Plan.from_json(plan_json)))
-        try:
-            self._cluster(info).update_config_map(namespace, PLAN_CONFIGMAP, data)
-        except ClusterError as exc:
-            raise KubernetesError(f"cannot put the mapping into the plans the agent pods read: {exc}") from None
-
-    def describe(self, info: dict[str, Any]) -> list[str]:
+    def describe(self) -> list[str]:
         """Pods of the deployment per phase, one line per namespace (for `jupiter status`)."""
-        cluster = self._cluster(info)
+        cluster = self.cluster()
         lines = []
-        for namespace in info["namespaces"]:
-            pods = cluster.pods(namespace, deployment_selector(info["deployment_id"]))
+        for namespace in self.info["namespaces"]:
+            pods = cluster.pods(namespace, deployment_selector(self.info["deployment_id"]))
             phases: dict[str, list[str]] = {}
             for pod in pods:
                 label = pod.phase + ("" if pod.ready or pod.phase != "Running" else " (not ready)")
@@ -293,6 +242,88 @@ class KubernetesBackend:
             )
             lines.append(f"namespace {namespace}: {summary or 'no pods'}")
         return lines
+
+
+def _apply(cluster: Cluster, stage: Stage, deployment_id: str, timeout: float, progress: Progress) -> None:
+    """Create a stage's objects (namespaces only when missing), then wait as the stage says."""
+    progress(f"{stage.name}: {len(stage.objects)} objects")
+    for obj in stage.objects:
+        if obj["kind"] == "Namespace" and cluster.namespace_exists(obj["metadata"]["name"]):
+            continue
+        cluster.create(obj)
+    if stage.wait == "complete":
+        for job in (o for o in stage.objects if o["kind"] == "Job"):
+            progress(f"{stage.name}: waiting for Job {job['metadata']['name']} to complete")
+            cluster.wait_complete(job["metadata"]["namespace"], job["metadata"]["name"], timeout)
+    elif stage.wait == "ready":
+        deployments = [o for o in stage.objects if o["kind"] == "Deployment"]
+        if deployments:
+            namespace = deployments[0]["metadata"]["namespace"]
+            progress(f"{stage.name}: waiting for {len(deployments)} agents to be ready")
+            cluster.wait_ready(namespace, deployment_selector(deployment_id), len(deployments), timeout)
+
+
+class KubernetesBackend(Backend):
+    """Agents as pods: one Deployment and one Service per node, in the configured namespaces."""
+
+    name = "kubernetes"
+    handle = KubernetesHandle
+
+    def __init__(
+        self,
+        spec: DeploymentSpec,
+        progress: Progress = lambda _: None,
+        timeout: float = DEFAULT_TIMEOUT,
+        cluster_factory: ClusterFactory | None = None,
+    ) -> None:
+        super().__init__(spec, progress, timeout)
+        self.cluster_factory = cluster_factory or real_cluster
+        self._cluster: Cluster | None = None
+
+    def addresses(self, nodes: list[tuple[str, str]]) -> dict[str, NodeAddress]:
+        return cluster_addresses(self.spec, nodes)
+
+    def attach(self, attachment: Attachment) -> KubernetesHandle:
+        """A handle sharing this launcher's cluster client (one kubeconfig load and connection pool per deploy)."""
+        handle = KubernetesHandle(attachment, self.progress, self.cluster_factory, self.spec, self._cluster)
+        self._cluster = handle.cluster()
+        return handle
+
+    def start(self, layout: DeploymentLayout, plan: Plan, nodes: list[str]) -> dict[str, Any]:
+        """Apply the shared objects and the agents, and wait until every agent is ready.
+
+        A measured deployment (a plan without a mapping) gets its mapper Job
+        later, from `map_in_cluster`; with a static mapping there is none.
+        """
+        settings = self.spec.containers
+        token = layout.token.read_text().strip()
+        spec = cluster_spec(self.spec, plan, token, None)
+        info: dict[str, Any] = {
+            "deployment_id": plan.deployment,
+            "root": str(layout.root),
+            "namespaces": list(spec.used_namespaces),
+            "circe_namespace": spec.namespaces["circe"],
+            "kubeconfig": str(settings.kubeconfig) if settings.kubeconfig else None,
+            "context": settings.context,
+            "services": {agent.node: agent.service for agent in spec.agents},
+            "control_port": spec.control_port,
+            "timeout": self.timeout,
+        }
+        handle = self.attach(Attachment(plan.deployment, layout, plan.nodes, token, info))
+        cluster = handle.cluster()
+        try:
+            for stage in render_manifests(spec):
+                _apply(cluster, stage, plan.deployment, self.timeout, self.progress)
+        except BaseException as exc:
+            # Leave nothing half-made behind: delete what this deployment created so far.
+            try:
+                removed = handle.stop()
+            except ClusterError as cleanup:
+                raise KubernetesError(f"{exc}; cleaning up also failed: {cleanup}") from None
+            if isinstance(exc, ClusterError):
+                raise KubernetesError(f"{exc} (removed {len(removed)} objects created so far)") from None
+            raise
+        return info
 
 
 def parse_mapper_log(log: str, tasks: Sequence[str], nodes: Sequence[str]) -> dict[str, str] | None:

@@ -29,18 +29,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from jupiter.errors import InputError, JupiterError
-from jupiter.runtime.plan import NodeAddress, Plan
+from jupiter.backends.base import Backend, BackendError, Handle
+from jupiter.model.errors import InputError
+from jupiter.model.layout import DeploymentLayout
+from jupiter.model.plan import NodeAddress, Plan
 
 HOST = "127.0.0.1"
-
-
-class BackendError(JupiterError):
-    """The backend could not start or stop a deployment."""
 
 
 def free_ports(count: int) -> list[int]:
@@ -175,21 +172,44 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def iter_logs(root: Path) -> Iterator[Path]:
-    """Log files of a deployment, for error messages."""
-    yield from sorted((root / "logs").glob("*.log"))
+class LocalHandle(Handle):
+    """A deployment of supervised local processes, found again by its process group."""
+
+    backend = "local"
+
+    def running(self) -> bool:
+        return bool(group_members(int(self.info["pgid"])))
+
+    def stop(self) -> list[str]:
+        pgid = int(self.info["pgid"])
+        members = group_members(pgid)
+        stop_group(pgid)
+        if self.info.get("spool"):
+            remove_spool(Path(self.info["spool"]))  # files in transit: nothing there outlives the deployment
+        return [f"process {pid}" for pid in members]
+
+    def kill_node(self, node: str) -> int:
+        """Fault injection: SIGKILL one node's agent and keep it down (the supervisor does not restart it).
+
+        Returns the killed pid. Its task workers exit when their pipe closes.
+        """
+        layout = self.attachment.layout
+        layout.held.mkdir(exist_ok=True)
+        (layout.held / node).touch()
+        pids = json.loads(layout.pids.read_text())["agents"]
+        if node not in pids:
+            raise BackendError(f"node {node} has no agent process in this deployment")
+        pid = int(pids[node])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return pid
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Agents as supervised child processes on 127.0.0.1 (the default backend)."""
 
     name = "local"
-
-    def __init__(self, spool_parent: Path | None = None, config: Path | None = None) -> None:
-        self.spool_parent = spool_parent
-        """`[DEPLOY] SPOOL_DIR`: where spool folders are made (None: in memory when possible)."""
-        self.config = config
-        """The config file SPOOL_DIR comes from (for errors)."""
+    handle = LocalHandle
 
     def addresses(self, nodes: list[tuple[str, str]]) -> dict[str, NodeAddress]:
         ports = free_ports(2 * len(nodes))
@@ -197,10 +217,12 @@ class LocalBackend:
             name: NodeAddress(name, role, HOST, ports[2 * i], ports[2 * i + 1]) for i, (name, role) in enumerate(nodes)
         }
 
-    def start(self, root: Path, plan: Plan, nodes: list[str]) -> dict[str, Any]:
-        spool = make_spool(plan.deployment, self.spool_parent, self.config)
+    def start(self, layout: DeploymentLayout, plan: Plan, nodes: list[str]) -> dict[str, Any]:
+        # `[DEPLOY] SPOOL_DIR` (None: in memory when possible); the config file is named when it cannot be used.
+        spool = make_spool(plan.deployment, self.spec.spool_dir, self.spec.config_path)
+        root = layout.root
         try:
-            (root / "agents.json").write_text(json.dumps({name: agent_argv(root, name, spool) for name in nodes}))
+            layout.agents.write_text(json.dumps({name: agent_argv(root, name, spool) for name in nodes}))
             info: dict[str, Any] = {"pgid": start_supervisor(root)}
         except BaseException:
             if spool is not None:
@@ -209,29 +231,3 @@ class LocalBackend:
         if spool is not None:
             info["spool"] = str(spool)
         return info
-
-    def running(self, info: dict[str, Any]) -> bool:
-        return bool(group_members(int(info["pgid"])))
-
-    def stop(self, info: dict[str, Any]) -> list[str]:
-        pgid = int(info["pgid"])
-        members = group_members(pgid)
-        stop_group(pgid)
-        if info.get("spool"):
-            remove_spool(Path(info["spool"]))  # files in transit: nothing there outlives the deployment
-        return [f"process {pid}" for pid in members]
-
-    def kill_node(self, root: Path, node: str) -> int:
-        """Fault injection: SIGKILL one node's agent and keep it down (the supervisor does not restart it).
-
-        Returns the killed pid. Its task workers exit when their pipe closes.
-        """
-        (root / "held").mkdir(exist_ok=True)
-        (root / "held" / node).touch()
-        pids = json.loads((root / "pids.json").read_text())["agents"]
-        if node not in pids:
-            raise KeyError(node)
-        pid = int(pids[node])
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        return pid

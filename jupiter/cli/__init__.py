@@ -29,7 +29,7 @@ from jupiter.cli.runtime_cmds import (
     teardown_command,
 )
 from jupiter.cli.validate_cmd import validate_command
-from jupiter.errors import JupiterError, ValidationFailed
+from jupiter.model.errors import JupiterError, ValidationFailed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "JUPITER"})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from jupiter.errors import InputError
-from jupiter.resources import data_dir, example_apps
+from jupiter.model.bundled import data_dir, example_apps
+from jupiter.model.errors import InputError
 
 
 def scaffold(target: Path, apps: tuple[str, ...], force: bool) -> list[Path]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from jupiter.errors import InputError
 from jupiter.mapping import Problem, Schedule, check, get_mapper, mapper_names
-from jupiter.profiles import load_problem, load_profile
+from jupiter.model.errors import InputError
+from jupiter.model.problem_files import load_problem, load_profile
 
 
 def load_load(problem: Problem, schedule: Schedule) -> list[tuple[str, int, float, float]]:
@@ -109,7 +109,7 @@ def map_command(
         write_outputs(out_dir, problem, schedule, scheduler)
         click.echo(f"wrote {out_dir / 'mapping.txt'} and {out_dir / 'mapping.json'}")
     if gantt_path is not None:
-        from jupiter.gantt import draw_gantt  # noqa: PLC0415 - matplotlib only when asked
+        from jupiter.report.gantt import draw_gantt  # noqa: PLC0415 - matplotlib only when asked
 
         draw_gantt(problem, schedule, gantt_path)
         click.echo(f"wrote {gantt_path}")

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from jupiter import deployment as service
 from jupiter.cli.context import CliContext, pass_context
-from jupiter.errors import InputError
-from jupiter.model.config import parse_config
+from jupiter.model.errors import InputError
+from jupiter.model.layout import DeploymentLayout
 from jupiter.report import write_report
+from jupiter.service.deploy import READY_TIMEOUT
+from jupiter.service.run import profile
 
 
 def _progress(message: str) -> None:
@@ -25,13 +26,11 @@ def _progress(message: str) -> None:
     show_default=True,
     help="Profile file to write (read by `jupiter map --profile`).",
 )
-@click.option(
-    "--timeout", type=float, default=service.READY_TIMEOUT, show_default=True, help="Agent start timeout (s)."
-)
+@click.option("--timeout", type=float, default=READY_TIMEOUT, show_default=True, help="Agent start timeout (s).")
 @pass_context
 def profile_command(ctx: CliContext, out: Path, timeout: float) -> None:
     """Start the agents, run the network, resource and execution profilers, write the profile file."""
-    document = service.profile(ctx.workspace(), out, timeout=timeout, progress=_progress)
+    document = profile(ctx.spec(), out, timeout=timeout, progress=_progress)
     tasks = document["execution"]
     click.echo(
         f"profiled {len(document['nodes'])} compute nodes, {len(document['links'])} links, {len(tasks)} tasks; "
@@ -48,7 +47,7 @@ def profile_command(ctx: CliContext, out: Path, timeout: float) -> None:
 
 def latest_deployment(state_dir: Path) -> Path:
     """The most recent deployment folder of a state folder."""
-    folders = sorted(p for p in state_dir.glob("*") if (p / "plan.json").exists()) if state_dir.is_dir() else []
+    folders = sorted(p for p in state_dir.glob("*") if DeploymentLayout(p).plan.exists()) if state_dir.is_dir() else []
     if not folders:
         raise InputError(state_dir, None, "no deployment has run here; run `jupiter run` first or pass --deployment")
     return folders[-1]
@@ -72,7 +71,6 @@ def latest_deployment(state_dir: Path) -> Path:
 def report_command(ctx: CliContext, deployment_dir: Path | None, out: Path | None) -> None:
     """Turn a run's event log into report.html and PNG charts (Gantt, DAG, makespans, predicted vs measured)."""
     if deployment_dir is None:
-        config = parse_config(ctx.config_path)
-        deployment_dir = latest_deployment(config.resolve(config.deploy.state_dir).resolve())
+        deployment_dir = latest_deployment(ctx.state_dir())
     page = write_report(deployment_dir, out or deployment_dir / "report")
     click.echo(f"report written to {page}")

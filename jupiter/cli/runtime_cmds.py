@@ -8,11 +8,14 @@ from pathlib import Path
 
 import click
 
-from jupiter import deployment as service
 from jupiter.cli.context import CliContext, pass_context
-from jupiter.model.config import parse_config
 from jupiter.report import write_report
 from jupiter.runtime.node import main as agent_main
+from jupiter.service import deploy as deploying
+from jupiter.service import faults
+from jupiter.service import run as running
+from jupiter.service.record import find
+from jupiter.service.status import status
 
 MAPPING_OPTION = click.option(
     "--mapping",
@@ -27,36 +30,30 @@ def _progress(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _state_dir(ctx: CliContext) -> Path:
-    config = parse_config(ctx.config_path)
-    return config.resolve(config.deploy.state_dir).resolve()
-
-
 @click.command("deploy")
 @MAPPING_OPTION
 @click.option(
     "--timeout",
     type=float,
-    default=service.READY_TIMEOUT,
+    default=deploying.READY_TIMEOUT,
     show_default=True,
     help="Seconds to wait for every agent to come up.",
 )
 @pass_context
 def deploy_command(ctx: CliContext, mapping_file: Path | None, timeout: float) -> None:
     """Start one agent per node, map the tasks, and return when all are ready."""
-    deployment = service.deploy(ctx.workspace(), mapping_file=mapping_file, timeout=timeout, progress=_progress)
+    deployment = deploying.deploy(ctx.spec(mapping_file), timeout=timeout, progress=_progress)
     click.echo(f"deployment {deployment.id} is running ({len(deployment.nodes)} agents)")
-    click.echo(f"submit files with `jupiter submit FILE...` or drop them into {deployment.home_dir / 'input'}")
+    click.echo(f"submit files with `jupiter submit FILE...` or drop them into {deployment.home_layout().input}")
 
 
 @click.command("status")
 @pass_context
 def status_command(ctx: CliContext) -> None:
     """Show nodes, mapping, per-task counters and throughput of the running deployment."""
-    deployment = service.find(_state_dir(ctx))
-    assert deployment is not None
-    report = service.status(deployment)
-    click.echo(f"deployment {deployment.id}  app {deployment.app}")
+    deployment = ctx.deployment()
+    report = status(deployment)
+    click.echo(f"deployment {deployment.id}  app {deployment.record.app}")
     click.echo(
         f"{'node':<12} {'role':<8} {'pid':>7} {'task':<22} {'waiting':>7} {'queued':>6} "
         f"{'running':>7} {'done':>6} {'failed':>6}"
@@ -100,9 +97,7 @@ def status_command(ctx: CliContext) -> None:
 @pass_context
 def submit_command(ctx: CliContext, files: tuple[Path, ...], home: str | None) -> None:
     """Send input files to home; each file starts one frame."""
-    deployment = service.find(_state_dir(ctx))
-    assert deployment is not None
-    frames = service.submit(deployment, [(path.name, path.read_bytes()) for path in files], home)
+    frames = running.submit(ctx.deployment(), [(path.name, path.read_bytes()) for path in files], home)
     for path, frame in zip(files, frames, strict=True):
         click.echo(f"{frame} {path.name}")
 
@@ -113,9 +108,7 @@ def submit_command(ctx: CliContext, files: tuple[Path, ...], home: str | None) -
 @pass_context
 def speed_command(ctx: CliContext, node: str, factor: float) -> None:
     """Change NODE's emulated speed FACTOR (0-1] while the deployment runs (testbed emulation)."""
-    deployment = service.find(_state_dir(ctx))
-    assert deployment is not None
-    click.echo(f"{node} now runs at speed {service.set_speed(deployment, node, factor):g}")
+    click.echo(f"{node} now runs at speed {faults.set_speed(ctx.deployment(), node, factor):g}")
 
 
 @click.command("kill")
@@ -123,9 +116,7 @@ def speed_command(ctx: CliContext, node: str, factor: float) -> None:
 @pass_context
 def kill_command(ctx: CliContext, node: str) -> None:
     """Kill NODE's agent and keep it down (fault injection, local backend)."""
-    deployment = service.find(_state_dir(ctx))
-    assert deployment is not None
-    pid = service.kill_node(deployment, node)
+    pid = faults.kill_node(ctx.deployment(), node)
     click.echo(f"killed the agent of {node} (pid {pid}); it will not be restarted")
 
 
@@ -133,12 +124,12 @@ def kill_command(ctx: CliContext, node: str) -> None:
 @pass_context
 def teardown_command(ctx: CliContext) -> None:
     """Stop every process of the running deployment."""
-    deployment = service.find(_state_dir(ctx), required=False)
+    deployment = find(ctx.state_dir(), required=False)
     if deployment is None:
         click.echo("nothing to tear down")
         return
-    stopped = service.teardown(deployment)
-    noun = "processes" if deployment.backend == "local" else "objects"
+    stopped = deploying.teardown(deployment)
+    noun = "processes" if deployment.record.backend == "local" else "objects"
     click.echo(f"deployment {deployment.id} stopped ({len(stopped)} {noun}); its files stay in {deployment.root}")
 
 
@@ -170,8 +161,8 @@ def run_command(
     mapping_file: Path | None,
 ) -> None:
     """Deploy, stream every input through the DAG, print a summary, tear down."""
-    workspace = ctx.workspace()
-    total = len(service.collect_inputs(workspace, inputs, frames))
+    spec = ctx.spec(mapping_file)
+    total = len(running.collect_inputs(spec, inputs, frames))
     with click.progressbar(length=total, label="frames", file=sys.stderr) as bar:
         shown = 0
 
@@ -181,12 +172,11 @@ def run_command(
                 bar.update(done - shown)
                 shown = done
 
-        summary = service.run(
-            workspace,
+        summary = running.run(
+            spec,
             inputs=inputs,
             frames=frames,
             timeout=timeout,
-            mapping_file=mapping_file,
             progress=_progress,
             on_frames=advance,
             keep=keep,

@@ -24,10 +24,12 @@ from jupiter.mapping.heft import HeftMapper, heft_order
 from jupiter.mapping.heft_modified import HeftModifiedMapper
 from jupiter.mapping.minmin import MinMinMapper
 from jupiter.mapping.peft import PeftMapper
+from jupiter.mapping.predict import ArrivalProcess, Percentiles, Periods, Prediction, pipeline_periods, predict_stream
 from jupiter.mapping.problem import Edge, LinkCost, Problem, Resources, related_machines
 from jupiter.mapping.registry import get_mapper, mapper_names
 from jupiter.mapping.schedule import Placement, Schedule
 from jupiter.mapping.static import StaticMapper
+from jupiter.mapping.stream import StreamMapper
 from jupiter.mapping.wave import (
     GreedyPolicy,
     RandomPolicy,
@@ -38,6 +40,7 @@ from jupiter.mapping.wave import (
 )
 
 __all__ = [
+    "ArrivalProcess",
     "BestMapper",
     "CpopMapper",
     "Edge",
@@ -49,13 +52,17 @@ __all__ = [
     "Mapper",
     "MinMinMapper",
     "PeftMapper",
+    "Percentiles",
+    "Periods",
     "Placement",
+    "Prediction",
     "Problem",
     "RandomPolicy",
     "Resources",
     "Schedule",
     "ScheduleViolation",
     "StaticMapper",
+    "StreamMapper",
     "WaveGreedyMapper",
     "WaveRandomMapper",
     "appoint_children",
@@ -64,6 +71,8 @@ __all__ = [
     "get_mapper",
     "heft_order",
     "mapper_names",
+    "pipeline_periods",
+    "predict_stream",
     "related_machines",
     "select_controllers",
     "violations",

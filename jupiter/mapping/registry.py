@@ -19,6 +19,7 @@ from jupiter.mapping.heft_modified import HeftModifiedMapper
 from jupiter.mapping.minmin import MinMinMapper
 from jupiter.mapping.peft import PeftMapper
 from jupiter.mapping.static import StaticMapper
+from jupiter.mapping.stream import StreamMapper
 from jupiter.mapping.wave import WaveGreedyMapper, WaveRandomMapper
 
 MapperFactory = Callable[..., Mapper]
@@ -35,6 +36,7 @@ _REGISTRY: Mapping[str, MapperFactory] = MappingProxyType(
         "minmin": MinMinMapper,
         "fastest_node": FastestNodeMapper,
         "best": BestMapper,
+        "stream": StreamMapper,
     }
 )
 

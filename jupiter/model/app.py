@@ -6,19 +6,26 @@ Besides `configuration.txt` (see `jupiter.model.dag`), an app holds
 `name_convert.txt`, `input_node.txt` (WAVE's initial placement),
 `sample_input/` and `requirements.txt`. Each file is checked on its own and
 every problem is collected, so one `jupiter validate` shows them all.
+
+What the original accepted loads here too: the `input` row of
+`name_convert.txt` (the app's output and input names, `App.io_names`),
+`taskname_map` entries for tasks the DAG does not have (ignored, with a
+warning in `App.warnings`), and helper entries with arguments
+(`"dftslave00": ["dftslave", false, 0, 0, 3]`, `TaskEntry.args`).
 """
 
 from __future__ import annotations
 
 import configparser
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from jupiter.errors import InputError, ValidationFailed
 from jupiter.model.dag import Dag, parse_dag
+from jupiter.model.errors import InputError, ValidationFailed
 from jupiter.model.textfile import read_text, significant_lines
 
 T = TypeVar("T")
@@ -33,6 +40,8 @@ class TaskEntry:
     """Script (module) name in `scripts/`, without `.py`."""
     in_dag: bool
     """False for the original's non-DAG helper tasks."""
+    args: tuple[str, ...] = ()
+    """Arguments after `[script, in_dag]` (a helper's command line, e.g. `0 0 3`), as text."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class ScriptsConfig:
 
     taskname_map: Mapping[str, TaskEntry] = field(default_factory=dict)
     exec_profiler: Mapping[str, bool] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """`file[:line]: message` for entries accepted but ignored."""
 
     def script_of(self, task: str) -> str:
         """Script name that implements a DAG task."""
@@ -76,6 +87,11 @@ class App:
     sample_inputs: tuple[Path, ...]
     requirements: Path | None
 
+    io_names: tuple[str, str] | None = None
+    """(output name, input name) of the app as a whole: the `input` row of `name_convert.txt`."""
+    warnings: tuple[str, ...] = ()
+    """`file[:line]: message` for what the app's files say that is accepted but ignored."""
+
     @property
     def name(self) -> str:
         """The app's folder name."""
@@ -91,8 +107,27 @@ class App:
         return self.scripts_dir / f"{self.scripts.script_of(task)}.py"
 
 
+def _key_line(text: str, key: str) -> int | None:
+    """Line of `"key":` inside `taskname_map` of a JSON text (json.loads keeps no positions)."""
+    start = text.find('"taskname_map"')
+    match = re.compile(re.escape(json.dumps(key)) + r"\s*:").search(text, max(start, 0))
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _argument(value: object) -> str | None:
+    """A helper argument as text; None for what a command line cannot hold (lists, objects, true/false)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value)
+
+
 def parse_scripts_config(path: Path, dag: Dag | None) -> ScriptsConfig:
-    """Parse `scripts/config.json`, checking names against the DAG when known."""
+    """Parse `scripts/config.json`, checking names against the DAG when known.
+
+    An entry that says `true` (a DAG task) for a task the DAG does not have is
+    dropped with a warning, as the original ignored it; entries may carry a
+    helper's arguments after `[script, in_dag]`.
+    """
     text = read_text(path, "scripts config")
     try:
         data = json.loads(text)
@@ -101,6 +136,7 @@ def parse_scripts_config(path: Path, dag: Dag | None) -> ScriptsConfig:
     if not isinstance(data, dict):
         raise InputError(path, 1, "expected a JSON object with `taskname_map` and `exec_profiler`")
     entries: dict[str, TaskEntry] = {}
+    warnings: list[str] = []
     names = data.get("taskname_map", {})
     if not isinstance(names, dict):
         raise InputError(path, None, "`taskname_map` must be an object of task: [script, is_dag_task]")
@@ -112,20 +148,30 @@ def parse_scripts_config(path: Path, dag: Dag | None) -> ScriptsConfig:
             or not isinstance(value[1], bool)
         ):
             raise InputError(path, None, f'taskname_map[{task!r}] must be ["script", true|false], got {value!r}')
-        entries[task] = TaskEntry(name=task, script=value[0], in_dag=value[1])
+        args = tuple(_argument(arg) for arg in value[2:])
+        if None in args:
+            raise InputError(
+                path,
+                _key_line(text, task),
+                f"taskname_map[{task!r}]: a helper's arguments after [script, true|false] must be strings "
+                f"or numbers, got {value[2:]!r}",
+            )
+        kept = tuple(arg for arg in args if arg is not None)
+        entries[task] = TaskEntry(name=task, script=value[0], in_dag=value[1], args=kept)
     profiler = data.get("exec_profiler", {})
     if not isinstance(profiler, dict) or not all(isinstance(v, bool) for v in profiler.values()):
         raise InputError(path, None, "`exec_profiler` must be an object of task: true|false")
     if dag is not None:
-        for task, entry in entries.items():
+        for task, entry in list(entries.items()):
             if entry.in_dag and task not in dag:
-                raise InputError(
-                    path,
-                    None,
-                    f"taskname_map names {task!r} as a DAG task but configuration.txt has no such "
-                    "task; fix the name or set its flag to false",
+                line = _key_line(text, task)
+                where = f"{path}:{line}" if line is not None else str(path)
+                warnings.append(
+                    f"{where}: taskname_map names {task!r} as a DAG task but configuration.txt has no such "
+                    "task; the entry is ignored (fix the name, set its flag to false, or delete it)"
                 )
-    return ScriptsConfig(taskname_map=entries, exec_profiler=dict(profiler))
+                del entries[task]
+    return ScriptsConfig(taskname_map=entries, exec_profiler=dict(profiler), warnings=tuple(warnings))
 
 
 def parse_app_ports(path: Path) -> AppPorts:
@@ -168,14 +214,43 @@ def _header_table(path: Path, what: str, width: int, header: str) -> list[tuple[
     return rows
 
 
-def parse_name_convert(path: Path, dag: Dag | None) -> dict[str, tuple[str, str]]:
-    """Parse `name_convert.txt`: `task output_name input_name` per line after the header."""
+@dataclass(frozen=True)
+class NameConvert:
+    """`name_convert.txt`: the names runtime statistics give files, per task and for the app."""
+
+    tasks: Mapping[str, tuple[str, str]]
+    """task -> (output name, input name)."""
+    io_names: tuple[str, str] | None
+    """The `input` row: (the app's output name, the app's input name)."""
+
+
+_IO_ROW = "input"
+"""First column of the row naming the app's own output and input (the docs' `input output_app_name input_app_name`)."""
+
+
+def parse_name_convert(path: Path, dag: Dag | None) -> NameConvert:
+    """Parse `name_convert.txt`: `task output_name input_name` per line, plus the app's `input` row.
+
+    The original read every row into one table in which `input` stood for the
+    app itself (its frames' input name and its final output name); generated
+    apps put that row last, hand-written ones first. A first line that is the
+    docs' template, `input output_app_name input_app_name`, is a header.
+    """
     table: dict[str, tuple[str, str]] = {}
+    io_names: tuple[str, str] | None = None
+    io_line = 0
     for number, (task, out, inp) in _header_table(path, "name_convert file", 3, "input output_app_name input_app_name"):
-        if dag is not None and task not in dag:
+        if task == _IO_ROW:
+            if io_names is not None:
+                raise InputError(path, number, f"a second `input` row (the first is on line {io_line}); keep one")
+            io_names, io_line = (out, inp), number
+            # A DAG task may itself be called `input`; the row then names it too, as in the original.
+            if dag is None or task not in dag:
+                continue
+        elif dag is not None and task not in dag:
             raise InputError(path, number, f"unknown task {task!r}; it must be a task of configuration.txt")
         table[task] = (out, inp)
-    return table
+    return NameConvert(tasks=table, io_names=io_names)
 
 
 def parse_input_nodes(path: Path, dag: Dag | None) -> tuple[dict[str, str], dict[str, int]]:
@@ -214,9 +289,9 @@ def load_app(path: Path) -> App:
     if (path / "app_config.ini").exists():
         ports = _collect(errors, lambda: parse_app_ports(path / "app_config.ini")) or ports
 
-    name_convert: dict[str, tuple[str, str]] = {}
+    name_convert = NameConvert(tasks={}, io_names=None)
     if (path / "name_convert.txt").exists():
-        name_convert = _collect(errors, lambda: parse_name_convert(path / "name_convert.txt", dag)) or {}
+        name_convert = _collect(errors, lambda: parse_name_convert(path / "name_convert.txt", dag)) or name_convert
 
     input_nodes: dict[str, str] = {}
     input_lines: dict[str, int] = {}
@@ -266,9 +341,11 @@ def load_app(path: Path) -> App:
         dag=dag,
         scripts=scripts_config,
         ports=ports,
-        name_convert=name_convert,
+        name_convert=name_convert.tasks,
         input_nodes=input_nodes,
         input_nodes_line=input_lines,
         sample_inputs=samples,
         requirements=requirements if requirements.is_file() else None,
+        io_names=name_convert.io_names,
+        warnings=scripts_config.warnings,
     )

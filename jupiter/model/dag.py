@@ -18,7 +18,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from jupiter.errors import InputError
+from jupiter.model.errors import InputError
 from jupiter.model.textfile import significant_lines
 
 HOME = "home"

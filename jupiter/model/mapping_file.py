@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jupiter.errors import InputError
 from jupiter.model.dag import Dag
+from jupiter.model.errors import InputError
 from jupiter.model.nodes import NodeList, NodeRole
 from jupiter.model.textfile import significant_lines
 

@@ -3,7 +3,9 @@
 The role of a node comes from its name, as in the original: names starting
 with `home` are home nodes, names starting with `datasource` are data
 sources, every other node is a compute node. The hostname is the Kubernetes
-node name; the local backend ignores it.
+node name; the local backend ignores it. Several of the original's node
+files add a user and a password (`home <hostname> root PASSWORD`); those
+columns are ignored with a warning that never repeats them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from jupiter.errors import InputError
+from jupiter.model.errors import InputError
 from jupiter.model.textfile import significant_lines
 
 # Node names become process names, container names and Kubernetes service
@@ -55,6 +57,8 @@ class NodeList:
 
     nodes: tuple[Node, ...]
     path: Path | None = None
+    warnings: tuple[str, ...] = ()
+    """`file:line: message` for what was accepted but ignored (extra columns)."""
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -95,11 +99,20 @@ def parse_nodes(path: Path) -> NodeList:
     """Parse `nodes.txt`, raising InputError with file:line on the first problem."""
     seen: dict[str, int] = {}
     nodes: list[Node] = []
+    warnings: list[str] = []
     for number, text in significant_lines(path, "node list"):
         fields = text.split()
-        if len(fields) != 2:
+        if len(fields) < 2:
             raise InputError(path, number, f"expected `<name> <hostname>`, got {len(fields)} fields: {text!r}")
-        name, hostname = fields
+        name, hostname, *extra = fields
+        if extra:
+            # The original's `<name> <hostname> <user> <password>`: the values are
+            # left out of the message, since the last one is a password.
+            warnings.append(
+                f"{path}:{number}: {len(extra)} column(s) after the hostname (the original's user and "
+                "password) are ignored: Jupiter logs in with keys and a per-deployment token, never a "
+                "password; delete them"
+            )
         if not _NAME.match(name):
             raise InputError(
                 path,
@@ -114,7 +127,7 @@ def parse_nodes(path: Path) -> NodeList:
             )
         seen[name] = number
         nodes.append(Node(name=name, hostname=hostname, role=NodeRole.of(name), line=number))
-    result = NodeList(tuple(nodes), path)
+    result = NodeList(tuple(nodes), path, tuple(warnings))
     if not result.homes:
         raise InputError(path, None, "no home node; add a line `home <hostname>` (the first line, by convention)")
     if not result.compute:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jupiter.errors import InputError
+from jupiter.model.errors import InputError
 
 
 def read_text(path: Path, what: str) -> str:

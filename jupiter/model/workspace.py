@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from jupiter.errors import InputError, ValidationFailed
 from jupiter.model.app import App, load_app
 from jupiter.model.config import JupiterConfig, parse_config
+from jupiter.model.errors import InputError, ValidationFailed
 from jupiter.model.nodes import NodeList, NodeRole, parse_nodes
-from jupiter.model.scriptcheck import check_scripts
 
 T = TypeVar("T")
 
@@ -102,11 +101,11 @@ def _collect(errors: list[InputError], parse: Callable[[], T]) -> T | None:
     return None
 
 
-def load_workspace(config_path: Path, nodes_path: Path, app_path: Path | None, scripts: bool = True) -> Workspace:
-    """Load and cross-check everything; raises ValidationFailed listing every problem.
+def load_workspace(config_path: Path, nodes_path: Path, app_path: Path | None) -> Workspace:
+    """Parse and cross-check the three inputs; raises ValidationFailed listing every problem.
 
-    With `scripts`, every task script is imported in a child process to check
-    that it imports and has the right functions.
+    Parsing only: importing the task scripts and plug-ins, and checking the
+    backend's name against the registry, are `jupiter.service.validation`'s.
     """
     errors: list[InputError] = []
     config = _collect(errors, lambda: parse_config(config_path))
@@ -116,8 +115,6 @@ def load_workspace(config_path: Path, nodes_path: Path, app_path: Path | None, s
         app = _collect(errors, lambda: load_app(resolve_app_path(config, app_path)))
     elif app_path is not None:
         app = _collect(errors, lambda: load_app(app_path))
-    if app is not None and scripts:
-        errors.extend(check_scripts(app.scripts_dir, {task: app.script_path(task) for task in app.dag.order}))
     if config is not None and nodes is not None and app is not None:
         errors.extend(_cross_check(config, nodes, app))
     if errors or config is None or nodes is None or app is None:

@@ -5,8 +5,8 @@
 * `execution`: every DAG task on sample data, chained along the DAG;
 * `session`: one profiling session across a deployment's agents, stored at
   home, assembled into the profile file `jupiter map` reads;
-* `interface`: the original's integration interface (`get_network_data`,
+* `interface` and `plugins`: the original's integration interface (`get_network_data`,
   `get_resource_data`, `data_transfer`) for plugging in other tools.
 
-The agent side (probing peers, running tasks) is `jupiter.runtime.profiler`.
+The agent side (probing peers, running tasks) is `jupiter.runtime.extensions.probing`.
 """

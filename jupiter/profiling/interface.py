@@ -4,7 +4,8 @@ Jupiter v4 decoupled its monitoring tool and its file transfer behind three
 functions: `get_network_data()` (quadratic parameters of every link),
 `get_resource_data()` (CPU and memory of every node) and
 `data_transfer(...)`. Here they are small protocols, and `get_profiler`
-finds an implementation by name (a built-in, or `package.module:Factory`):
+finds an implementation by name (a built-in, or `package.module:Factory`;
+`jupiter.profiling.plugins`):
 
 ```python
 # mymonitor.py
@@ -13,25 +14,22 @@ class MyMonitor:
     def get_network_data(self): return {("n1", "n2"): LinkCost(a=0, b=8e-8, c=0.01)}
     def get_resource_data(self): return {"n1": Resources(cpu=10.0, memory=40.0)}
 
-# jupiter.profiling.interface.get_profiler("mymonitor:MyMonitor", store) -> MyMonitor(store)
+# jupiter.profiling.plugins.get_profiler("mymonitor:MyMonitor", store) -> MyMonitor(store)
 ```
 
 The default, `drupe`, reads what Jupiter's own profilers measured from the
-profile store. A `DataTransfer` moves a file to a node; `get_transfer` finds
-the one `[CONFIG] TRANSFER` names (`scp`, or `package.module:Factory` of a
-class or function taking `TransferSettings`). With the default, `http`, the
-agents carry files in their own data-plane messages and no `DataTransfer`
-is used; with another method they copy each file with it first
-(`jupiter.runtime.staging`).
+profile store. A `DataTransfer` moves a file to a node;
+`jupiter.profiling.plugins.get_transfer` finds the one `[CONFIG] TRANSFER`
+names (`scp`, or `package.module:Factory` of a class or function taking
+`TransferSettings`). With the default, `http`, the agents carry files in
+their own data-plane messages and no `DataTransfer` is used; with another
+method they copy each file with it first (`jupiter.runtime.staging`).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Protocol
 
 from jupiter.mapping import LinkCost, Resources
@@ -96,53 +94,3 @@ class DrupeProfiler:
 
     def get_resource_data(self) -> dict[str, Resources]:
         return {node: Resources(cpu=r["cpu"], memory=r["memory"]) for node, r in self.store.get_resource_data().items()}
-
-
-ProfilerFactory = Callable[[ProfileStore], Profiler]
-
-BUILTIN: Mapping[str, ProfilerFactory] = MappingProxyType({"drupe": DrupeProfiler})
-
-
-def get_profiler(name: str, store: ProfileStore, plugins: Mapping[str, ProfilerFactory] | None = None) -> Profiler:
-    """The profiler `[CONFIG] PROFILER` names, reading from `store`.
-
-    `name` is a built-in (`drupe`), a key of `plugins`, or an import path
-    `package.module:Factory` of a class or function taking the store.
-    """
-    factories = {**BUILTIN, **(plugins or {})}
-    if name.lower() in factories:
-        return factories[name.lower()](store)
-    module_name, colon, attribute = name.partition(":")
-    if not colon:
-        raise KeyError(f"no profiler called {name!r}; use one of {sorted(factories)} or `package.module:Factory`")
-    factory: ProfilerFactory = getattr(importlib.import_module(module_name), attribute)
-    return factory(store)
-
-
-TransferFactory = Callable[[TransferSettings], DataTransfer]
-
-
-def _scp(settings: TransferSettings) -> DataTransfer:
-    from jupiter.profiling.scp import ScpTransfer  # noqa: PLC0415 - paramiko only when SCP is used
-
-    return ScpTransfer(settings)
-
-
-BUILTIN_TRANSFERS: Mapping[str, TransferFactory] = MappingProxyType({"scp": _scp})
-
-
-def get_transfer(name: str, settings: TransferSettings) -> DataTransfer:
-    """The transfer method `[CONFIG] TRANSFER` names, other than `http` (the agents' own data plane).
-
-    `name` is a built-in (`scp`) or an import path `package.module:Factory`
-    of a class or function taking the settings.
-    """
-    if name.lower() in BUILTIN_TRANSFERS:
-        return BUILTIN_TRANSFERS[name.lower()](settings)
-    module_name, colon, attribute = name.partition(":")
-    if not colon:
-        raise KeyError(
-            f"no transfer method called {name!r}; use one of {sorted(BUILTIN_TRANSFERS)} or `package.module:Factory`"
-        )
-    factory: TransferFactory = getattr(importlib.import_module(module_name), attribute)
-    return factory(settings)

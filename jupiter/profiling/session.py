@@ -23,11 +23,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from jupiter.errors import InputError, JupiterError
-from jupiter.model.textfile import read_text
+from jupiter.model.errors import JupiterError
 from jupiter.profiling.interface import DrupeProfiler, Profiler
 from jupiter.store import ProfileStore
 
@@ -69,27 +67,6 @@ class SessionResult:
 
     profile: dict[str, Any]
     durations: dict[str, float] = field(default_factory=dict)
-
-
-def parse_link_list(path: Path, agents: Sequence[str]) -> list[tuple[str, str]]:
-    """The original's link_list.txt: `src dst` per line (a `SOURCE DESTINATION` header is allowed)."""
-    links: list[tuple[str, str]] = []
-    for number, raw in enumerate(read_text(path, "link list").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split()
-        if len(parts) != 2:
-            raise InputError(path, number, f"expected `source destination`, got {line!r}")
-        if parts[0].upper().startswith("SOURCE"):
-            continue
-        for name in parts:
-            if name not in agents:
-                raise InputError(path, number, f"node {name!r} has no agent; use nodes of nodes.txt: {sorted(agents)}")
-        if parts[0] == parts[1]:
-            raise InputError(path, number, f"a link joins two different nodes, not {parts[0]} to itself")
-        links.append((parts[0], parts[1]))
-    return links
 
 
 class ProfilingSession:

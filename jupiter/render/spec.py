@@ -1,6 +1,6 @@
 """Typed inputs of the renderers: what one app image and one cluster deployment consist of.
 
-`image_spec` and `cluster_spec` turn a validated workspace (and, for a
+`image_spec` and `cluster_spec` turn a resolved deployment spec (and, for a
 cluster, the deployment's plan and token) into frozen specs; the renderers
 read only these. Paths and names inside containers are fixed here, once:
 the app's files live in `/app`, configuration is mounted at `/etc/jupiter`,
@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jupiter import __version__
-from jupiter.errors import InputError
-from jupiter.model.config import ContainerSettings, JupiterConfig
-from jupiter.model.nodes import NodeRole
-from jupiter.model.workspace import Workspace
-from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
+from jupiter.model.config import ContainerSettings, Ports
+from jupiter.model.deployment_spec import DeploymentSpec
+from jupiter.model.errors import InputError
+from jupiter.model.plan import NodeAddress, Plan, TaskSpec
 
 APP_DIR = "/app"
 """Where the app folder (scripts, sample inputs) is copied in the image."""
@@ -58,9 +57,9 @@ def image_name(settings: ContainerSettings, app: str) -> str:
     return f"{settings.registry}/{repository}:{tag}" if settings.registry else f"{repository}:{tag}"
 
 
-def agent_ports(config: JupiterConfig) -> tuple[int, int]:
+def agent_ports(ports: Ports) -> tuple[int, int]:
     """(control, data) port of every agent in a container: `[PORT] FLASK_DOCKER` and the next one."""
-    control = config.ports.flask_docker
+    control = ports.flask_docker
     return control, control + 1
 
 
@@ -80,22 +79,21 @@ class ImageSpec:
     uid: int = AGENT_UID
 
 
-def image_spec(workspace: Workspace) -> ImageSpec:
-    """The image spec of a workspace's app."""
-    config = workspace.config
-    settings = config.deploy.containers
-    control, data = agent_ports(config)
-    scp = config.transfer == "scp"
-    extra = sorted(set(workspace.app.ports.docker.values()))
-    ports = (control, data, *extra, *((config.ports.ssh_docker,) if scp else ()))
+def image_spec(spec: DeploymentSpec) -> ImageSpec:
+    """The image spec of a deployment's app."""
+    settings = spec.containers
+    control, data = agent_ports(spec.ports)
+    scp = spec.transfer.method == "scp"
+    extra = sorted(set(spec.app.ports.docker.values()))
+    ports = (control, data, *extra, *((spec.ports.ssh_docker,) if scp else ()))
     return ImageSpec(
-        app=workspace.app.name,
-        image=image_name(settings, workspace.app.name),
+        app=spec.app.name,
+        image=image_name(settings, spec.app.name),
         base_image=settings.base_image,
         jupiter_version=__version__,
         ports=tuple(dict.fromkeys(ports)),
         scp=scp,
-        ssh_port=config.ports.ssh_docker,
+        ssh_port=spec.ports.ssh_docker,
     )
 
 
@@ -200,11 +198,11 @@ def service_name(node: str) -> str:
     return f"jupiter-{dns_name(node)}"
 
 
-def cluster_addresses(
-    nodes: list[tuple[str, str]], settings: ContainerSettings, config: JupiterConfig
-) -> dict[str, NodeAddress]:
+def cluster_addresses(spec: DeploymentSpec, nodes: list[tuple[str, str]] | None = None) -> dict[str, NodeAddress]:
     """Agents' addresses on a cluster: their Services' DNS names, the same ports everywhere."""
-    control, data = agent_ports(config)
+    nodes = spec.roles() if nodes is None else nodes
+    settings = spec.containers
+    control, data = agent_ports(spec.ports)
     namespace = settings.namespace_of("circe")
     services: dict[str, str] = {}
     for name, _role in nodes:
@@ -212,7 +210,7 @@ def cluster_addresses(
         if service in services.values():
             other = next(node for node, svc in services.items() if svc == service)
             raise InputError(
-                config.path, None, f"nodes {other!r} and {name!r} both become Service {service!r}; rename one"
+                spec.nodes.path, None, f"nodes {other!r} and {name!r} both become Service {service!r}; rename one"
             )
         services[name] = service
     return {name: NodeAddress(name, role, f"{services[name]}.{namespace}.svc", data, control) for name, role in nodes}
@@ -223,16 +221,15 @@ def _port_name(name: str) -> str:
     return label if label and any(c.isalpha() for c in label) else f"p-{label}"[:15]
 
 
-def cluster_spec(workspace: Workspace, plan: Plan, token: str, problem: str | None) -> ClusterSpec:
+def cluster_spec(spec: DeploymentSpec, plan: Plan, token: str, problem: str | None) -> ClusterSpec:
     """The cluster spec of a deployment (its plan must use `cluster_addresses`).
 
     A plan without a mapping is a measured deployment (`deploy` starts the
     agents without tasks and maps from their measurements).
     """
-    config = workspace.config
-    settings = config.deploy.containers
-    control, data = agent_ports(config)
-    by_name = {node.name: node for node in workspace.nodes}
+    settings = spec.containers
+    control, data = agent_ports(spec.ports)
+    by_name = {node.name: node for node in spec.nodes}
     agents = tuple(
         AgentSpec(
             node=name,
@@ -244,13 +241,13 @@ def cluster_spec(workspace: Workspace, plan: Plan, token: str, problem: str | No
         for name, address in plan.nodes.items()
     )
     app_ports = tuple(
-        AppPort(_port_name(name), port, workspace.app.ports.svc.get(name, port))
-        for name, port in sorted(workspace.app.ports.docker.items())
+        AppPort(_port_name(name), port, spec.app.ports.svc.get(name, port))
+        for name, port in sorted(spec.app.ports.docker.items())
     )
     return ClusterSpec(
         deployment_id=plan.deployment,
-        app=workspace.app.name,
-        image=image_name(settings, workspace.app.name),
+        app=spec.app.name,
+        image=image_name(settings, spec.app.name),
         version=__version__,
         namespaces={stage: settings.namespace_of(stage) for stage in STAGES},
         agents=agents,
@@ -262,7 +259,7 @@ def cluster_spec(workspace: Workspace, plan: Plan, token: str, problem: str | No
         token=token,
         plans=node_plans(plan),
         problem=problem,
-        scheduler=config.scheduler,
+        scheduler=spec.mapping.scheduler,
         measured=not plan.mapping,
     )
 
@@ -272,8 +269,3 @@ def check_dns_label(value: str, what: str) -> str:
     if not _DNS_LABEL.match(value) or len(value) > 63:
         raise InputError(None, None, f"{what} {value!r} is not a DNS label (lower-case letters, digits, '-')")
     return value
-
-
-def roles_running(workspace: Workspace) -> list[tuple[str, str]]:
-    """(name, role) of the nodes that get an agent (data sources run none yet)."""
-    return [(node.name, node.role.value) for node in workspace.nodes if node.role is not NodeRole.DATASOURCE]

@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupiter.errors import InputError
+from jupiter.mapping.stats import percentile
+from jupiter.model.errors import InputError
+from jupiter.model.events import FrameDone, FrameFailed, FrameSubmitted, TaskRun, read_events
+from jupiter.model.layout import DeploymentLayout
+from jupiter.model.plan import Plan
 
 
 @dataclass
@@ -34,9 +38,9 @@ class RunRecord:
     order: list[str]
     edges: list[tuple[str, str]]
     mapping: dict[str, str]
-    tasks: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[TaskRun] = field(default_factory=list)
     """`task` events that succeeded."""
-    frames: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[FrameDone] = field(default_factory=list)
     """`frame_done` events."""
     failed: int = 0
     submitted: list[float] = field(default_factory=list)
@@ -50,70 +54,57 @@ class RunRecord:
         """frame -> task -> node that ran it (pricing chooses per frame)."""
         table: dict[str, dict[str, str]] = {}
         for event in self.tasks:
-            table.setdefault(str(event["frame"]).split("-r")[0], {})[event["task"]] = event["node"]
+            table.setdefault(event.frame.split("-r")[0], {})[event.task] = event.node
         return table
 
     @property
     def start(self) -> float:
-        times = self.submitted + [e["enter"] for e in self.tasks]
+        times = self.submitted + [e.enter for e in self.tasks]
         return min(times) if times else 0.0
 
     def measured_task_means(self) -> dict[str, float]:
         durations: dict[str, list[float]] = {}
         for event in self.tasks:
-            durations.setdefault(event["task"], []).append(event["finish"] - event["execute"])
+            durations.setdefault(event.task, []).append(event.seconds)
         return {task: statistics.mean(values) for task, values in durations.items()}
 
     def makespans(self) -> list[float]:
-        return [float(e["makespan"]) for e in self.frames]
+        return [e.makespan for e in self.frames]
 
 
 def load_run(root: Path) -> RunRecord:
-    """Read a deployment folder (InputError naming what is missing)."""
-    events_path = root / "home" / "events.jsonl"
-    plan_path = root / "plan.json"
-    for path in (plan_path, events_path):
-        if not path.exists():
-            raise InputError(path, None, "not found; pass the folder of a deployment that ran (`.jupiter/<id>`)")
-    plan = json.loads(plan_path.read_text())
-    order = list(plan["order"])
-    edges = [(name, child) for name in order for child in plan["tasks"][name]["children"] if child in plan["tasks"]]
-    record = RunRecord(
-        name=root.name,
-        order=order,
-        edges=edges,
-        mapping=dict(plan["mapping"]),
-        pricing=str(plan.get("pricing", "nonpricing")),
-    )
+    """Read a deployment folder (InputError naming what is missing or damaged)."""
+    layout = DeploymentLayout(root)
+    plan_path = layout.plan
+    if not plan_path.exists():
+        raise InputError(plan_path, None, "not found; pass the folder of a deployment that ran (`.jupiter/<id>`)")
+    plan = Plan.load(plan_path)
+    first = layout.home(plan.home, plan.home)
+    if not first.events.exists():
+        raise InputError(first.events, None, "not found; pass the folder of a deployment that ran (`.jupiter/<id>`)")
+    order = list(plan.order)
+    edges = [(name, child) for name in order for child in plan.tasks[name].children if child in plan.tasks]
+    record = RunRecord(name=root.name, order=order, edges=edges, mapping=dict(plan.mapping), pricing=plan.scheme)
     # Every home keeps the log of the frames it injected (several homes only with pricing).
-    logs = [events_path] + [root / home / "events.jsonl" for home in plan.get("homes", [])[1:]]
     submitted: list[tuple[float, str]] = []
-    for log_path in (path for path in logs if path.exists()):
-        for number, line in enumerate(log_path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                raise InputError(log_path, number, "not a JSON event line; the log is damaged") from None
-            kind = event.get("type")
-            if kind == "task" and event.get("ok"):
+    for home in plan.all_homes:
+        for event in read_events(layout.home(home, plan.home).events):
+            if isinstance(event, TaskRun) and event.ok:
                 record.tasks.append(event)
-            elif kind == "frame_done":
+            elif isinstance(event, FrameDone):
                 record.frames.append(event)
-            elif kind == "frame_failed":
+            elif isinstance(event, FrameFailed):
                 record.failed += 1
-            elif kind == "frame_submitted":
-                record.submitted.append(float(event["time"]))
-                submitted.append((float(event["time"]), str(event["frame"])))
+            elif isinstance(event, FrameSubmitted):
+                record.submitted.append(event.time)
+                submitted.append((event.time, event.frame))
     record.frame_order = [frame for _, frame in sorted(submitted)]
-    record.frames.sort(key=lambda event: float(event["time"]))
-    predicted_path = root / "mapping.json"
-    if predicted_path.exists():
-        record.predicted = json.loads(predicted_path.read_text())
+    record.frames.sort(key=lambda event: event.time)
+    if layout.predicted.exists():
+        record.predicted = json.loads(layout.predicted.read_text())
         record.mapping = record.mapping or dict(record.predicted.get("mapping", {}))
     if not record.mapping:
-        record.mapping = {e["task"]: e["node"] for e in record.tasks}
+        record.mapping = {e.task: e.node for e in record.tasks}
     return record
 
 
@@ -136,18 +127,18 @@ def draw_gantt(record: RunRecord, path: Path) -> Path:
     """Task executions per node, one colour per task."""
     plt = _pyplot()
     colours = _colours(record.order)
-    nodes = sorted({e["node"] for e in record.tasks} | set(record.mapping.values()))
+    nodes = sorted({e.node for e in record.tasks} | set(record.mapping.values()))
     row = {node: i for i, node in enumerate(nodes)}
     fig, ax = plt.subplots(figsize=(11, 0.6 * len(nodes) + 2))
     try:
         start = record.start
         for event in record.tasks:
             ax.barh(
-                row[event["node"]],
-                event["finish"] - event["execute"],
-                left=event["execute"] - start,
+                row[event.node],
+                event.seconds,
+                left=event.execute - start,
                 height=0.6,
-                color=colours.get(event["task"], "grey"),
+                color=colours.get(event.task, "grey"),
                 edgecolor="black",
                 linewidth=0.3,
             )
@@ -208,7 +199,7 @@ def draw_makespans(record: RunRecord, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(9, 4))
     try:
         start = record.start
-        ax.plot([e["time"] - start for e in record.frames], record.makespans(), "o-", markersize=3)
+        ax.plot([e.time - start for e in record.frames], record.makespans(), "o-", markersize=3)
         if record.predicted.get("makespan"):
             ax.axhline(record.predicted["makespan"], color="red", linestyle="--", label="predicted")
             ax.legend()
@@ -313,13 +304,13 @@ def write_report(root: Path, out: Path) -> Path:
         "predicted": draw_predicted(record, out / "predicted.png"),
     }
     spans = record.makespans()
-    median = statistics.median(spans) if spans else None
+    median = percentile(spans, 0.5) if spans else None
     predicted = record.predicted.get("makespan")
     summary = [
         ("frames done", str(len(record.frames))),
         ("frames failed", str(record.failed)),
         ("makespan median (s)", _seconds(median)),
-        ("makespan p95 (s)", _seconds(sorted(spans)[round(0.95 * (len(spans) - 1))] if spans else None)),
+        ("makespan p95 (s)", _seconds(percentile(spans, 0.95) if spans else None)),
         ("scheduler", str(record.predicted.get("scheduler", "static mapping"))),
         ("predicted makespan (s)", _seconds(predicted)),
     ]

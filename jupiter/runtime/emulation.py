@@ -2,7 +2,7 @@
 
 The local backend runs every node on the same CPU and every link over the
 loopback interface, where nothing would tell nodes apart. A testbed file
-(`jupiter.testbed`) makes them differ, and this module applies it:
+(`jupiter.model.testbed`) makes them differ, and this module applies it:
 
 * **Task time dilation.** The worker measures the CPU time a task used and,
   when the node's speed factor is below 1, sleeps until the task has taken
@@ -60,10 +60,9 @@ import os
 import statistics
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Sequence
 
-from jupiter.testbed import LinkShape, Testbed
+from jupiter.model.testbed import LinkShape, Testbed
 
 SPEED_ENV = "JUPITER_EMULATED_SPEED"
 """Speed factor the agent passes to its task workers (distinct from the dummy app's JUPITER_SPEED_FACTOR)."""
@@ -174,12 +173,6 @@ class Emulation:
             self._processor = asyncio.Lock()
         async with self._processor:
             yield
-
-    @classmethod
-    def from_plan(cls, extra: Mapping[str, Any], node: str) -> Emulation:
-        """The emulation a plan asks for (`plan.extra["testbed"]`), or a pass-through one."""
-        raw = extra.get("testbed")
-        return cls(node, Testbed.from_json(raw) if raw else None)
 
     @property
     def speed(self) -> float:

@@ -1,7 +1,11 @@
 """Entry point of an agent process: `python -m jupiter.runtime.node` (or `jupiter agent`).
 
-Chooses the home or the plain agent for the node, starts its data and control
-planes, and runs until SIGTERM or SIGINT, then stops cleanly.
+This is the composition root: it builds the agent of one node with the
+extensions its role and its deployment need, and wires those that
+cooperate — home's frame tracker restarts the frames pricing finds
+stranded on a dead node, distributed WAVE decides with the link fits the
+profilers measured — then starts the data and control planes and runs until
+SIGTERM or SIGINT, and stops cleanly.
 """
 
 from __future__ import annotations
@@ -14,10 +18,33 @@ import signal
 import sys
 from pathlib import Path
 
+from jupiter.model.layout import DeploymentLayout
+from jupiter.model.plan import Plan
 from jupiter.runtime.agent import Agent, log
 from jupiter.runtime.control import start_control_plane
-from jupiter.runtime.home import HomeAgent
-from jupiter.runtime.plan import Plan
+from jupiter.runtime.event_sink import RecordingSink
+from jupiter.runtime.extensions.distributed_wave import DistributedWave
+from jupiter.runtime.extensions.home import Home
+from jupiter.runtime.extensions.pricing import Pricing
+from jupiter.runtime.extensions.probing import Probing
+
+
+def build_agent(plan: Plan, node: str, token: str, root: Path, spool: Path | None = None) -> Agent:
+    """The agent of `node` with its extensions, wired together (module docstring)."""
+    agent = Agent(plan, node, token, DeploymentLayout(root, spool))
+    home: Home | None = None
+    if node in plan.all_homes:
+        home = Home(agent)
+        agent.extend(home)
+        agent.use_sink(RecordingSink(home.record))
+    if plan.priced:
+        pricing = Pricing(agent, on_dead=home.restart_frames if home is not None else None)
+        agent.extend(pricing)
+        agent.use_router(pricing)
+    probing = Probing(agent)
+    agent.extend(probing)
+    agent.extend(DistributedWave(agent, fits=lambda: probing.fits))
+    return agent
 
 
 async def serve(agent: Agent) -> None:
@@ -26,20 +53,16 @@ async def serve(agent: Agent) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.stopping.set)
-    control = start_control_plane(agent, loop)
-    log.info(
-        "agent %s ready: data port %d, control port %d",
-        agent.node,
-        agent.address.data_port,
-        agent.address.control_port,
-    )
+    address = agent.address
+    control = start_control_plane(agent.node, agent.token, agent.routes, address.host, address.control_port)
+    log.info("agent %s ready: data port %d, control port %d", agent.node, address.data_port, address.control_port)
     await agent.stopping.wait()
     control.shutdown()
     await agent.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of `jupiter agent` (also `python -m jupiter.runtime.agent`)."""
+    """Entry point of `jupiter agent` (also `python -m jupiter.runtime.node`)."""
     parser = argparse.ArgumentParser(prog="jupiter agent", description="Run the agent of one node.")
     parser.add_argument("--plan", type=Path, required=True, help="deployment plan (plan.json)")
     parser.add_argument("--node", required=True, help="name of this node in nodes.txt")
@@ -56,12 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     plan = Plan.load(args.plan)
     if args.node not in plan.nodes:
         parser.error(f"node {args.node!r} is not in the plan")
-    agent: Agent
-    if args.node in plan.all_homes:
-        agent = HomeAgent(plan, args.node, token, args.root, args.spool)
-    else:
-        agent = Agent(plan, args.node, token, args.root, args.spool)
-    asyncio.run(serve(agent))
+    asyncio.run(serve(build_agent(plan, args.node, token, args.root, args.spool)))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,12 @@ parts' headers in the batch header, their payloads concatenated) answered by
 one line with a result per part, which saves most system calls and context
 switches when frames stream.
 
+A refusal is typed (:class:`Refusal`): its `kind` tells the sender what to
+do — offer it again later (`busy`, backpressure), copy a staged file again
+(`restage`), send it again now (`retry`, e.g. a corrupted payload) or give
+up (`refused`: retrying cannot help). Answers carry the kind on the wire
+(`"refusal": "busy"`), so no sender parses error texts.
+
 Raw asyncio streams were chosen over HTTP for the data plane because a hop
 costs one round trip and no request parsing (see `bench/runtime/`).
 """
@@ -27,6 +33,7 @@ import json
 import re
 import struct
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 MAX_HEADER = 64 * 1024
@@ -35,16 +42,69 @@ _LENGTH = struct.Struct(">I")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,199}$")
 
 KINDS = ("file", "event", "submit", "ping", "batch", "price", "route", "choice", "dead")
-"""`price`, `route`, `choice` and `dead` are pricing CIRCE's messages (`jupiter.runtime.pricing`)."""
-BUSY = "busy:"
-"""Prefix of a refusal that means "full now, offer it again later" (backpressure)."""
-RESTAGE = "restage:"
-"""Prefix of a refusal of a staged copy (missing or corrupt): copy the file again, then re-send (`staging`)."""
+"""`price`, `route`, `choice` and `dead` are pricing CIRCE's messages (`jupiter.runtime.extensions.pricing`)."""
 MAX_BATCH = 64
 
 
 class ProtocolError(Exception):
     """A peer sent something that is not a valid message; the message is refused."""
+
+
+class RefusalKind(StrEnum):
+    """What a sender does with a refused message."""
+
+    BUSY = "busy"
+    """Full now (backpressure): keep it and offer it again later."""
+    RESTAGE = "restage"
+    """A staged copy is missing or corrupt: copy the file again, then send the message again (`staging`)."""
+    RETRY = "retry"
+    """Something a new attempt may fix (a corrupted payload, a receiver that cannot store it now)."""
+    REFUSED = "refused"
+    """Retrying cannot help (wrong token, unsafe name, a task that is not on that node)."""
+    UNREACHABLE = "unreachable"
+    """The sender gave up after its retries (never sent on the wire)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a message was not taken, and what the sender should do about it."""
+
+    kind: RefusalKind
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+    @property
+    def busy(self) -> bool:
+        return self.kind is RefusalKind.BUSY
+
+    @classmethod
+    def refused(cls, reason: str) -> Refusal:
+        return cls(RefusalKind.REFUSED, reason)
+
+    @classmethod
+    def retry(cls, reason: str) -> Refusal:
+        return cls(RefusalKind.RETRY, reason)
+
+    @classmethod
+    def full(cls, reason: str) -> Refusal:
+        """Backpressure."""
+        return cls(RefusalKind.BUSY, reason)
+
+    @classmethod
+    def restage(cls, reason: str) -> Refusal:
+        return cls(RefusalKind.RESTAGE, reason)
+
+    @classmethod
+    def from_answer(cls, answer: dict[str, Any]) -> Refusal:
+        """The refusal an answer line carries (an answer without a known kind is worth a retry)."""
+        reason = str(answer.get("error") or "refused")
+        try:
+            kind = RefusalKind(answer.get("refusal", RefusalKind.RETRY))
+        except ValueError:
+            kind = RefusalKind.RETRY
+        return cls(kind, reason)
 
 
 def checksum(data: bytes) -> str:
@@ -134,20 +194,20 @@ def split_batch(message: Message) -> list[Message]:
     return parts
 
 
-def check(message: Message, token: str) -> str | None:
+def check(message: Message, token: str) -> Refusal | None:
     """Why a message must be refused, or None when it is acceptable."""
     header = message.header
     if not token_ok(token, header.get("token")):
-        return "unauthenticated: missing or wrong deployment token"
+        return Refusal.refused("unauthenticated: missing or wrong deployment token")
     if message.kind not in KINDS:
-        return f"unknown message kind {message.kind!r}"
+        return Refusal.refused(f"unknown message kind {message.kind!r}")
     if message.kind == "batch":
         return None
     if header.get("sum") != checksum(message.payload):
-        return "checksum mismatch: payload corrupted in transit"
+        return Refusal.retry("checksum mismatch: payload corrupted in transit")
     name = header.get("name")
     if message.kind in ("file", "submit") and (not isinstance(name, str) or not safe_name(name)):
-        return f"unsafe file name {name!r}: plain names only, no folders or '..'"
+        return Refusal.refused(f"unsafe file name {name!r}: plain names only, no folders or '..'")
     return None
 
 
@@ -157,3 +217,17 @@ def reply(ok: bool, error: str = "", **data: Any) -> bytes:
     if error:
         body["error"] = error
     return json.dumps(body).encode() + b"\n"
+
+
+def refusal_reply(refusal: Refusal | None) -> bytes:
+    """The answer line to a message that was taken (None) or refused."""
+    if refusal is None:
+        return b'{"ok": true}\n'
+    return reply(False, refusal.reason, refusal=refusal.kind.value)
+
+
+def refusal_result(refusal: Refusal | None) -> dict[str, str] | None:
+    """One part's result in the answer to a batch."""
+    if refusal is None:
+        return None
+    return {"error": refusal.reason, "refusal": refusal.kind.value}

@@ -37,6 +37,7 @@ on an unshaped link. A restarted container applies the same rules again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -47,9 +48,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from jupiter.testbed import Testbed
+from jupiter.model.testbed import Testbed
 
 DEVICE = "eth0"
 """A container's interface on its (only) network."""
@@ -57,9 +57,6 @@ DEVICE = "eth0"
 TC = "tc"
 
 RULES_FORMAT = "jupiter-shaping"
-
-KERNEL_BANDWIDTH = "kernel_bandwidth"
-"""Key a testbed carries (true) when `tc` shapes its bandwidths and the agents must not."""
 
 RULES_WAIT = 120.0
 """Seconds the entry point waits for its rules before giving up (the backend writes them within seconds)."""
@@ -133,19 +130,19 @@ def shaped_nodes(testbed: Testbed, nodes: Sequence[str]) -> list[str]:
     ]
 
 
-def kernel_bandwidth_testbed(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The testbed (JSON of `Testbed.to_json`) the agents get when `tc` shapes every bandwidth: latencies only.
+def kernel_bandwidth_testbed(testbed: Testbed) -> Testbed:
+    """The testbed the agents get when `tc` shapes every bandwidth: latencies only.
 
     Bandwidths become unlimited (`inf`), so an agent's emulated transfer
     takes the link's latency and the real send through the shaped interface
     supplies the time on the wire; `kernel_bandwidth` says so to any reader.
     """
-    return {
-        **raw,
-        "uplinks": {node: [math.inf, float(shape[1])] for node, shape in raw.get("uplinks", {}).items()},
-        "links": [[src, dst, math.inf, float(latency)] for src, dst, _bandwidth, latency in raw.get("links", [])],
-        KERNEL_BANDWIDTH: True,
-    }
+    return dataclasses.replace(
+        testbed,
+        uplinks={node: (math.inf, latency) for node, (_bandwidth, latency) in testbed.uplinks.items()},
+        links={link: (math.inf, latency) for link, (_bandwidth, latency) in testbed.links.items()},
+        kernel_bandwidth=True,
+    )
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jupiter.profiling.interface import DataTransfer, TransferSettings, get_transfer
-from jupiter.runtime.plan import Plan
-from jupiter.runtime.protocol import BUSY, RESTAGE, Message, checksum, safe_name
-from jupiter.runtime.store import OutboxRecord
-from jupiter.runtime.transfer import Peer
+from jupiter.model.plan import Plan
+from jupiter.profiling.interface import DataTransfer, TransferSettings
+from jupiter.profiling.plugins import get_transfer
+from jupiter.runtime.peers import Peer
+from jupiter.runtime.protocol import Message, Refusal, RefusalKind, checksum, safe_name
+from jupiter.runtime.spool import OutboxRecord
 
 
 class Staging:
@@ -62,24 +63,26 @@ class Staging:
     def from_plan(cls, plan: Plan, node: str, root: Path) -> Staging | None:
         """The staged transfers a plan asks for; None with `TRANSFER = http` (files travel in messages).
 
-        `plan.extra["transfer"]` holds `user`, `port`, `key_file`,
-        `known_hosts` and `staging` (node -> folder, relative to the
-        deployment folder `root`, which is the same path on every node).
+        `plan.transfer_settings` holds the user, port, key file, known hosts
+        and every node's staging folder (relative to the deployment folder
+        `root`, which is the same path on every node).
         """
         if plan.transfer == "http":
             return None
-        extra = plan.extra["transfer"]
+        extra = plan.transfer_settings
+        if extra is None:
+            raise ValueError(f"TRANSFER = {plan.transfer} needs the plan's transfer settings")
         settings = TransferSettings(
-            port=int(extra["port"]),
-            key_file=Path(extra["key_file"]) if extra.get("key_file") else None,
-            known_hosts=Path(extra["known_hosts"]) if extra.get("known_hosts") else None,
+            port=extra.port,
+            key_file=Path(extra.key_file) if extra.key_file else None,
+            known_hosts=Path(extra.known_hosts) if extra.known_hosts else None,
         )
         return cls(
             plan.transfer,
             get_transfer(plan.transfer, settings),
-            str(extra["user"]),
+            extra.user,
             {name: address.host for name, address in plan.nodes.items()},
-            {name: str(root / folder) for name, folder in extra["staging"].items()},
+            {name: str(root / folder) for name, folder in extra.staging.items()},
             node,
         )
 
@@ -87,14 +90,14 @@ class Staging:
 
     async def send_batch(
         self, peer: Peer, records: list[OutboxRecord], parts: list[tuple[dict[str, Any], bytes]], token: str
-    ) -> list[str | None]:
+    ) -> list[Refusal | None]:
         """Copy each record's file to `peer`'s node, then send its message without payload.
 
         `parts` are the records' messages as `Peer.send_batch` takes them; the
         answer is per part as `Peer.send_batch` gives it. A copy that fails or
         arrives corrupt is made again, up to the peer's retries.
         """
-        outcome: list[str | None] = [None] * len(parts)
+        outcome: list[Refusal | None] = [None] * len(parts)
         pending = list(range(len(parts)))
         backoff = peer.first_backoff
         for attempt in range(peer.retries + 1):
@@ -112,18 +115,23 @@ class Staging:
                 answers, _ = await peer.send_batch(messages, token)
                 for index, answer in zip(copied, answers, strict=True):
                     outcome[index] = answer
-                    if answer is not None and answer.startswith(BUSY):
+                    if answer is not None and answer.busy:
                         self.in_place.add(records[index].ident)
                     else:
                         self.in_place.discard(records[index].ident)
-            pending = [index for index in pending if (outcome[index] or "").startswith(RESTAGE)]
+            pending = [
+                index for index in pending if (refusal := outcome[index]) and refusal.kind is RefusalKind.RESTAGE
+            ]
             if not pending:
                 return outcome
         for index in pending:
-            outcome[index] = f"{peer.name} got no good copy after {peer.retries + 1} attempts: {outcome[index]}"
+            outcome[index] = Refusal(
+                RefusalKind.UNREACHABLE,
+                f"{peer.name} got no good copy after {peer.retries + 1} attempts: {outcome[index]}",
+            )
         return outcome
 
-    async def _copy(self, dest: str, record: OutboxRecord) -> str | None:
+    async def _copy(self, dest: str, record: OutboxRecord) -> Refusal | None:
         """Copy a record's file into `dest`'s staging folder; None once there, else why not."""
         if record.ident in self.in_place:
             return None
@@ -136,11 +144,11 @@ class Staging:
                 f"{self.folders[dest]}/{record.ident}",
             )
         except PermissionError as exc:
-            return f"{self.name} transfer to {dest} refused: {exc}"
+            return Refusal.refused(f"{self.name} transfer to {dest} refused: {exc}")
         except OSError as exc:
-            return f"{RESTAGE} {self.name} transfer to {dest} failed: {exc}"
+            return Refusal.restage(f"{self.name} transfer to {dest} failed: {exc}")
         except Exception as exc:  # noqa: BLE001 - a plug-in may raise anything; the file is reported failed
-            return f"{self.name} transfer to {dest} failed: {type(exc).__name__}: {exc}"
+            return Refusal.refused(f"{self.name} transfer to {dest} failed: {type(exc).__name__}: {exc}")
         return None
 
     @staticmethod
@@ -150,24 +158,26 @@ class Staging:
 
     # -------------------------------------------------------------- receiver
 
-    def take(self, message: Message) -> tuple[Message, str | None]:
+    def take(self, message: Message) -> tuple[Message, Refusal | None]:
         """The message with its staged copy as payload; or, with the message, why it is refused."""
         header = message.header
         name = header.get("staged")
         if not isinstance(name, str) or not safe_name(name):
-            return message, f"unsafe file name {name!r} for a staged copy: plain names only, no folders or '..'"
+            return message, Refusal.refused(
+                f"unsafe file name {name!r} for a staged copy: plain names only, no folders or '..'"
+            )
         try:
             descriptor = os.open(f"{self.folder}/{name}", os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
-            return message, f"{RESTAGE} no staged copy {name} in {self.folder}"
+            return message, Refusal.restage(f"no staged copy {name} in {self.folder}")
         except OSError:
-            return message, f"unsafe file name {name!r} for a staged copy: not a plain file"
+            return message, Refusal.refused(f"unsafe file name {name!r} for a staged copy: not a plain file")
         with os.fdopen(descriptor, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return message, f"unsafe file name {name!r} for a staged copy: not a plain file"
+                return message, Refusal.refused(f"unsafe file name {name!r} for a staged copy: not a plain file")
             data = handle.read()
         if len(data) != header.get("staged_size") or checksum(data) != header.get("staged_sum"):
-            return message, f"{RESTAGE} checksum mismatch: staged copy {name} is corrupt or incomplete"
+            return message, Refusal.restage(f"checksum mismatch: staged copy {name} is corrupt or incomplete")
         return Message(header, data), None
 
     def discard(self, header: Mapping[str, Any]) -> None:

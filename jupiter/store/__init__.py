@@ -1,28 +1,25 @@
 """Where profiles and runtime statistics live at home: SQLite (default) or MongoDB.
 
-`open_store(settings)` opens the store a deployment's plan or config names:
-`{"kind": "sqlite", "path": ...}` or `{"kind": "mongodb", "url": ..., "database": ...}`.
+`open_store(spec)` opens the store a deployment's plan names
+(`jupiter.model.plan.StoreSpec`: a SQLite file, or a MongoDB database).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from jupiter.model.plan import StoreSpec
 from jupiter.store.base import ProfileStore, StoreError
 from jupiter.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 __all__ = ["SCHEMA_VERSION", "ProfileStore", "SqliteStore", "StoreError", "open_store"]
 
 
-def open_store(settings: Mapping[str, Any]) -> ProfileStore:
-    """The store described by `settings` (see the module docstring)."""
-    kind = settings.get("kind", "sqlite")
-    if kind == "sqlite":
-        return SqliteStore(settings["path"])
-    if kind == "mongodb":
+def open_store(spec: StoreSpec) -> ProfileStore:
+    """The store `spec` describes (see the module docstring)."""
+    if spec.kind == "sqlite":
+        return SqliteStore(spec.path)
+    if spec.kind == "mongodb":
         # Imported here so that pymongo is only loaded when MongoDB is chosen.
         from jupiter.store.mongo import MongoStore  # noqa: PLC0415
 
-        return MongoStore(str(settings["url"]), str(settings.get("database", "jupiter")))
-    raise StoreError(f"unknown store kind {kind!r}; use sqlite or mongodb")
+        return MongoStore(spec.url, spec.database)
+    raise StoreError(f"unknown store kind {spec.kind!r}; use sqlite or mongodb")

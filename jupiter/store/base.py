@@ -14,6 +14,8 @@ import abc
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from jupiter.model.events import Event
+
 LinkRecord = dict[str, Any]
 """{src, dst, a, b, c, points, time}."""
 ResourceRecord = dict[str, Any]
@@ -58,11 +60,11 @@ class ProfileStore(abc.ABC):
         """The latest execution record of every (task, node), as task -> node -> record."""
 
     @abc.abstractmethod
-    def add_events(self, events: Iterable[Mapping[str, Any]]) -> int:
-        """Record runtime statistics events (the event log's lines); returns how many."""
+    def add_events(self, events: Iterable[Event]) -> int:
+        """Record runtime statistics events (the event log's records); returns how many."""
 
     @abc.abstractmethod
-    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def events(self, kind: str | None = None) -> list[Event]:
         """Recorded events, oldest first, optionally of one type only."""
 
     @abc.abstractmethod

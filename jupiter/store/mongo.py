@@ -21,6 +21,7 @@ from typing import Any
 import pymongo
 import pymongo.errors
 
+from jupiter.model.events import Event, from_json
 from jupiter.store.base import ExecutionRecord, LinkRecord, ProfileStore, ResourceRecord, StoreError
 
 NETWORK = "droplet_network_profiler"
@@ -90,15 +91,15 @@ class MongoStore(ProfileStore):
             out.setdefault(task, {})[node] = record
         return out
 
-    def add_events(self, events: Iterable[Mapping[str, Any]]) -> int:
-        docs = [{"event": dict(event), "type": event.get("type")} for event in events]
+    def add_events(self, events: Iterable[Event]) -> int:
+        docs = [{"event": event.to_json(), "type": event.type} for event in events]
         if docs:
             self.db[RUNTIME].insert_many(docs)
         return len(docs)
 
-    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def events(self, kind: str | None = None) -> list[Event]:
         query = {} if kind is None else {"type": kind}
-        return [dict(doc["event"]) for doc in self.db[RUNTIME].find(query).sort("_id", 1)]
+        return [from_json(doc["event"]) for doc in self.db[RUNTIME].find(query).sort("_id", 1)]
 
     def close(self) -> None:
         self.client.close()

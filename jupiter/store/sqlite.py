@@ -13,8 +13,8 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
+from jupiter.model.events import Event, decode, encode
 from jupiter.store.base import ExecutionRecord, LinkRecord, ProfileStore, ResourceRecord, StoreError
 
 SCHEMA_VERSION = 1
@@ -136,30 +136,32 @@ class SqliteStore(ProfileStore):
             }
         return out
 
-    def add_events(self, events: Iterable[Mapping[str, Any]]) -> int:
-        rows = [
-            (
-                e.get("type"),
-                e.get("node"),
-                e.get("task"),
-                e.get("frame"),
-                e.get("time", e.get("finish")),
-                json.dumps(e, separators=(",", ":")),
+    def add_events(self, events: Iterable[Event]) -> int:
+        rows = []
+        for event in events:
+            data = event.to_json()
+            rows.append(
+                (
+                    event.type,
+                    data.get("node"),
+                    data.get("task"),
+                    data.get("frame"),
+                    data.get("time", data.get("finish")),
+                    encode(event),
+                )
             )
-            for e in events
-        ]
         with self.db:
             self.db.executemany(
                 "INSERT INTO runtime_events (type, node, task, frame, time, data) VALUES (?, ?, ?, ?, ?, ?)", rows
             )
         return len(rows)
 
-    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def events(self, kind: str | None = None) -> list[Event]:
         if kind is None:
             rows = self.db.execute("SELECT data FROM runtime_events ORDER BY id")
         else:
             rows = self.db.execute("SELECT data FROM runtime_events WHERE type = ? ORDER BY id", (kind,))
-        return [json.loads(data) for (data,) in rows]
+        return [decode(data) for (data,) in rows]
 
     def close(self) -> None:
         self.db.close()

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from jupiter.resources import example_apps
-from jupiter.tools.dummy import SPEED_ENV, DummySpec, app_files, expected_outputs, generate_dag
+from jupiter.model.bundled import example_apps
+from jupiter.tools.dummy import DummySpec, app_files, expected_outputs, generate_dag
+from jupiter.tools.dummy_task import SPEED_ENV
 from tests.apps.executor import HOME, Executor, load_script, read_configuration, shuffled
 from tests.apps.structure import structure_problems
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jupiter.resources import example_apps
+from jupiter.model.bundled import example_apps
 from jupiter.tools import traffic
 from tests.apps.executor import Executor, InputOrder, load_script, read_configuration, shuffled
 from tests.apps.structure import structure_problems

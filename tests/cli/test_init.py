@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jupiter.resources import example_apps
+from jupiter.model.bundled import example_apps
 from tests.conftest import Result
 
 Run = Callable[..., Result]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from jupiter.mapping import mapper_names
 from tests.conftest import GOOD_SCRIPT, Result, Workdir
 
 Run = Callable[..., Result]
@@ -163,7 +164,7 @@ def test_script_printing_at_import_is_fine(workdir: Workdir, run: Run) -> None:
 
 
 def test_hanging_script_times_out(workdir: Workdir, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jupiter.model import scriptcheck
+    from jupiter.service import scriptcheck
 
     workdir.write_app("scripts/left.py", "import time\ntime.sleep(30)\n")
     errors = scriptcheck.check_scripts(
@@ -214,21 +215,23 @@ def test_two_homes_need_pricing(workdir: Workdir, run: Run) -> None:
     )
 
 
+SCHEDULER_NAMES = ", ".join(sorted(mapper_names()))
+"""What an unknown SCHEDULER's message offers: every registered mapper, by name."""
+
+
 @pytest.mark.parametrize(
     ("replace", "by", "message"),
     [
         (
             "SCHEDULER = heft",
             "SCHEDULER = fastest",
-            "jupiter_config.ini:2: SCHEDULER: unknown value 'fastest'; use one of: best, cpop, fastest_node, heft, "
-            "heft_modified, minmin, peft, static, wave_greedy, wave_random",
+            f"jupiter_config.ini:2: SCHEDULER: unknown value 'fastest'; use one of: {SCHEDULER_NAMES}",
         ),
         (
             "SCHEDULER = heft",
             "SCHEDULER = 7",
             "jupiter_config.ini:2: SCHEDULER: 7 is not in [SCHEDULER_LIST] (HEFT = 0, WAVE_RANDOM = 1, "
-            "WAVE_GREEDY = 2, HEFT_MODIFIED = 3); use one of those numbers or a name: best, cpop, fastest_node, heft, "
-            "heft_modified, minmin, peft, static, wave_greedy, wave_random",
+            f"WAVE_GREEDY = 2, HEFT_MODIFIED = 3); use one of those numbers or a name: {SCHEDULER_NAMES}",
         ),
         (
             "PRICING = 0",

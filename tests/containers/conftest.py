@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from jupiter.model.deployment_spec import DeploymentSpec, resolve_spec
+from jupiter.model.plan import NodeAddress, Plan, TaskSpec
 from jupiter.model.workspace import Workspace, load_workspace
-from jupiter.render.spec import ClusterSpec, cluster_addresses, cluster_spec, roles_running
-from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
+from jupiter.render.spec import ClusterSpec, cluster_addresses, cluster_spec
 
 CONFIG = textwrap.dedent(
     """\
@@ -51,7 +52,11 @@ def make_workspace(root: Path, config: str = CONFIG) -> Workspace:
         (app / "scripts" / f"{task}.py").write_text(SCRIPT)
     (root / "jupiter_config.ini").write_text(config)
     (root / "nodes.txt").write_text(NODES)
-    return load_workspace(root / "jupiter_config.ini", root / "nodes.txt", None, scripts=False)
+    return load_workspace(root / "jupiter_config.ini", root / "nodes.txt", None)
+
+
+def make_spec(root: Path, config: str = CONFIG) -> DeploymentSpec:
+    return resolve_spec(make_workspace(root, config))
 
 
 def fixed_plan(workspace: Workspace, addresses: dict[str, NodeAddress]) -> Plan:
@@ -79,6 +84,11 @@ def workspace(tmp_path: Path) -> Workspace:
 
 
 @pytest.fixture
-def spec(workspace: Workspace) -> ClusterSpec:
-    addresses = cluster_addresses(roles_running(workspace), workspace.config.deploy.containers, workspace.config)
-    return cluster_spec(workspace, fixed_plan(workspace, addresses), TOKEN, '{"format": "jupiter-problem"}')
+def deployment_spec(workspace: Workspace) -> DeploymentSpec:
+    return resolve_spec(workspace)
+
+
+@pytest.fixture
+def spec(workspace: Workspace, deployment_spec: DeploymentSpec) -> ClusterSpec:
+    addresses = cluster_addresses(deployment_spec)
+    return cluster_spec(deployment_spec, fixed_plan(workspace, addresses), TOKEN, '{"format": "jupiter-problem"}')

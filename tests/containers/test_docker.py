@@ -19,19 +19,16 @@ from typing import Any
 
 import pytest
 
-from jupiter import deployment as service
-from jupiter.backends.docker import (
-    LABEL_DEPLOYMENT,
-    LABEL_NODE,
-    BuildResult,
-    DockerBackend,
-    DockerError,
-    build_image,
-)
+from jupiter.backends.docker import LABEL_DEPLOYMENT, LABEL_NODE, DockerError
 from jupiter.backends.docker_client import DockerEngine, EngineError
+from jupiter.backends.image_build import BuildResult, build_image
 from jupiter.cli import main
+from jupiter.model.bundled import data_dir
+from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import Workspace, load_workspace
-from jupiter.resources import data_dir
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.record import find
+from jupiter.service.run import run, wait_frames
 from jupiter.tools.traffic import expected_report
 
 pytestmark = pytest.mark.docker
@@ -70,7 +67,7 @@ def workspace(work: Path) -> Workspace:
 @pytest.fixture(scope="module")
 def image(engine: DockerEngine, workspace: Workspace) -> BuildResult:
     lines: list[str] = []
-    result = build_image(workspace, progress=lines.append, engine=engine)
+    result = build_image(resolve_spec(workspace), progress=lines.append, engine=engine)
     assert any(line.startswith("Step 1/") for line in lines), "the build's progress was not streamed"
     return result
 
@@ -152,7 +149,7 @@ def test_image_is_tagged_and_runs_as_a_non_root_user(engine: DockerEngine, image
 def test_run_on_docker_gives_the_reference_outputs_and_leaves_nothing(
     engine: DockerEngine, image: BuildResult, workspace: Workspace
 ) -> None:
-    summary = service.run(workspace)
+    summary = run(resolve_spec(workspace))
     samples = workspace.app.sample_inputs
     assert (summary.frames, summary.done, summary.failed) == (len(samples), len(samples), 0)
     inputs = {}
@@ -172,8 +169,8 @@ def test_deploy_status_submit_teardown_through_the_cli(
     engine: DockerEngine, image: BuildResult, in_work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["deploy", "--timeout", "120"]) == 0
-    deployment = service.find(in_work / ".jupiter")
-    assert deployment is not None and deployment.backend == "docker"
+    deployment = find(in_work / ".jupiter")
+    assert deployment is not None and deployment.record.backend == "docker"
     assert len(engine.containers(f"{LABEL_DEPLOYMENT}={deployment.id}")) == 5
     # Without a testbed nothing is shaped: no capability granted, the interfaces keep docker's default qdisc.
     for node, container in _containers(engine, deployment.id).items():
@@ -181,7 +178,7 @@ def test_deploy_status_submit_teardown_through_the_cli(
         assert "htb" not in _qdiscs(container), node
     sample = in_work / "app_specific_files" / APP / "sample_input" / "scan.ipsum"
     assert main(["submit", str(sample)]) == 0
-    assert service.wait_frames(deployment, 1, 60.0)["done"] == 1
+    assert wait_frames(deployment, 1, 60.0)["done"] == 1
     # Files in transit live in each container's memory file system, not in the bind-mounted folder.
     for node, container in _containers(engine, deployment.id).items():
         assert container.attrs["HostConfig"]["Tmpfs"] == {"/jupiter-spool": "mode=1777"}, node
@@ -219,7 +216,7 @@ def test_testbed_speeds_become_cpu_limits(engine: DockerEngine, image: BuildResu
         )
     )
     workspace = load_workspace(tmp_path / "jupiter_config.ini", tmp_path / "nodes.txt", None)
-    deployment = service.deploy(workspace, mapping_file=tmp_path / "mapping.txt", timeout=120)
+    deployment = deploy(resolve_spec(workspace, tmp_path / "mapping.txt"), timeout=120)
     try:
         limits = {
             state.labels[LABEL_NODE]: engine.client.containers.get(state.name).attrs["HostConfig"]["NanoCpus"]
@@ -227,12 +224,12 @@ def test_testbed_speeds_become_cpu_limits(engine: DockerEngine, image: BuildResu
         }
         plan = json.loads((deployment.root / "plans" / "plan-node2.json").read_text())
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     # testbed.ini: node1 full speed (no limit), node2-4 at 0.25 -> a quarter of a core each.
     assert limits["node1"] == 0 and limits["home"] == 0
     assert limits["node2"] == limits["node3"] == limits["node4"] == 250_000_000
     # Inside the containers neither speeds nor bandwidths are applied a second time; latencies still are.
-    testbed = plan["extra"]["testbed"]
+    testbed = plan["testbed"]
     assert testbed["speeds"] == {}
     assert testbed["kernel_bandwidth"] is True
     assert testbed["uplinks"] == {"default": [float("inf"), 0.01], "node1": [float("inf"), 0.005]}
@@ -260,7 +257,7 @@ def test_tc_shapes_a_node_uplink_and_the_agents_keep_only_latency(
     engine: DockerEngine, image: BuildResult, work: Path, tmp_path: Path
 ) -> None:
     workspace = two_nodes(work, tmp_path, UPLINK_10MBIT)
-    deployment = service.deploy(workspace, mapping_file=tmp_path / "mapping.txt", timeout=120)
+    deployment = deploy(resolve_spec(workspace, tmp_path / "mapping.txt"), timeout=120)
     try:
         containers = _containers(engine, deployment.id)
         home, node1 = containers["home"], containers["node1"]
@@ -282,17 +279,17 @@ def test_tc_shapes_a_node_uplink_and_the_agents_keep_only_latency(
         assert unshaped < WIRE_SECONDS / 4
         sent = int(_qdiscs(node1).split("Sent ", 1)[1].split()[0])
         assert sent >= SIZE
-        assert DockerBackend().describe(deployment.info)[-1] == "links' bandwidth shaped with tc on: node1"
+        assert deployment.handle.describe()[-1] == "links' bandwidth shaped with tc on: node1"
         # The agents' network profiler measures the same link through the data plane.
-        call = service.control_call(deployment)
-        answer = call("node1", "POST", "/profile/network", {"peers": ["home"], "sizes": [SIZE], "samples": 2}, 120.0)
+        body = {"peers": ["home"], "sizes": [SIZE], "samples": 2}
+        answer = deployment.control.post("node1", "/profile/network", body, 120.0)
         profiled = [seconds for _src, _dst, _size, seconds in answer["samples"]]
         assert profiled == [pytest.approx(WIRE_SECONDS, rel=0.25)] * 2
         # ... while the agents' own emulation keeps the latency only (bandwidth is not shaped twice).
         plan = json.loads((deployment.root / "plans" / "plan-node1.json").read_text())
-        assert plan["extra"]["testbed"]["uplinks"] == {"node1": [float("inf"), 0.001]}
+        assert plan["testbed"]["uplinks"] == {"node1": [float("inf"), 0.001]}
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     assert _leftovers(engine, deployment.id) == []
 
 
@@ -308,7 +305,7 @@ def test_tc_refused_stops_the_deploy_with_its_answer(
     monkeypatch.setattr(DockerEngine, "run", without_capabilities)
     started = time.monotonic()
     with pytest.raises(DockerError) as caught:
-        service.deploy(workspace, mapping_file=tmp_path / "mapping.txt", timeout=120)
+        deploy(resolve_spec(workspace, tmp_path / "mapping.txt"), timeout=120)
     assert time.monotonic() - started < 30
     message = str(caught.value)
     assert message.startswith("node1: tc refused to shape its links: `tc qdisc add dev eth0 root handle 1: htb")
@@ -328,7 +325,7 @@ def test_pricing_with_two_homes_runs_in_containers(
     )
     workspace = load_workspace(tmp_path / "jupiter_config.ini", tmp_path / "nodes.txt", None)
     assert workspace.config.pricing == "event"
-    summary = service.run(workspace, frames=4)
+    summary = run(resolve_spec(workspace), frames=4)
     assert (summary.frames, summary.done, summary.failed) == (4, 4, 0)
     assert summary.per_home == {"home": 2, "home2": 2}
     root = summary.output_dir.parent.parent

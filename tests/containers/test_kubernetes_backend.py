@@ -30,8 +30,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from jupiter import deployment as service
 from jupiter.backends import kubernetes
+from jupiter.backends.base import Attachment
+from jupiter.backends.control import Unreachable
+from jupiter.backends.home_archive import extract_home_archive
 from jupiter.backends.k8s_client import (
     AlreadyExists,
     ClusterError,
@@ -42,17 +44,31 @@ from jupiter.backends.k8s_client import (
     NotUp,
     PodState,
 )
-from jupiter.backends.kubernetes import KubernetesBackend, KubernetesError, parse_mapper_log
+from jupiter.backends.kubernetes import (
+    KubernetesBackend,
+    KubernetesError,
+    KubernetesHandle,
+    parse_mapper_log,
+)
+from jupiter.backends.local import LocalHandle
 from jupiter.cli import cli
 from jupiter.mapping import get_mapper
+from jupiter.model.deployment_spec import resolve_spec
+from jupiter.model.errors import JupiterError
+from jupiter.model.events import Event, FrameDone, FrameSubmitted, TaskRun, encode
+from jupiter.model.layout import STORE_FILE, DeploymentLayout
+from jupiter.model.plan import NodeAddress, Plan
+from jupiter.model.problem_files import problem_from_profile, problem_to_json
 from jupiter.model.workspace import Workspace
-from jupiter.profiles import problem_from_profile, problem_to_json
-from jupiter.profiling.settings import STORE_FILE
 from jupiter.render.manifests import plan_key, plans_data
 from jupiter.render.spec import PLAN_CONFIGMAP, node_plans
 from jupiter.runtime.control import create_app
-from jupiter.runtime.plan import Plan
-from jupiter.runtime.store import store_input, write_atomic
+from jupiter.runtime.extensions.home import Home
+from jupiter.runtime.routes import Routes
+from jupiter.runtime.spool import store_input, write_atomic
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.record import Deployment, DeploymentError
+from jupiter.service.run import flush_events, run, submit, wait_frames
 from tests.containers.conftest import CONFIG, DEPLOYMENT_ID, fixed_plan, make_workspace
 
 SELECTOR = f"jupiter/deployment-id={DEPLOYMENT_ID}"
@@ -93,7 +109,7 @@ class FakeAgents:
             done = len(self.submitted)
             return {"submitted": done, "done": done, "failed": 0, "in_flight": 0}
         if (method, path) == ("POST", "/flush"):
-            assert body is None
+            assert body == {}
             self.flushed.append(node)
             return {"ok": True}
         if (method, path) == ("GET", "/home/archive") and node == "home":
@@ -125,30 +141,20 @@ class FakeAgents:
     def home_folder(self) -> dict[str, bytes]:
         """Home's statistics files and outputs (relative path -> content) for the frames it was given."""
         now = time.time()
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
         tasks = "Task_name local_input_file Enter_time Execute_time Finish_time Elapse_time Duration_time Waiting_time"
         tasks += "\n"
         outputs: dict[str, bytes] = {}
         for index, (name, data) in enumerate(self.submitted):
             frame = f"f{index}"
             events += [
-                {"type": "frame_submitted", "frame": frame, "input": name, "time": now},
-                {
-                    "type": "task",
-                    "task": "split",
-                    "node": "node1",
-                    "frame": frame,
-                    "files": [name],
-                    "ok": True,
-                    "enter": now,
-                    "execute": now,
-                    "finish": now + 0.5,
-                },
-                {"type": "frame_done", "frame": frame, "input": name, "time": now + 1, "makespan": 1.0},
+                FrameSubmitted(frame, name, now),
+                TaskRun("split", frame, "node1", (name,), now, now, now, now + 0.5, True, None, "home"),
+                FrameDone(frame, name, now + 1, 1.0, (name,)),
             ]
             tasks += f"split {name} {now:.6f} {now:.6f} {now + 0.5:.6f} 0.500000 0.500000 0.000000\n"
             outputs[f"output/{frame}/{name}"] = data
-        log = "".join(json.dumps(event) + "\n" for event in events)
+        log = "".join(encode(event) + "\n" for event in events)
         return {"events.jsonl": log.encode(), "runtime_tasks.txt": tasks.encode(), **outputs}
 
 
@@ -332,7 +338,7 @@ def _backend(workspace: Workspace, cluster: FakeCluster) -> KubernetesBackend:
         cluster.configs.append(config)
         return cluster
 
-    return KubernetesBackend(workspace, timeout=5, cluster_factory=factory)
+    return KubernetesBackend(resolve_spec(workspace), timeout=5, cluster_factory=factory)
 
 
 def _start(
@@ -342,12 +348,18 @@ def _start(
     nodes = [(node.name, node.role.value) for node in workspace.nodes]
     plan = fixed_plan(workspace, backend.addresses(nodes))
     if measured:
-        plan = Plan.from_json(json.dumps({**json.loads(plan.to_json()), "mapping": {}}))
-    root = tmp_path / "deployment"
-    root.mkdir()
-    (root / "token").write_text("secret-token")
-    (root / "plan.json").write_text(plan.to_json())
-    return backend.start(root, plan, [name for name, _ in nodes]), plan
+        plan = dataclasses.replace(plan, mapping={})
+    layout = DeploymentLayout(tmp_path / "deployment")
+    layout.root.mkdir()
+    layout.token.write_text("secret-token")
+    plan.save(layout.plan)
+    return backend.start(layout, plan, [name for name, _ in nodes]), plan
+
+
+def _handle(backend: KubernetesBackend, info: dict[str, Any], plan: Plan, tmp_path: Path) -> KubernetesHandle:
+    """The handle on a deployment `_start` started."""
+    attachment = Attachment(plan.deployment, DeploymentLayout(tmp_path / "deployment"), plan.nodes, "tok", info)
+    return backend.attach(attachment)
 
 
 AGENTS = [
@@ -395,7 +407,7 @@ def test_deploy_creates_in_the_original_order_and_waits(
 ) -> None:
     info, _ = _start(workspace, _backend(workspace, cluster), tmp_path)
     assert cluster.calls == CREATES
-    assert info["ready"] is True
+    assert KubernetesHandle.waits_ready  # the deploy does not poll the agents' health from this machine
     assert info["namespaces"] == ["jupiter-test"]
     assert cluster.configs == [KubeConfig(None, "")]
 
@@ -430,15 +442,15 @@ def test_teardown_deletes_by_label_in_every_namespace_and_is_idempotent(
     workspace: Workspace, cluster: FakeCluster, tmp_path: Path
 ) -> None:
     backend = _backend(workspace, cluster)
-    info, _ = _start(workspace, backend, tmp_path, measured=True)
+    info, plan = _start(workspace, backend, tmp_path, measured=True)
     cluster.calls.clear()
-    removed = backend.stop(info)
+    removed = _handle(backend, info, plan, tmp_path).stop()
     assert cluster.calls == MEASURED_TEARDOWN
     assert cluster.objects == {}
     assert "Namespace/jupiter-test" in removed
     assert "jupiter-test/Deployment/jupiter-node1" in removed
     cluster.calls.clear()
-    assert backend.stop(info) == []
+    assert _handle(backend, info, plan, tmp_path).stop() == []
     assert cluster.calls == MEASURED_TEARDOWN
 
 
@@ -488,27 +500,28 @@ def test_status_lists_pods_per_phase_and_reaches_agents_through_the_proxy(
     workspace: Workspace, cluster: FakeCluster, tmp_path: Path
 ) -> None:
     backend = _backend(workspace, cluster)
-    info, _ = _start(workspace, backend, tmp_path, measured=True)
-    lines = backend.describe(info)
+    info, plan = _start(workspace, backend, tmp_path, measured=True)
+    handle = _handle(backend, info, plan, tmp_path)
+    lines = handle.describe()
     assert lines == [
         "namespace jupiter-test: Running: 3 (jupiter-home-abc, jupiter-node-2-abc, jupiter-node1-abc)",
         "namespace jupiter-mapper: no pods",
     ]
-    assert backend.running(info)
-    assert backend.control(info, "home", "/status", "tok") == {"node": "home", "tasks": {}}
+    assert handle.running()
+    assert handle.control().get("home", "/status") == {"node": "home", "tasks": {}}
     assert cluster.calls[-1] == ("proxy", "jupiter-test", "jupiter-home", 8888, "GET", "/status")
-    # One client for every call of a deployment (the profilers call from several threads).
+    # One client for every call of a deployment's handle (the profilers call from several threads).
     assert len(cluster.configs) == 1
 
 
 def test_an_unreachable_agent_is_named(workspace: Workspace, cluster: FakeCluster, tmp_path: Path) -> None:
     backend = _backend(workspace, cluster)
-    info, _ = _start(workspace, backend, tmp_path, measured=True)
+    info, plan = _start(workspace, backend, tmp_path, measured=True)
     cluster.fail[("proxy", "jupiter-test", "jupiter-node1", 8888, "POST", "/mapping")] = ClusterError(
         "POST /mapping of jupiter-test/jupiter-node1: the agent cannot be reached (no endpoints available)"
     )
-    with pytest.raises(KubernetesError, match=r"^agent node1: POST /mapping of jupiter-test/jupiter-node1: the agent"):
-        backend.control(info, "node1", "/mapping", "tok", "POST", {"mapping": {}}, 60.0)
+    with pytest.raises(Unreachable, match=r"^agent node1: POST /mapping of jupiter-test/jupiter-node1: the agent"):
+        _handle(backend, info, plan, tmp_path).control().post("node1", "/mapping", {"mapping": {}}, 60.0)
 
 
 # ------------------------------------------------------------ the measured sequence
@@ -527,7 +540,7 @@ def real_cluster(cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> FakeC
         cluster.configs.append(config)
         return cluster
 
-    monkeypatch.setattr(kubernetes, "_real_cluster", factory)
+    monkeypatch.setattr(kubernetes, "real_cluster", factory)
     return cluster
 
 
@@ -557,7 +570,7 @@ def test_measured_deploy_profiles_then_maps_with_the_job_then_dispatches(
 ) -> None:
     workspace = _measured_workspace(tmp_path)
     progress: list[str] = []
-    deployment = service.deploy(workspace, progress=progress.append)
+    deployment = deploy(resolve_spec(workspace), progress=progress.append)
     cluster = real_cluster
     assert _phases(cluster.calls) == [
         *MEASURED_CREATES[:4],
@@ -587,7 +600,7 @@ def test_measured_deploy_profiles_then_maps_with_the_job_then_dispatches(
     assert "mapper: waiting for Job jupiter-mapper to complete" in progress
     assert "mapper: Job jupiter-mapper mapped 2 tasks with heft" in progress
     cluster.calls.clear()
-    service.teardown(deployment)
+    teardown(deployment)
     assert cluster.calls == [(c[0], c[1], f"jupiter/deployment-id={deployment.id}") for c in MEASURED_TEARDOWN[:2]] + [
         ("delete_namespaces", f"jupiter/deployment-id={deployment.id}")
     ]
@@ -596,20 +609,20 @@ def test_measured_deploy_profiles_then_maps_with_the_job_then_dispatches(
 
 def test_heft_modified_caps_the_job_with_the_configured_limit(tmp_path: Path, real_cluster: FakeCluster) -> None:
     workspace = _measured_workspace(tmp_path, "heft_modified")
-    deployment = service.deploy(workspace)
+    deployment = deploy(resolve_spec(workspace))
     job = real_cluster.objects[("Job", *MAPPER)]
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
     # ceil(2 tasks / 2 compute nodes) = 1 task per node.
     assert command[-4:] == ["--scheduler", "heft_modified", "--max-tasks-per-node", "1"]
     assert sorted(deployment.mapping.values()) == ["node1", "node_2"]
-    service.teardown(deployment)
+    teardown(deployment)
 
 
 # ------------------------------------------------------------ dispatch updates the plans the pods read
 
 
 def test_dispatch_puts_the_mapping_into_the_plans_configmap(tmp_path: Path, real_cluster: FakeCluster) -> None:
-    deployment = service.deploy(_measured_workspace(tmp_path))
+    deployment = deploy(resolve_spec(_measured_workspace(tmp_path)))
     configmap = real_cluster.objects[("ConfigMap", "jupiter-test", PLAN_CONFIGMAP)]
     # Exactly what deploy would render now, from the plan with the mapping this machine keeps.
     assert configmap["data"] == plans_data(node_plans(Plan.load(deployment.root / "plan.json")))
@@ -619,7 +632,7 @@ def test_dispatch_puts_the_mapping_into_the_plans_configmap(tmp_path: Path, real
     assert real_cluster.mounted_plan("jupiter-test", "node1").tasks_on("node1") == ("split", "join")
     # Only the data changed: teardown still finds the ConfigMap by its label.
     assert configmap["metadata"]["labels"]["jupiter/deployment-id"] == deployment.id
-    service.teardown(deployment)
+    teardown(deployment)
     assert real_cluster.objects == {}
 
 
@@ -630,8 +643,8 @@ def test_a_refused_plan_update_fails_the_deploy_before_any_agent_gets_tasks(
         'update ConfigMap jupiter-test/jupiter-plans: forbidden (configmaps "jupiter-plans" is forbidden: User "u" '
         'cannot patch resource "configmaps"); ask for RBAC rights or use another namespace'
     )
-    with pytest.raises(service.DeploymentError) as caught:
-        service.deploy(_measured_workspace(tmp_path))
+    with pytest.raises(KubernetesError) as caught:
+        deploy(resolve_spec(_measured_workspace(tmp_path)))
     assert str(caught.value) == (
         "cannot put the mapping into the plans the agent pods read: update ConfigMap jupiter-test/jupiter-plans: "
         'forbidden (configmaps "jupiter-plans" is forbidden: User "u" cannot patch resource "configmaps"); '
@@ -657,7 +670,7 @@ def _proxied(service_name: str, method: str, path: str) -> tuple[Any, ...]:
 def test_run_goes_through_the_proxy_from_deploy_to_teardown(tmp_path: Path, real_cluster: FakeCluster) -> None:
     workspace = _measured_workspace(tmp_path)
     progress: list[tuple[int, int]] = []
-    summary = service.run(workspace, frames=2, on_frames=lambda done, total: progress.append((done, total)))
+    summary = run(resolve_spec(workspace), frames=2, on_frames=lambda done, total: progress.append((done, total)))
     selector = f"jupiter/deployment-id={summary.deployment}"
     calls = real_cluster.calls
     dispatched = calls.index(UPDATE_PLANS) + 4  # the plans, then the mapping to each of the three agents
@@ -685,18 +698,17 @@ def test_run_goes_through_the_proxy_from_deploy_to_teardown(tmp_path: Path, real
         ("delete_all", "jupiter-mapper", selector),
         ("delete_namespaces", selector),
     ]
-    assert real_cluster.timeouts[-6:] == [60.0, 10.5, 30.0, 30.0, 30.0, service.HOME_ARCHIVE_TIMEOUT]
     # Home got both files, byte for byte, in one multipart upload.
     assert real_cluster.agents.submitted == [("a.txt", b"a\n"), ("a.txt", b"a\n")]
     assert real_cluster.agents.flushed == ["node1", "node_2", "home"]
     assert progress == [(2, 2)]
     assert real_cluster.objects == {}
-    # One client for the whole run, although the deployment makes a backend per call.
+    # One client for the whole run: the deployment's handle makes it once.
     assert len(real_cluster.configs) == 1
 
 
 def test_run_summary_counts_the_frames_home_finished(tmp_path: Path, real_cluster: FakeCluster) -> None:
-    summary = service.run(_measured_workspace(tmp_path), frames=2)
+    summary = run(resolve_spec(_measured_workspace(tmp_path)), frames=2)
     assert (summary.frames, summary.done, summary.failed, summary.errors) == (2, 2, 0, [])
     assert summary.per_home == {"home": 2}
     assert (summary.makespan_p50, summary.makespan_p95) == (1.0, 1.0)
@@ -711,11 +723,11 @@ def test_run_summary_counts_the_frames_home_finished(tmp_path: Path, real_cluste
     assert real_cluster.agents.archived == ["home"]
 
 
-def _fetched(deployed: service.Deployment, real_cluster: FakeCluster, answer: Any) -> service.DeploymentError:
+def _fetched(deployed: Deployment, real_cluster: FakeCluster, answer: Any) -> JupiterError:
     """The error of fetching home's files when home answers `/home/archive` with `answer`."""
     real_cluster.agents = lambda plan, node, method, path, *rest: answer  # type: ignore[assignment]
-    with pytest.raises(service.DeploymentError) as caught:
-        service.fetch_home_files(deployed)
+    with pytest.raises(JupiterError) as caught:
+        deployed.handle.fetch_home_files()
     assert real_cluster.calls == [_proxied("jupiter-home", "GET", "/home/archive")]
     return caught.value
 
@@ -733,7 +745,7 @@ def _fetched(deployed: service.Deployment, real_cluster: FakeCluster, answer: An
     ],
 )
 def test_an_unsafe_home_archive_is_refused_whole(
-    deployed: service.Deployment, real_cluster: FakeCluster, member: tuple[str, bytes] | tarfile.TarInfo, why: str
+    deployed: Deployment, real_cluster: FakeCluster, member: tuple[str, bytes] | tarfile.TarInfo, why: str
 ) -> None:
     archive = _archive(("events.jsonl", b"{}\n"), member)
     error = _fetched(deployed, real_cluster, {"home": "home", "archive": archive})
@@ -756,14 +768,14 @@ def test_an_unsafe_home_archive_is_refused_whole(
     ],
 )
 def test_a_corrupt_home_archive_is_named_in_one_line(
-    deployed: service.Deployment, real_cluster: FakeCluster, archive: str, why: str
+    deployed: Deployment, real_cluster: FakeCluster, archive: str, why: str
 ) -> None:
     error = _fetched(deployed, real_cluster, {"home": "home", "archive": archive})
     assert str(error) == f"home home sent a corrupt archive of its folder: {why}"
     assert not (deployed.home_dir / "events.jsonl").exists()
 
 
-def test_a_home_that_sends_no_archive_says_why(deployed: service.Deployment, real_cluster: FakeCluster) -> None:
+def test_a_home_that_sends_no_archive_says_why(deployed: Deployment, real_cluster: FakeCluster) -> None:
     error = _fetched(deployed, real_cluster, {"error": "statistics and outputs are kept by the home node"})
     assert str(error) == (
         "home home did not send its statistics and outputs: statistics and outputs are kept by the home node"
@@ -771,41 +783,13 @@ def test_a_home_that_sends_no_archive_says_why(deployed: service.Deployment, rea
 
 
 def test_home_files_are_not_fetched_where_this_machine_reads_them(tmp_path: Path) -> None:
-    # No control proxy (local, docker): home writes into the deployment folder itself. No agent
-    # is known, so any call would fail.
-    local = service.Deployment("d", tmp_path / "d", "local", {}, "home", {}, 0.0, "app")
-    service.fetch_home_files(local)
+    # Local and docker: home writes into the deployment folder itself, so there is nothing to fetch.
+    # No agent is known, so any call would fail.
+    attachment = Attachment("d", DeploymentLayout(tmp_path / "d"), {}, "tok", {"pgid": 0})
+    local = LocalHandle(attachment)
+    assert local.home_files_are_local
+    local.fetch_home_files()
     assert not (tmp_path / "d").exists()
-
-
-class ArchivingHome:
-    """What home's `/home/archive` uses of a `HomeAgent`: its folder, files kept open, flush, node and token."""
-
-    def __init__(self, home_dir: Path, token: str) -> None:
-        self.home_dir = home_dir
-        self.node = "home"
-        self.token = token
-        self.plan = SimpleNamespace(deployment=DEPLOYMENT_ID)
-        self.profiler = SimpleNamespace(start=self._nothing)  # the control plane starts it; nothing to sample here
-        home_dir.mkdir(parents=True)
-        # As `HomeAgent._open_stats`: appended to, line-buffered, open for the agent's life.
-        self.files = {name: (home_dir / name).open("a", buffering=1) for name in ("events.jsonl", "runtime_tasks.txt")}
-        self.flushes = 0
-
-    async def _nothing(self) -> None:
-        """The profiler service's start."""
-
-    async def flush_now(self) -> None:
-        self.flushes += 1
-        for handle in self.files.values():
-            handle.flush()
-
-    async def submit(self, name: str, data: bytes) -> str:
-        raise AssertionError("not submitted to")
-
-    def close(self) -> None:
-        for handle in self.files.values():
-            handle.close()
 
 
 @pytest.fixture
@@ -814,63 +798,77 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-
-    async def settle() -> None:
-        """Let what the control planes started (their profiler services) finish."""
-        await asyncio.gather(*(task for task in asyncio.all_tasks() if task is not asyncio.current_task()))
-
     try:
         yield loop
     finally:
-        asyncio.run_coroutine_threadsafe(settle(), loop).result(timeout=5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
 
 
+def _home_services(root: Path, loop: asyncio.AbstractEventLoop) -> Any:
+    """What home's extension uses of its agent: the plan, its node, the deployment's folders, the loop."""
+    nodes = {
+        name: NodeAddress(name, role, "127.0.0.1", 1, 2) for name, role in (("home", "home"), ("node1", "compute"))
+    }
+    plan = Plan(DEPLOYMENT_ID, "demo", "/demo", {}, (), {}, nodes, (), "home")
+
+    def on_loop(coroutine: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=timeout)
+
+    return SimpleNamespace(
+        plan=plan, node="home", token="secret-token", deployment=DeploymentLayout(root), on_loop=on_loop
+    )
+
+
 def test_home_serves_its_statistics_and_outputs_as_one_archive(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
-    home = ArchivingHome(tmp_path / "agent" / "home", "secret-token")
+    home = Home(_home_services(tmp_path / "agent", loop))
+    home.writer.open()
+    folder = home.layout.dir
     try:
-        home.files["events.jsonl"].write('{"type":"frame_submitted","frame":"f1"}\n')
-        home.files["runtime_tasks.txt"].write("Task_name local_input_file\n")
+        home.writer.files["events.jsonl"].write('{"type":"frame_submitted","frame":"f1"}\n')
         # An output as the store keeps it: a marker hard-linked to the real name (a tar link if archived as is).
-        (home.home_dir / "output" / "f1").mkdir(parents=True)
-        store_input(str(home.home_dir / "output" / "f1"), "f1", "join@0", "result.txt", b"done\n")
-        (home.home_dir / "output" / "f1" / "elsewhere").symlink_to(tmp_path)
+        (folder / "output" / "f1").mkdir(parents=True)
+        store_input(str(folder / "output" / "f1"), "f1", "join@0", "result.txt", b"done\n")
+        (folder / "output" / "f1" / "elsewhere").symlink_to(tmp_path)
         # Home's copies of the inputs stay in the pod.
-        for folder in ("input", "frames/0"):
-            (home.home_dir / folder).mkdir(parents=True)
-            write_atomic(str(home.home_dir / folder), "a.txt", b"a\n")
-        client = create_app(home, loop).test_client()  # type: ignore[arg-type]
+        for inputs in ("input", "frames/0"):
+            (folder / inputs).mkdir(parents=True)
+            write_atomic(str(folder / inputs), "a.txt", b"a\n")
+        routes = Routes()
+        home.add_routes(routes)
+        client = create_app("home", "secret-token", routes).test_client()
         answer = client.get("/home/archive", headers={"X-Jupiter-Token": "secret-token"})
         assert answer.status_code == 200
         assert answer.json is not None and answer.json["home"] == "home"
-        assert home.flushes == 1
         with tarfile.open(fileobj=io.BytesIO(base64.b64decode(answer.json["archive"]))) as tar:
             members = {member.name: member.isfile() for member in tar.getmembers()}
-        assert members == {"events.jsonl": True, "runtime_tasks.txt": True, "output/f1/result.txt": True}
+        assert members == {
+            "events.jsonl": True,
+            "runtime_tasks.txt": True,
+            "runtime_transfer_sender.txt": True,
+            "runtime_transfer_receiver.txt": True,
+            "output/f1/result.txt": True,
+        }
         # What the CLI makes of it.
-        service.extract_home_archive("home", answer.json["archive"], tmp_path / "cli")
+        extract_home_archive("home", answer.json["archive"], tmp_path / "cli")
         assert (tmp_path / "cli" / "events.jsonl").read_text() == '{"type":"frame_submitted","frame":"f1"}\n'
         assert (tmp_path / "cli" / "output" / "f1" / "result.txt").read_bytes() == b"done\n"
-        # The deployment token is required; other agents keep no statistics.
+        # The deployment token is required; other agents have no such route.
         assert client.get("/home/archive").status_code == 401
-        compute = SimpleNamespace(node="node1", token="secret-token", plan=home.plan, profiler=home.profiler)
-        other = create_app(compute, loop).test_client()  # type: ignore[arg-type]
-        refused = other.get("/home/archive", headers={"X-Jupiter-Token": "secret-token"})
-        assert refused.status_code == 404
-        assert refused.json == {"error": "statistics and outputs are kept by the home node"}
+        other = create_app("node1", "secret-token", Routes()).test_client()
+        assert other.get("/home/archive", headers={"X-Jupiter-Token": "secret-token"}).status_code == 404
     finally:
-        home.close()
+        home.writer.close()
 
 
 @pytest.fixture
-def deployed(tmp_path: Path, real_cluster: FakeCluster) -> Iterator[service.Deployment]:
+def deployed(tmp_path: Path, real_cluster: FakeCluster) -> Iterator[Deployment]:
     """A measured deployment on the fake, its calls so far forgotten."""
-    deployment = service.deploy(_measured_workspace(tmp_path))
+    deployment = deploy(resolve_spec(_measured_workspace(tmp_path)))
     real_cluster.calls.clear()
     yield deployment
-    service.teardown(deployment)
+    teardown(deployment)
 
 
 UNREACHABLE_HOME = ClusterError(
@@ -879,30 +877,26 @@ UNREACHABLE_HOME = ClusterError(
 )
 
 
-def test_submit_through_the_proxy_returns_homes_frame_ids(
-    deployed: service.Deployment, real_cluster: FakeCluster
-) -> None:
-    assert service.submit(deployed, [("x.txt", b"x"), ("y.bin", bytes(range(256)))]) == ["f0", "f1"]
+def test_submit_through_the_proxy_returns_homes_frame_ids(deployed: Deployment, real_cluster: FakeCluster) -> None:
+    assert submit(deployed, [("x.txt", b"x"), ("y.bin", bytes(range(256)))]) == ["f0", "f1"]
     assert real_cluster.agents.submitted == [("x.txt", b"x"), ("y.bin", bytes(range(256)))]
     assert real_cluster.calls == [_proxied("jupiter-home", "POST", "/submit")]
 
 
-def test_submit_to_an_unreachable_home_names_it_and_its_pod(
-    deployed: service.Deployment, real_cluster: FakeCluster
-) -> None:
+def test_submit_to_an_unreachable_home_names_it_and_its_pod(deployed: Deployment, real_cluster: FakeCluster) -> None:
     real_cluster.fail[_proxied("jupiter-home", "POST", "/submit")] = UNREACHABLE_HOME
-    with pytest.raises(service.DeploymentError) as caught:
-        service.submit(deployed, [("x.txt", b"x")])
+    with pytest.raises(DeploymentError) as caught:
+        submit(deployed, [("x.txt", b"x")])
     assert str(caught.value) == f"agent home: {UNREACHABLE_HOME}"
     assert "\n" not in str(caught.value)
 
 
 def test_files_home_refuses_are_named(
-    deployed: service.Deployment, real_cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+    deployed: Deployment, real_cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(real_cluster, "agents", lambda *args: {"error": "unsafe file name '../x': plain names only"})
-    with pytest.raises(service.DeploymentError) as caught:
-        service.submit(deployed, [("x.txt", b"x")])
+    with pytest.raises(DeploymentError) as caught:
+        submit(deployed, [("x.txt", b"x")])
     assert str(caught.value) == "home home refused the files: unsafe file name '../x': plain names only"
 
 
@@ -912,43 +906,42 @@ def test_a_run_whose_home_cannot_be_reached_says_so_and_tears_down(tmp_path: Pat
         "(connection refused); check the kubeconfig's server"
     )
     real_cluster.fail[_proxied("jupiter-home", "GET", "/frames/wait?count=1&timeout=0.500")] = error
-    with pytest.raises(service.DeploymentError) as caught:
-        service.run(_measured_workspace(tmp_path), frames=1)
+    with pytest.raises(DeploymentError) as caught:
+        run(resolve_spec(_measured_workspace(tmp_path)), frames=1)
     assert str(caught.value) == f"agent home: {error}"
     assert [call[0] for call in real_cluster.calls[-4:]] == ["proxy", "delete_all", "delete_all", "delete_namespaces"]
     assert real_cluster.objects == {}
 
 
 def test_flush_names_the_silent_compute_nodes_and_fails_on_a_silent_home(
-    deployed: service.Deployment, real_cluster: FakeCluster
+    deployed: Deployment, real_cluster: FakeCluster
 ) -> None:
     real_cluster.fail[_proxied("jupiter-node-2", "POST", "/flush")] = ClusterError(
         "POST /flush of jupiter-test/jupiter-node-2: the agent cannot be reached (no endpoints available)"
     )
-    assert service.flush_events(deployed) == ["node_2"]
+    assert flush_events(deployed) == ["node_2"]
     assert real_cluster.agents.flushed == ["node1", "home"]
     real_cluster.fail[_proxied("jupiter-home", "POST", "/flush")] = ClusterError(
         "POST /flush of jupiter-test/jupiter-home: 500 Internal Server Error"
     )
-    with pytest.raises(service.DeploymentError) as caught:
-        service.flush_events(deployed)
+    with pytest.raises(DeploymentError) as caught:
+        flush_events(deployed)
     assert str(caught.value) == (
         "home home did not flush its statistics: agent home: POST /flush of jupiter-test/jupiter-home: "
         "500 Internal Server Error"
     )
 
 
-def test_health_and_frame_counters_go_through_the_proxy(
-    deployed: service.Deployment, real_cluster: FakeCluster
-) -> None:
-    assert service.healthy(deployed, "node1")
+def test_health_and_frame_counters_go_through_the_proxy(deployed: Deployment, real_cluster: FakeCluster) -> None:
+    assert deployed.control.healthy("node1", deployed.id)
     # An agent of another deployment answering under that name is not ours.
-    assert not service.healthy(dataclasses.replace(deployed, id="20990101-000000-000000"), "node1")
+    assert not deployed.control.healthy("node1", "20990101-000000-000000")
     real_cluster.fail[_proxied("jupiter-node1", "GET", "/health")] = ClusterError("GET /health: 503 no endpoints")
-    assert not service.healthy(deployed, "node1")
-    assert service.wait_frames(deployed, 0, 2.0) == {"submitted": 0, "done": 0, "failed": 0, "in_flight": 0}
+    assert not deployed.control.healthy("node1", deployed.id)
+    assert wait_frames(deployed, 0, 2.0) == {"submitted": 0, "done": 0, "failed": 0, "in_flight": 0}
     assert real_cluster.calls[-1] == _proxied("jupiter-home", "GET", "/frames/wait?count=0&timeout=2.000")
-    assert real_cluster.timeouts[-1] == 12.0
+    # The long poll is given more time than it waits (a round trip through the API server more).
+    assert real_cluster.timeouts[-1] > 2.0
 
 
 def _failing_mapper(cluster: FakeCluster, error: NotUp, log: str) -> None:
@@ -970,7 +963,7 @@ def test_a_failed_mapper_job_names_the_pod_its_events_and_log_and_tears_down(
     )
     workspace = _measured_workspace(tmp_path)
     with pytest.raises(KubernetesError) as caught:
-        service.deploy(workspace)
+        deploy(resolve_spec(workspace))
     assert str(caught.value) == (
         "the mapper failed: Job jupiter-mapper/jupiter-mapper failed: pod jupiter-mapper/jupiter-mapper-x7k2p "
         "failed; last events: BackoffLimitExceeded: Job has reached the specified backoff limit; "
@@ -999,7 +992,7 @@ def test_a_mapper_job_that_does_not_finish_in_time_says_so_and_tears_down(
         "did not finish; last events: FailedScheduling: 0/3 nodes are available: 3 Insufficient cpu"
     )
     with pytest.raises(KubernetesError) as caught:
-        service.deploy(_measured_workspace(tmp_path), timeout=5)
+        deploy(resolve_spec(_measured_workspace(tmp_path)), timeout=5)
     # Its pod printed nothing (no log to read): the message ends with the events.
     assert str(caught.value) == (
         "the mapper failed: Job jupiter-mapper/jupiter-mapper did not complete within 5 s: pod "
@@ -1020,7 +1013,7 @@ def test_a_mapper_log_without_the_mapping_is_an_error(
     workspace: Workspace, cluster: FakeCluster, tmp_path: Path
 ) -> None:
     backend = _backend(workspace, cluster)
-    info, _ = _start(workspace, backend, tmp_path, measured=True)
+    info, plan = _start(workspace, backend, tmp_path, measured=True)
     profile = {
         "format": "jupiter-profile",
         "version": 1,
@@ -1031,16 +1024,18 @@ def test_a_mapper_log_without_the_mapping_is_an_error(
     }
     cluster.mapper_output = "Killed\n"
     with pytest.raises(KubernetesError) as caught:
-        backend.map_profile(info, profile)
+        _handle(backend, info, plan, tmp_path).map_in_cluster(
+            problem_to_json(problem_from_profile(profile)), "heft", {}
+        )
     assert str(caught.value) == (
         "the mapper Job jupiter-mapper/jupiter-mapper printed no mapping of every task; last log lines: Killed; "
         "see `kubectl -n jupiter-mapper logs job/jupiter-mapper`"
     )
 
 
-def test_mapper_parameters_jupiter_map_cannot_take_are_reported() -> None:
+def test_mapper_parameters_jupiter_map_cannot_take_are_reported(tmp_path: Path) -> None:
     lines: list[str] = []
-    backend = KubernetesBackend(progress=lines.append)
+    backend = KubernetesHandle(Attachment("d", DeploymentLayout(tmp_path), {}, "tok", {}), progress=lines.append)
     assert backend._options({"max_tasks_per_node": 2, "seed": 0}) == ("--max-tasks-per-node", "2")
     assert lines == []
     assert backend._options({"seed": 3}) == ()

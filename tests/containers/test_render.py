@@ -16,12 +16,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from jupiter.model.workspace import Workspace
+from jupiter.model.deployment_spec import DeploymentSpec
+from jupiter.model.plan import Plan
 from jupiter.render import render_dockerfile, render_manifests
 from jupiter.render.manifests import deployment_selector, render_mapper
 from jupiter.render.spec import BIND_ALL, ClusterSpec, container_plan, image_spec
-from jupiter.runtime.plan import Plan
-from tests.containers.conftest import CONFIG, TOKEN, make_workspace
+from tests.containers.conftest import CONFIG, TOKEN, make_spec
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("JUPITER_UPDATE_GOLDEN") == "1"
@@ -46,21 +46,20 @@ def _objects(spec: ClusterSpec) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def test_dockerfile_matches_golden(workspace: Workspace) -> None:
-    text = render_dockerfile(image_spec(workspace))
+def test_dockerfile_matches_golden(deployment_spec: DeploymentSpec) -> None:
+    text = render_dockerfile(image_spec(deployment_spec))
     assert text == _golden_text("Dockerfile", text)
 
 
 def test_scp_dockerfile_has_key_only_ssh(tmp_path: Path) -> None:
-    workspace = make_workspace(tmp_path, CONFIG.replace("TRANSFER = http", "TRANSFER = scp"))
-    text = render_dockerfile(image_spec(workspace))
+    text = render_dockerfile(image_spec(make_spec(tmp_path, CONFIG.replace("TRANSFER = http", "TRANSFER = scp"))))
     assert text == _golden_text("Dockerfile.scp", text)
     assert "PasswordAuthentication no" in text
     assert "openssh-server" in text
 
 
-def test_http_image_has_no_ssh_server_and_no_password(workspace: Workspace) -> None:
-    text = render_dockerfile(image_spec(workspace))
+def test_http_image_has_no_ssh_server_and_no_password(deployment_spec: DeploymentSpec) -> None:
+    text = render_dockerfile(image_spec(deployment_spec))
     assert "ssh" not in text.lower()
     assert "passwd" not in text and "chpasswd" not in text
     assert "USER 10001:10001" in text
@@ -164,21 +163,18 @@ def test_container_plan_keeps_the_rest(spec: ClusterSpec) -> None:
 
 def test_testbed_speeds_map_to_cpu_limits_and_leave_the_containers() -> None:
     from jupiter.backends.docker import testbed_cpus, without_speeds
-    from jupiter.runtime.plan import NodeAddress, Plan
+    from jupiter.model.plan import NodeAddress, Plan, StoreSpec
+    from jupiter.model.testbed import Testbed
 
     nodes = {name: NodeAddress(name, "compute", name, 1, 2) for name in ("home", "fast", "slow")}
-    testbed = {
-        "format": "jupiter-testbed",
-        "path": "t.ini",
-        "speeds": {"fast": 1.0, "slow": 0.5},
-        "uplinks": {},
-        "links": [["fast", "slow", 1e6, 0.01]],
-    }
-    plan = Plan("d", "a", "/a", {}, (), {}, nodes, (), "home", extra={"testbed": testbed, "store": {}})
+    testbed = Testbed(speeds={"fast": 1.0, "slow": 0.5}, links={("fast", "slow"): (1e6, 0.01)}, path="t.ini")
+    store = StoreSpec(path="/s.sqlite")
+    plan = Plan("d", "a", "/a", {}, (), {}, nodes, (), "home", testbed=testbed, store=store)
     assert testbed_cpus(plan) == {"slow": 0.5}
     stripped = without_speeds(plan)
-    assert stripped.extra["testbed"]["speeds"] == {}
-    assert stripped.extra["testbed"]["links"] == testbed["links"]
-    assert stripped.extra["store"] == {}
+    assert stripped.testbed is not None
+    assert stripped.testbed.speeds == {}
+    assert stripped.testbed.links == testbed.links
+    assert stripped.store == store
     bare = Plan("d", "a", "/a", {}, (), {}, nodes, (), "home")
     assert testbed_cpus(bare) == {} and without_speeds(bare) is bare

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import pytest
 
 from jupiter.backends.docker import agents_plan, shaping_rules, tc_shaped_nodes
+from jupiter.model.plan import NodeAddress, Plan
+from jupiter.model.testbed import Testbed, parse_bandwidth, parse_latency
 from jupiter.runtime.emulation import Emulation
-from jupiter.runtime.plan import NodeAddress, Plan
 from jupiter.runtime.shaping import (
-    KERNEL_BANDWIDTH,
     Rules,
     ShapingError,
     apply,
@@ -24,7 +24,6 @@ from jupiter.runtime.shaping import (
     kernel_bandwidth_testbed,
     shaped_nodes,
 )
-from jupiter.testbed import Testbed, parse_bandwidth, parse_latency
 
 ADDRESSES = {"home": "172.20.0.2", "node1": "172.20.0.3", "node2": "172.20.0.4", "node3": "172.20.0.5"}
 
@@ -88,10 +87,9 @@ def test_nothing_to_shape_gives_no_commands() -> None:
 
 
 def test_the_agents_keep_latency_and_leave_bandwidth_to_the_kernel() -> None:
-    raw = kernel_bandwidth_testbed(TESTBED.to_json())
-    assert raw[KERNEL_BANDWIDTH] is True
-    assert raw["speeds"] == {"node2": 0.5}
-    testbed = Testbed.from_json(raw)
+    testbed = Testbed.from_json(kernel_bandwidth_testbed(TESTBED).to_json())
+    assert testbed.kernel_bandwidth is True
+    assert testbed.speeds == {"node2": 0.5}
     for src, dst in (("node1", "node3"), ("node1", "home"), ("node2", "node1")):
         before, after = TESTBED.shape(src, dst), testbed.shape(src, dst)
         assert before is not None and after is not None
@@ -104,17 +102,19 @@ def test_the_agents_keep_latency_and_leave_bandwidth_to_the_kernel() -> None:
 
 def plan_with(testbed: Testbed | None) -> Plan:
     nodes = {name: NodeAddress(name, "compute", name, 1, 2) for name in ("home", "node1", "node2")}
-    extra = {"testbed": testbed.to_json()} if testbed else {}
-    return Plan("d", "a", "/a", {}, (), {}, nodes, (), "home", extra=extra)
+    return Plan("d", "a", "/a", {}, (), {}, nodes, (), "home", testbed=testbed)
 
 
 def test_the_containers_plan_survives_json_with_unlimited_bandwidths() -> None:
     plan = plan_with(TESTBED)
     assert tc_shaped_nodes(plan, ["home", "node1", "node2"]) == ["home", "node1", "node2"]
     agents = Plan.from_json(agents_plan(plan, kernel_bandwidth=True).to_json())
-    assert agents.extra["testbed"]["speeds"] == {}  # CPU limits instead
-    assert agents.extra["testbed"]["uplinks"]["node1"] == [math.inf, 0.005]
-    assert agents_plan(plan, kernel_bandwidth=False).extra["testbed"]["uplinks"]["node1"][0] == 5e6
+    assert agents.testbed is not None
+    assert agents.testbed.speeds == {}  # CPU limits instead
+    assert agents.testbed.uplinks["node1"] == (math.inf, 0.005)
+    assert agents.testbed.kernel_bandwidth
+    unshaped = agents_plan(plan, kernel_bandwidth=False).testbed
+    assert unshaped is not None and unshaped.uplinks["node1"][0] == 5e6
     bare = plan_with(None)
     assert tc_shaped_nodes(bare, ["home", "node1"]) == [] and agents_plan(bare, kernel_bandwidth=True) == bare
 

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from jupiter.cli.map_cmd import map_command
-from jupiter.errors import InputError
-from jupiter.profiles import problem_to_json
+from jupiter.model.errors import InputError
+from jupiter.model.problem_files import problem_to_json
 from tests.mapping.helpers import topcuoglu
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from jupiter.errors import InputError
 from jupiter.mapping import Edge, LinkCost, Resources
-from jupiter.profiles import load_problem, load_profile, problem_from_json, problem_to_json
+from jupiter.model.errors import InputError
+from jupiter.model.problem_files import load_problem, load_profile, problem_from_json, problem_to_json
 
 PROFILE: dict[str, Any] = {
     "format": "jupiter-profile",

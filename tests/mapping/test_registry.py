@@ -22,6 +22,10 @@ from jupiter.mapping import (
 from jupiter.mapping.generate import random_instance
 from tests.mapping.helpers import problems, topcuoglu
 
+# `best` is never worse than the single-frame mappers of its portfolio. `stream` is not one of
+# them: it minimises the latency of a stream of frames, and its one-frame makespan is a by-product.
+MAKESPAN_MAPPERS = tuple(n for n in mapper_names() if n != "stream")
+
 
 def build(name: str, problem: Problem) -> Mapper:
     if name == "static":
@@ -41,6 +45,7 @@ def test_registry_names() -> None:
         "minmin",
         "fastest_node",
         "best",
+        "stream",
     )
     with pytest.raises(ValueError, match="unknown scheduler 'nope'; choose one of: heft, "):
         get_mapper("nope")
@@ -70,7 +75,7 @@ def test_every_mapper_is_feasible_on_random_problems(name: str, problem: Problem
 @given(problem=problems())
 def test_best_is_never_worse_than_any_other_mapper(problem: Problem) -> None:
     best = BestMapper().schedule(problem).makespan
-    for name in mapper_names():
+    for name in MAKESPAN_MAPPERS:
         if name != "best":
             other = build(name, problem).schedule(problem).makespan
             assert best <= other * (1 + 1e-9), name
@@ -78,7 +83,7 @@ def test_best_is_never_worse_than_any_other_mapper(problem: Problem) -> None:
 
 def test_best_improves_on_a_mid_size_instance() -> None:
     p = random_instance(60, 4, ccr=1.0, seed=11).problem()
-    others = [build(n, p).schedule(p).makespan for n in mapper_names() if n != "best"]
+    others = [build(n, p).schedule(p).makespan for n in MAKESPAN_MAPPERS if n != "best"]
     s = BestMapper().schedule(p)
     check(p, s)
     assert s.makespan < min(others)

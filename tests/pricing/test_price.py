@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jupiter.mapping import Edge, LinkCost, Problem
-from jupiter.pricing import (
+from jupiter.mapping.price_function import (
     UTILISATION_CAP,
     CostModel,
     NodeReport,

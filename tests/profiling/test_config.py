@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jupiter.errors import InputError
 from jupiter.model.config import parse_config
+from jupiter.model.errors import InputError
 
 
 def test_defaults_and_values(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from jupiter.model.testbed import Testbed
 from jupiter.runtime.emulation import Emulation, SendCost, dilate, wait_until
-from jupiter.testbed import Testbed
 
 # 8 Mbit/s = 1e6 bytes/s, 50 ms latency from a to b; c has its own uplink.
 TESTBED = Testbed(

@@ -10,12 +10,12 @@ from typing import Any, cast
 
 import pytest
 
+from jupiter.model.plan import NodeAddress, PlanProfiling
+from jupiter.model.testbed import Testbed
 from jupiter.profiling.fit import fit_link
 from jupiter.runtime.emulation import Emulation
-from jupiter.runtime.plan import NodeAddress
-from jupiter.runtime.profiler import ProfilerService
-from jupiter.runtime.protocol import check, read_message, reply
-from jupiter.testbed import Testbed
+from jupiter.runtime.extensions.probing import Probing
+from jupiter.runtime.protocol import check, read_message, refusal_reply
 
 TOKEN = "t" * 32
 
@@ -24,12 +24,12 @@ async def _receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
     """What an agent does with a probe: read it, check token and checksum, answer."""
     while (message := await read_message(reader)) is not None:
         problem = check(message, TOKEN)
-        writer.write(reply(not problem, problem or ""))
+        writer.write(refusal_reply(problem))
         await writer.drain()
     writer.close()
 
 
-async def _profiler(mbit: float, latency: float) -> tuple[ProfilerService, asyncio.Server]:
+async def _profiler(mbit: float, latency: float) -> tuple[Probing, asyncio.Server]:
     """A profiler on node a whose link to a receiver b has this shape."""
     server = await asyncio.start_server(_receiver, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -37,10 +37,10 @@ async def _profiler(mbit: float, latency: float) -> tuple[ProfilerService, async
     agent = SimpleNamespace(
         node="a",
         token=TOKEN,
-        plan=SimpleNamespace(extra={}, nodes={"b": NodeAddress("b", "compute", "127.0.0.1", port, 0)}),
+        plan=SimpleNamespace(profiling=PlanProfiling(), nodes={"b": NodeAddress("b", "compute", "127.0.0.1", port, 0)}),
         emulation=Emulation("a", testbed),
     )
-    return ProfilerService(cast(Any, agent)), server
+    return Probing(cast(Any, agent)), server
 
 
 # 100 Mbit/s without latency moves 10 KB in 0.82 ms: the emulation must be exact to a fraction of a millisecond.

@@ -8,45 +8,31 @@ from pathlib import Path
 
 import pytest
 
-from jupiter.errors import InputError
+from jupiter.model.errors import InputError
+from jupiter.model.events import Event, FrameDone, FrameSubmitted, TaskRun, encode
+from jupiter.model.plan import NodeAddress, Plan, TaskSpec
 from jupiter.report import load_run, predicted_vs_measured, write_report
 
 
 def _deployment(root: Path) -> Path:
     (root / "home").mkdir(parents=True)
     tasks = {
-        "split": {"children": ["join"]},
-        "join": {"children": ["home"]},
+        "split": TaskSpec("split", 1, True, ("join",), (), "split.py"),
+        "join": TaskSpec("join", 1, True, ("home",), ("split",), "join.py"),
     }
-    (root / "plan.json").write_text(json.dumps({"order": ["split", "join"], "tasks": tasks, "mapping": {}}))
-    events = []
+    nodes = {name: NodeAddress(name, "compute", "127.0.0.1", 1, 2) for name in ("home", "n1", "n2")}
+    Plan("dep", "demo", "/demo", tasks, ("split", "join"), {}, nodes, ("split",), "home").save(root / "plan.json")
+    events: list[Event] = []
     for i in range(3):
         t0 = 100.0 + i
+        frame = f"f{i:06d}-abcdef"
         events += [
-            {"type": "frame_submitted", "frame": f"f{i}", "time": t0},
-            {
-                "type": "task",
-                "task": "split",
-                "node": "n1",
-                "frame": f"f{i}",
-                "enter": t0,
-                "execute": t0 + 0.01,
-                "finish": t0 + 0.21,
-                "ok": True,
-            },
-            {
-                "type": "task",
-                "task": "join",
-                "node": "n2",
-                "frame": f"f{i}",
-                "enter": t0 + 0.3,
-                "execute": t0 + 0.3,
-                "finish": t0 + 0.4,
-                "ok": True,
-            },
-            {"type": "frame_done", "frame": f"f{i}", "time": t0 + 0.45, "makespan": 0.45},
+            FrameSubmitted(frame, "a.txt", t0),
+            TaskRun("split", frame, "n1", ("a.txt",), t0, t0, t0 + 0.01, t0 + 0.21, True, None, "home"),
+            TaskRun("join", frame, "n2", ("b.txt",), t0 + 0.3, t0 + 0.3, t0 + 0.3, t0 + 0.4, True, None, "home"),
+            FrameDone(frame, "a.txt", t0 + 0.45, 0.45),
         ]
-    (root / "home" / "events.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    (root / "home" / "events.jsonl").write_text("".join(encode(event) + "\n" for event in events))
     (root / "mapping.json").write_text(
         json.dumps(
             {

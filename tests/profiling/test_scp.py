@@ -9,7 +9,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from jupiter.profiling.interface import TransferSettings, get_transfer
+from jupiter.profiling.interface import TransferSettings
+from jupiter.profiling.plugins import get_transfer
 from jupiter.profiling.scp import ScpTransfer
 from tests.sshd import USER, Keys, SshServer, known_hosts, ssh_server
 

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from jupiter import deployment as service
 from jupiter.mapping import get_mapper
+from jupiter.model.bundled import data_dir
+from jupiter.model.deployment_spec import resolve_spec
+from jupiter.model.problem_files import load_profile, problem_from_profile
 from jupiter.model.workspace import load_workspace
-from jupiter.profiles import load_profile
-from jupiter.resources import data_dir
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.record import DeploymentError
+from jupiter.service.wave_driver import wave_mapping
 
 pytestmark = pytest.mark.processes
 
@@ -147,11 +150,11 @@ def test_static_mapping_skips_profiling(tmp_path: Path) -> None:
 def test_distributed_wave_maps_every_task(tmp_path: Path, app: str, scheduler: str) -> None:
     work = _workdir(tmp_path, app, scheduler)
     workspace = load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None)
-    deployment = service.deploy(workspace, reprofile=False)
+    deployment = deploy(resolve_spec(workspace), reprofile=False)
     try:
         mapping = deployment.mapping
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     assert set(mapping) == set(workspace.app.dag.order)
     assert set(mapping.values()) <= {"node1", "node2", "node3", "node4"}
     for task, node in workspace.app.input_nodes.items():
@@ -161,16 +164,17 @@ def test_distributed_wave_maps_every_task(tmp_path: Path, app: str, scheduler: s
 def test_a_node_that_never_answers_gives_the_timeout_error(tmp_path: Path) -> None:
     work = _workdir(tmp_path, "dummy_app", "wave_greedy", "[MAPPER]\nWAVE_TIMEOUT = 3\n")
     workspace = load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None)
-    deployment = service.deploy(workspace, reprofile=False, map_tasks=False)
+    deployment = deploy(resolve_spec(workspace), reprofile=False, map_tasks=False)
     profile = json.loads((deployment.root / "profile.json").read_text())
-    pid = service.control_get(deployment, "node1", "/status")["pid"]
+    pid = deployment.control.get("node1", "/status")["pid"]
     os.kill(pid, signal.SIGSTOP)  # node1 hosts the root task (input_node.txt) and never answers
     try:
-        with pytest.raises(service.DeploymentError) as caught:
-            service.wave_mapping(workspace, deployment, profile)
+        with pytest.raises(DeploymentError) as caught:
+            spec = resolve_spec(workspace)
+            wave_mapping(spec, deployment, profile, problem_from_profile(profile))
     finally:
         os.kill(pid, signal.SIGCONT)
-        service.teardown(deployment)
+        teardown(deployment)
     message = str(caught.value)
     assert message.startswith("distributed WAVE did not map task1")
     assert "within 3 s" in message

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
-from jupiter.errors import InputError
 from jupiter.mapping import get_mapper
-from jupiter.profiles import problem_from_profile
-from jupiter.profiling.interface import DrupeProfiler, get_profiler
-from jupiter.profiling.session import ProfilingError, ProfilingSession, SessionSpec, parse_link_list
+from jupiter.model.errors import InputError
+from jupiter.model.links import parse_link_list
+from jupiter.model.problem_files import problem_from_profile
+from jupiter.profiling.interface import DrupeProfiler
+from jupiter.profiling.plugins import get_profiler
+from jupiter.profiling.session import ProfilingError, ProfilingSession, SessionSpec
 from jupiter.store import SqliteStore
 
 SPEC = SessionSpec(

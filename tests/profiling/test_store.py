@@ -10,6 +10,8 @@ from typing import Any
 import mongomock
 import pytest
 
+from jupiter.model.events import Event, FrameDone, FrameSubmitted, TaskRun
+from jupiter.model.plan import StoreSpec
 from jupiter.store import SCHEMA_VERSION, ProfileStore, SqliteStore, StoreError, open_store
 from jupiter.store.mongo import EXECUTION, NETWORK, RESOURCES, MongoStore
 
@@ -18,7 +20,7 @@ from jupiter.store.mongo import EXECUTION, NETWORK, RESOURCES, MongoStore
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProfileStore]:
     opened: ProfileStore
     if request.param == "sqlite":
-        opened = open_store({"kind": "sqlite", "path": str(tmp_path / "home" / "profiles.sqlite")})
+        opened = open_store(StoreSpec(kind="sqlite", path=str(tmp_path / "home" / "profiles.sqlite")))
     else:
         opened = MongoStore(client=mongomock.MongoClient())
     with opened:
@@ -59,10 +61,10 @@ def test_execution_by_task_then_node(store: ProfileStore) -> None:
 
 
 def test_runtime_events_round_trip(store: ProfileStore) -> None:
-    events = [
-        {"type": "frame_submitted", "frame": "f1", "time": 1.0},
-        {"type": "task", "task": "split", "node": "n1", "frame": "f1", "execute": 1.1, "finish": 1.2},
-        {"type": "frame_done", "frame": "f1", "time": 2.0, "makespan": 1.0},
+    events: list[Event] = [
+        FrameSubmitted(frame="f1", input="a.txt", time=1.0),
+        TaskRun("split", "f1", "n1", ("a.txt",), 1.0, 1.05, 1.1, 1.2, True, None, "home"),
+        FrameDone(frame="f1", input="a.txt", time=2.0, makespan=1.0, outputs=("out.txt",)),
     ]
     assert store.add_events(events) == 3
     assert store.events() == events
@@ -106,4 +108,4 @@ def test_mongo_uses_the_original_collection_names() -> None:
 
 def test_unknown_store_kind() -> None:
     with pytest.raises(StoreError, match="use sqlite or mongodb"):
-        open_store({"kind": "redis"})
+        open_store(StoreSpec(kind="redis"))

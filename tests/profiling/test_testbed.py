@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from jupiter import testbed as tb
-from jupiter.errors import InputError
-from jupiter.resources import data_dir
-from jupiter.testbed import parse_bandwidth, parse_latency, parse_testbed
+from jupiter.model import testbed as tb
+from jupiter.model.bundled import data_dir
+from jupiter.model.errors import InputError
+from jupiter.model.testbed import parse_bandwidth, parse_latency, parse_testbed
 
 NODES = ("home", "node1", "node2", "node3", "node4")
 

@@ -178,7 +178,7 @@ def test_run_with_pricing_uses_the_original_numbers(fan_workdir: Path) -> None:
     assert result.stdout.startswith("4 of 4 frames done, 0 failed")
     root = next((fan_workdir / ".jupiter").glob("2*"))
     plan = json.loads((root / "plan.json").read_text())
-    assert (plan["pricing"], plan["extra"]["pricing"]["aggregate"]) == ("event", "max")
+    assert (plan["pricing"]["scheme"], plan["pricing"]["aggregate"]) == ("event", "max")
 
 
 def test_pricing_commands(fan_workdir: Path) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from jupiter.backends.local import free_ports
+from jupiter.model.layout import DeploymentLayout
+from jupiter.model.plan import NodeAddress, Plan, TaskSpec
 from jupiter.runtime.agent import Agent
-from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
+from jupiter.runtime.peers import Peer, TransferFailed
 from jupiter.runtime.protocol import checksum, encode, safe_name
-from jupiter.runtime.transfer import Peer, TransferFailed
 
 pytestmark = pytest.mark.processes
 
@@ -49,7 +50,7 @@ def _with_agent(tmp_path: Path, body: Callable[[Agent, Peer], Coroutine[Any, Any
     plan = _plan(tmp_path)
 
     async def main() -> None:
-        agent = Agent(plan, "node1", TOKEN, tmp_path / "dep")
+        agent = Agent(plan, "node1", TOKEN, DeploymentLayout(tmp_path / "dep"))
         await agent.start()
         # Keep the agent from running the task so the inbox can be inspected.
         for task in agent.background:
@@ -86,7 +87,7 @@ def test_file_is_stored_atomically_and_once(tmp_path: Path) -> None:
     async def body(agent: Agent, peer: Peer) -> None:
         assert await peer.send(_header(), b"hello") == 1
         assert await peer.send(_header(), b"hello") == 1  # a re-send of the same slot
-        assert agent.queues["work"].qsize() == 1
+        assert agent.inbox.queues["work"].qsize() == 1
 
     _with_agent(tmp_path, body)
     inbox = _inbox(tmp_path)
@@ -138,7 +139,7 @@ def test_corrupted_payload_is_refused_then_retried(tmp_path: Path) -> None:
 
     _with_agent(tmp_path, body)
     assert answers == [
-        {"ok": False, "error": "checksum mismatch: payload corrupted in transit"},
+        {"ok": False, "error": "checksum mismatch: payload corrupted in transit", "refusal": "retry"},
         {"ok": True},
     ]
     assert (_inbox(tmp_path) / "in.txt").read_bytes() == b"payload"
@@ -152,6 +153,7 @@ def test_garbage_on_the_wire_is_refused(tmp_path: Path) -> None:
         assert json.loads(await reader.readline()) == {
             "ok": False,
             "error": "protocol error: header is not JSON",
+            "refusal": "refused",
         }
         writer.close()
 
@@ -185,21 +187,21 @@ def test_restart_recovers_inbox_and_outbox(tmp_path: Path) -> None:
     sent = {"ident": "r0", "dest": "home", "header": _header(task="home"), "payload": str(payload), "release": None}
     unsent = dict(sent, ident="r1")
     (node / "outbox.log").write_text("+" + json.dumps(sent) + "\n+" + json.dumps(unsent) + "\n-r0\n+{broken\n")
-    agent = Agent(plan, "node1", TOKEN, root)
+    agent = Agent(plan, "node1", TOKEN, DeploymentLayout(root))
 
     async def main() -> None:
         agent.recover()
-        assert agent.queues["work"].qsize() == 1
-        assert agent.outbox["home"].qsize() == 1
-        assert agent.outbox["home"].get_nowait().ident == "r1"
+        assert agent.inbox.queues["work"].qsize() == 1
+        assert agent.outbox.queues["home"].qsize() == 1
+        assert agent.outbox.queues["home"].get_nowait().ident == "r1"
         assert not (inbox / ".tmp-half-written").exists()
         assert not (inbox / ".slot@f000002-xyz@src@0@unfinished.txt").exists()
         assert (node / "outbox.log").read_text() == "+" + json.dumps(unsent, separators=(",", ":")) + "\n"
         for task in agent.background:
             task.cancel()
         await asyncio.gather(*agent.background, return_exceptions=True)
-        agent.done_log.close()
-        agent.journal.close()
+        agent.inbox.close()
+        agent.outbox.journal.close()
 
     asyncio.run(main())
 

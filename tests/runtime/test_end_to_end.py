@@ -13,42 +13,47 @@ from typing import Any
 
 import pytest
 
-from jupiter import deployment as service
 from jupiter.backends import local
 from jupiter.backends.local import alive, group_members
+from jupiter.model.deployment_spec import resolve_spec
+from jupiter.model.events import TaskRun
+from jupiter.model.layout import STORE_FILE
 from jupiter.model.workspace import Workspace, load_workspace
-from jupiter.profiling.settings import STORE_FILE
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.record import Deployment, DeploymentError, DeploymentRecord, find
+from jupiter.service.run import flush_events, home_frames, run, submit
+from jupiter.service.status import status as deployment_status
 from jupiter.store import SqliteStore
 from tests.runtime.conftest import expected_join
 
 pytestmark = pytest.mark.processes
 
 
-def _events(deployment: service.Deployment) -> list[dict[str, Any]]:
+def _events(deployment: Deployment) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (deployment.home_dir / "events.jsonl").read_text().splitlines()]
 
 
-def _wait_frames(deployment: service.Deployment, total: int, timeout: float = 60.0) -> dict[str, Any]:
+def _wait_frames(deployment: Deployment, total: int, timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        counts: dict[str, Any] = service.home_frames(deployment)
+        counts: dict[str, Any] = home_frames(deployment)
         if counts["done"] + counts["failed"] >= total:
             return counts
         time.sleep(0.05)
-    raise AssertionError(f"frames not finished: {service.home_frames(deployment)}")
+    raise AssertionError(f"frames not finished: {home_frames(deployment)}")
 
 
 def test_fifty_overlapping_frames_each_arrive_once_unmixed(fan_workspace: Workspace) -> None:
-    deployment = service.deploy(fan_workspace)
+    deployment = deploy(resolve_spec(fan_workspace))
     try:
         files = [(f"in{i:02d}.txt", f"frame-{i:02d} payload\n".encode()) for i in range(50)]
-        frames = service.submit(deployment, files)
+        frames = submit(deployment, files)
         counts = _wait_frames(deployment, 50)
         assert (counts["done"], counts["failed"]) == (50, 0)
-        service.flush_events(deployment)
+        flush_events(deployment)
         events = _events(deployment)
     finally:
-        stopped = service.teardown(deployment)
+        stopped = teardown(deployment)
     assert len(stopped) == 9  # supervisor, 4 agents, 4 task workers
     assert not any(alive(int(what.split()[-1])) for what in stopped)
     submitted = {e["frame"]: e["input"] for e in events if e["type"] == "frame_submitted"}
@@ -91,15 +96,15 @@ def test_fifty_overlapping_frames_each_arrive_once_unmixed(fan_workspace: Worksp
 
 
 def test_failing_task_is_reported_and_later_frames_go_on(fan_workspace: Workspace) -> None:
-    deployment = service.deploy(fan_workspace)
+    deployment = deploy(resolve_spec(fan_workspace))
     try:
-        service.submit(deployment, [("a.txt", b"fine 1"), ("b.txt", b"boom"), ("c.txt", b"fine 2")])
+        submit(deployment, [("a.txt", b"fine 1"), ("b.txt", b"boom"), ("c.txt", b"fine 2")])
         counts = _wait_frames(deployment, 3)
-        service.flush_events(deployment)
+        flush_events(deployment)
         events = _events(deployment)
-        status = service.status(deployment)
+        status = deployment_status(deployment)
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     assert (counts["done"], counts["failed"]) == (2, 1)
     failed = [e for e in events if e["type"] == "frame_failed"]
     assert len(failed) == 1 and failed[0]["input"] == "b.txt"
@@ -110,20 +115,20 @@ def test_failing_task_is_reported_and_later_frames_go_on(fan_workspace: Workspac
 
 
 def test_kill_9_agent_mid_stream_loses_and_duplicates_nothing(fan_workspace: Workspace) -> None:
-    deployment = service.deploy(fan_workspace)
+    deployment = deploy(resolve_spec(fan_workspace))
     try:
         files = [(f"s{i:02d}.txt", f"slow {i:02d}\n".encode()) for i in range(40)]
-        service.submit(deployment, files)
+        submit(deployment, files)
         time.sleep(0.4)
         pids = json.loads((deployment.root / "pids.json").read_text())["agents"]
         victim = pids["node1"]
         os.kill(victim, signal.SIGKILL)
         counts = _wait_frames(deployment, 40, timeout=120)
         new_pid = json.loads((deployment.root / "pids.json").read_text())["agents"]["node1"]
-        service.flush_events(deployment)
+        flush_events(deployment)
         events = _events(deployment)
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     assert new_pid != victim, "the supervisor restarts the killed agent"
     assert (counts["done"], counts["failed"]) == (40, 0)
     done = Counter(e["frame"] for e in events if e["type"] == "frame_done")
@@ -136,15 +141,15 @@ def test_kill_9_agent_mid_stream_loses_and_duplicates_nothing(fan_workspace: Wor
 
 
 def test_teardown_leaves_no_process(fan_workspace: Workspace) -> None:
-    deployment = service.deploy(fan_workspace)
+    deployment = deploy(resolve_spec(fan_workspace))
     pids = json.loads((deployment.root / "pids.json").read_text())
     everything = [pids["supervisor"], *pids["agents"].values()]
     assert all(alive(pid) for pid in everything)
     assert sorted(group_members(deployment.info["pgid"])) != []
-    service.teardown(deployment)
+    teardown(deployment)
     assert not [pid for pid in everything if alive(pid)]
     assert group_members(deployment.info["pgid"]) == []
-    assert service.find(deployment.root.parent, required=False) is None
+    assert find(deployment.root.parent, required=False) is None
 
 
 def _inboxes(folder: Path) -> list[str]:
@@ -152,11 +157,11 @@ def _inboxes(folder: Path) -> list[str]:
 
 
 def test_files_in_transit_live_in_memory_and_teardown_removes_them(fan_workspace: Workspace) -> None:
-    deployment = service.deploy(fan_workspace)
+    deployment = deploy(resolve_spec(fan_workspace))
     try:
         spool = Path(deployment.info["spool"])
         assert spool.parent == Path("/dev/shm") and spool.name.startswith(f"jupiter-spool-{deployment.id}-")
-        service.submit(deployment, [("a.txt", b"one frame\n")])
+        submit(deployment, [("a.txt", b"one frame\n")])
         assert _wait_frames(deployment, 1)["done"] == 1
         assert _inboxes(spool) == [
             "nodes/node1/inbox/join",
@@ -167,7 +172,7 @@ def test_files_in_transit_live_in_memory_and_teardown_removes_them(fan_workspace
         assert _inboxes(deployment.root) == []  # the journal and logs stay in the deployment folder
         assert (deployment.root / "nodes" / "node1" / "outbox.log").exists()
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     assert not spool.exists()
 
 
@@ -177,41 +182,46 @@ def test_spool_dir_setting_and_no_memory_file_system(
     config = fan_workdir / "jupiter_config.ini"
     base = config.read_text()
     config.write_text(base.replace("[DEPLOY]\n", "[DEPLOY]\nSPOOL_DIR = transit\n"))
-    deployment = service.deploy(load_workspace(config, fan_workdir / "nodes.txt", None))
+    deployment = deploy(resolve_spec(load_workspace(config, fan_workdir / "nodes.txt", None)))
     try:
         spool = Path(deployment.info["spool"])
         assert spool.parent == fan_workdir / "transit"  # relative to the config file's folder
-        service.submit(deployment, [("a.txt", b"one frame\n")])
+        submit(deployment, [("a.txt", b"one frame\n")])
         assert _wait_frames(deployment, 1)["done"] == 1
         assert len(_inboxes(spool)) == 4
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     assert not spool.exists() and (fan_workdir / "transit").is_dir()
     # Without a tmpfs and without SPOOL_DIR, the files stay in the deployment folder.
     monkeypatch.setattr(local, "MEMORY_FOLDER", tmp_path / "disk")
     config.write_text(base)
-    deployment = service.deploy(load_workspace(config, fan_workdir / "nodes.txt", None))
+    deployment = deploy(resolve_spec(load_workspace(config, fan_workdir / "nodes.txt", None)))
     try:
         assert "spool" not in deployment.info
-        service.submit(deployment, [("a.txt", b"one frame\n")])
+        submit(deployment, [("a.txt", b"one frame\n")])
         assert _wait_frames(deployment, 1)["done"] == 1
         assert len(_inboxes(deployment.root)) == 4
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
 
 
 def test_run_summarises_and_tears_down(fan_workspace: Workspace, fan_workdir: Path) -> None:
-    summary = service.run(fan_workspace, frames=5)
+    summary = run(resolve_spec(fan_workspace), frames=5)
     assert (summary.frames, summary.done, summary.failed) == (5, 5, 0)
     assert set(summary.task_means) == {"split", "upper", "lower", "join"}
     assert summary.makespan_p50 <= summary.makespan_p95
-    deployment = service.Deployment.load(next((fan_workdir / ".jupiter").glob("2*")))
+    deployment = Deployment(DeploymentRecord.load(next((fan_workdir / ".jupiter").glob("2*"))))
     assert group_members(deployment.info["pgid"]) == []
     # Runtime statistics live in home's store too, next to the profiles.
     store = SqliteStore(deployment.home_dir / STORE_FILE)
     try:
         assert len(store.events("frame_done")) == 5
-        assert sorted({event["task"] for event in store.events("task")}) == ["join", "lower", "split", "upper"]
+        assert sorted({event.task for event in store.events("task") if isinstance(event, TaskRun)}) == [
+            "join",
+            "lower",
+            "split",
+            "upper",
+        ]
         assert len(store.events("task")) == 20
     finally:
         store.close()
@@ -228,14 +238,14 @@ def test_agent_that_never_comes_up_is_named(
         return list(original(root, node, spool))
 
     monkeypatch.setattr(local, "agent_argv", argv)
-    with pytest.raises(service.DeploymentError) as caught:
-        service.deploy(fan_workspace, timeout=3)
+    with pytest.raises(DeploymentError) as caught:
+        deploy(resolve_spec(fan_workspace), timeout=3)
     root = next((fan_workdir / ".jupiter").glob("2*"))
     assert str(caught.value) == (
         f"node node2 did not come up within 3 s; see {root}/logs/node2.log (last line: cannot start: port busy)"
     )
-    assert group_members(service.Deployment.load(root).info["pgid"]) == []
-    assert service.find(root.parent, required=False) is None
+    assert group_members(DeploymentRecord.load(root).info["pgid"]) == []
+    assert find(root.parent, required=False) is None
 
 
 @pytest.mark.parametrize("size", [2, -1])
@@ -243,13 +253,13 @@ def test_bounded_queue_holds_senders_back(fan_workdir: Path, size: int) -> None:
     config = fan_workdir / "jupiter_config.ini"
     config.write_text(config.read_text() + f"[OTHER]\nTASK_QUEUE_SIZE = {size}\n")
     workspace = load_workspace(config, fan_workdir / "nodes.txt", None)
-    deployment = service.deploy(workspace)
+    deployment = deploy(resolve_spec(workspace))
     try:
-        service.submit(deployment, [(f"q{i:02d}.txt", f"drag {i}\n".encode()) for i in range(30)])
+        submit(deployment, [(f"q{i:02d}.txt", f"drag {i}\n".encode()) for i in range(30)])
         counts = _wait_frames(deployment, 30)
-        upper = service.control_get(deployment, "node2", "/status")["tasks"]["upper"]
+        upper = deployment.control.get("node2", "/status")["tasks"]["upper"]
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     assert (counts["done"], counts["failed"]) == (30, 0)
     if size == 2:
         # The queue filled up and senders were held back: nothing dropped, never more than 2 held.
@@ -262,7 +272,7 @@ def test_runtime_0_logs_senders_only(fan_workdir: Path) -> None:
     config = fan_workdir / "jupiter_config.ini"
     config.write_text(config.read_text().replace("[CONFIG]\n", "[CONFIG]\nRUNTIME = 0\n"))
     workspace = load_workspace(config, fan_workdir / "nodes.txt", None)
-    summary = service.run(workspace, frames=2)
+    summary = run(resolve_spec(workspace), frames=2)
     home = summary.output_dir.parent
     assert summary.done == 2
     assert not (home / "runtime_transfer_receiver.txt").exists()
@@ -272,16 +282,16 @@ def test_runtime_0_logs_senders_only(fan_workdir: Path) -> None:
 def test_children_on_the_same_node_get_their_inputs_without_the_network(fan_workdir: Path) -> None:
     (fan_workdir / "mapping.txt").write_text("split node1\nupper node1\nlower node1\njoin node1\n")
     workspace = load_workspace(fan_workdir / "jupiter_config.ini", fan_workdir / "nodes.txt", None)
-    deployment = service.deploy(workspace)
+    deployment = deploy(resolve_spec(workspace))
     try:
         files = [(f"in{i:02d}.txt", f"local frame {i}\n".encode()) for i in range(20)]
-        frames = service.submit(deployment, files)
+        frames = submit(deployment, files)
         counts = _wait_frames(deployment, 20)
         assert (counts["done"], counts["failed"]) == (20, 0)
-        service.flush_events(deployment)
+        flush_events(deployment)
         events = _events(deployment)
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     for frame, (_, data) in zip(frames, files, strict=True):
         assert (deployment.home_dir / "output" / frame / "joined.txt").read_text() == expected_join(data.decode())
     # Only outputs for home went through node1's outbox; the hand-overs are still logged as transfers.

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from jupiter import deployment as service
+from jupiter.model.bundled import data_dir
+from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import load_workspace
-from jupiter.resources import data_dir
+from jupiter.service.run import run
+from jupiter.service.summary import RunSummary
 from jupiter.tools.dummy import DummySpec, expected_outputs, generate_dag
 from jupiter.tools.traffic import expected_report
 
@@ -27,7 +29,7 @@ def _workdir(tmp_path: Path, app: str) -> Path:
     return tmp_path
 
 
-def _outputs(summary: service.RunSummary) -> dict[str, dict[str, bytes]]:
+def _outputs(summary: RunSummary) -> dict[str, dict[str, bytes]]:
     """Input name -> {output name: bytes}, from home's output folder and event log."""
     root = summary.output_dir.parent
     inputs = {}
@@ -45,7 +47,7 @@ def _outputs(summary: service.RunSummary) -> dict[str, dict[str, bytes]]:
 def test_network_monitoring_app(tmp_path: Path) -> None:
     work = _workdir(tmp_path, "network_monitoring_app")
     workspace = load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None)
-    summary = service.run(workspace)
+    summary = run(resolve_spec(workspace))
     samples = workspace.app.sample_inputs
     assert (summary.frames, summary.done, summary.failed) == (len(samples), len(samples), 0)
     outputs = _outputs(summary)
@@ -59,7 +61,7 @@ def test_network_monitoring_app(tmp_path: Path) -> None:
 def test_dummy_app(tmp_path: Path) -> None:
     work = _workdir(tmp_path, "dummy_app")
     workspace = load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None)
-    summary = service.run(workspace, frames=6)
+    summary = run(resolve_spec(workspace), frames=6)
     assert (summary.frames, summary.done, summary.failed) == (6, 6, 0)
     app = generate_dag(DummySpec(tasks=10, layers=4, fan_out=3, seed=4))
     exits = [task for task in app.tasks if task.children == ("home",)]

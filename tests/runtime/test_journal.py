@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from jupiter.runtime.store import OutboxJournal, OutboxRecord
+from jupiter.runtime.spool import OutboxJournal, OutboxRecord
 
 
 def test_unacknowledged_records_come_back_whole(tmp_path: Path) -> None:

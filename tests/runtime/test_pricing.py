@@ -11,10 +11,15 @@ from typing import Any
 
 import pytest
 
-from jupiter import deployment as service
+from jupiter.model.bundled import data_dir
+from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import Workspace, load_workspace
 from jupiter.report import write_report
-from jupiter.resources import data_dir
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.faults import kill_node, set_speed
+from jupiter.service.record import Deployment, DeploymentError, find
+from jupiter.service.run import flush_events, run, submit, wait_frames
+from jupiter.service.status import status as deployment_status
 from jupiter.tools.dummy import DummySpec, expected_outputs, generate_dag
 from jupiter.tools.traffic import expected_report
 from tests.runtime.conftest import expected_join
@@ -33,8 +38,8 @@ def _priced(workdir: Path, scheme: str, aggregate: str, nodes: str = TWO_HOMES, 
     return load_workspace(config, workdir / "nodes.txt", None)
 
 
-def _events(deployment: service.Deployment, home: str) -> list[dict[str, Any]]:
-    path = deployment.home_dir_of(home) / "events.jsonl"
+def _events(deployment: Deployment, home: str) -> list[dict[str, Any]]:
+    path = deployment.home_layout(home).dir / "events.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -43,33 +48,33 @@ def _events(deployment: service.Deployment, home: str) -> list[dict[str, Any]]:
 )
 def test_each_home_gets_exactly_its_own_frames(fan_workdir: Path, scheme: str, aggregate: str) -> None:
     workspace = _priced(fan_workdir, scheme, aggregate)
-    deployment = service.deploy(workspace)
+    deployment = deploy(resolve_spec(workspace))
     try:
-        assert deployment.all_homes == ["home", "home2"]
+        assert deployment.homes == ["home", "home2"]
         files = {
             home: [(f"{home}-{i:02d}.txt", f"{home} frame {i}\n".encode()) for i in range(15)]
             for home in ("home", "home2")
         }
-        frames = {home: service.submit(deployment, files[home], home) for home in files}
+        frames = {home: submit(deployment, files[home], home) for home in files}
         for home in files:
-            counts = service.wait_frames(deployment, 15, 60.0, home)
+            counts = wait_frames(deployment, 15, 60.0, home)
             assert (counts["done"], counts["failed"]) == (15, 0)
-        service.flush_events(deployment)
+        flush_events(deployment)
         events = {home: _events(deployment, home) for home in files}
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     workers: Counter[str] = Counter()
     for home, sent in files.items():
         done = [event["frame"] for event in events[home] if event["type"] == "frame_done"]
         assert sorted(done) == sorted(frames[home])  # exactly its own, each once
-        output = deployment.home_dir_of(home) / "output"
+        output = deployment.home_layout(home).dir / "output"
         assert sorted(path.name for path in output.iterdir()) == sorted(frames[home])
         for frame, (_, data) in zip(frames[home], sent, strict=True):
             assert (output / frame / "joined.txt").read_text() == expected_join(data.decode())
         tasks = [event for event in events[home] if event["type"] == "task"]
         assert len(tasks) == 4 * 15  # each home has the statistics of its own frames
         workers.update(event["node"] for event in tasks)
-        lines = (deployment.home_dir_of(home) / "runtime_tasks.txt").read_text().splitlines()
+        lines = (deployment.home_layout(home).dir / "runtime_tasks.txt").read_text().splitlines()
         assert lines[0].split()[:2] == ["Worker_node", "Task_name"]
         assert {line.split()[0] for line in lines[1:]} <= {"node1", "node2", "node3"}
     assert set(workers) <= {"node1", "node2", "node3"}
@@ -110,17 +115,17 @@ def test_example_apps_run_priced_through_profile_map_dispatch(
     nodes = (data_dir() / "nodes.txt").read_text() + "home2 localhost\n"
     workspace = _priced(workdir, scheme, aggregate, nodes)
     assert not workspace.config.static_mapping  # the measured sequence: profile -> map -> dispatch
-    summary = service.run(workspace, frames=6, keep=True)
-    deployment = service.find(service.state_dir(workspace))
+    summary = run(resolve_spec(workspace), frames=6, keep=True)
+    deployment = find(resolve_spec(workspace).state_dir)
     assert deployment is not None
-    service.teardown(deployment)
+    teardown(deployment)
     assert (summary.frames, summary.done, summary.failed) == (6, 6, 0)
     assert summary.per_home == {"home": 3, "home2": 3}
     samples = {path.name: path for path in workspace.app.sample_inputs}
     dag = generate_dag(DummySpec(tasks=10, layers=4, fan_out=3, seed=4)) if app == "dummy_app" else None
     checked = 0
     for home in ("home", "home2"):
-        root = deployment.home_dir_of(home)
+        root = deployment.home_layout(home).dir
         for line in (root / "events.jsonl").read_text().splitlines():
             event = json.loads(line)
             if event["type"] != "frame_submitted":
@@ -147,22 +152,22 @@ def test_dead_node_loses_no_frame_and_later_frames_avoid_it(fan_workdir: Path, s
     workspace = _priced(
         fan_workdir, scheme, "sum", "home localhost\nnode1 localhost\nnode2 localhost\nnode3 localhost\n"
     )
-    deployment = service.deploy(workspace)
+    deployment = deploy(resolve_spec(workspace))
     try:
         files = [(f"in{i:02d}.txt", f"frame {i} slow\n".encode()) for i in range(60)]  # split sleeps 50 ms
         frames: list[str] = []
         for start in range(0, 60, 4):
-            frames += service.submit(deployment, files[start : start + 4])
+            frames += submit(deployment, files[start : start + 4])
             if start == 24:
-                service.kill_node(deployment, victim)
+                kill_node(deployment, victim)
             time.sleep(0.08)
-        counts = service.wait_frames(deployment, 60, 90.0)
+        counts = wait_frames(deployment, 60, 90.0)
         assert (counts["done"], counts["failed"]) == (60, 0)
-        assert service.flush_events(deployment) == [victim]
+        assert flush_events(deployment) == [victim]
         events = _events(deployment, "home")
-        status = service.status(deployment)
+        status = deployment_status(deployment)
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     assert "error" in status["agents"][victim]
     dead = [event for event in events if event["type"] == "nodes_dead"]
     assert dead and dead[0]["dead"] == [victim]
@@ -208,23 +213,23 @@ def test_speed_changed_at_run_time_slows_the_node_s_tasks(tmp_path: Path) -> Non
         "[PROFILING]\nTESTBED = testbed.ini\n"
     )
     workspace = load_workspace(tmp_path / "jupiter_config.ini", tmp_path / "nodes.txt", None)
-    deployment = service.deploy(workspace)
+    deployment = deploy(resolve_spec(workspace))
     try:
 
         def durations(first: int) -> list[float]:
             for i in range(4):
-                service.submit(deployment, [(f"f{first + i}.txt", b"x\n")])
-                service.wait_frames(deployment, first + i + 1, 30.0)
-            service.flush_events(deployment)
+                submit(deployment, [(f"f{first + i}.txt", b"x\n")])
+                wait_frames(deployment, first + i + 1, 30.0)
+            flush_events(deployment)
             events = _events(deployment, "home")
             return [e["finish"] - e["execute"] for e in events if e["type"] == "task"][first:]
 
         before = durations(0)
-        assert service.set_speed(deployment, "node1", 0.25) == 0.25
+        assert set_speed(deployment, "node1", 0.25) == 0.25
         after = durations(4)
-        with pytest.raises(service.DeploymentError, match="refused the speed"):
-            service.set_speed(deployment, "node1", 2.0)
+        with pytest.raises(DeploymentError, match="refused the speed"):
+            set_speed(deployment, "node1", 2.0)
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     ratio = sorted(after)[2] / sorted(before)[2]
     assert 3.0 < ratio < 5.5, (before, after)

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from jupiter.mapping import Problem
-from jupiter.pricing import NodeReport
-from jupiter.profiles import problem_to_json
-from jupiter.runtime.agent import TaskCounters
-from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
-from jupiter.runtime.pricing import PricingService
+from jupiter.mapping.price_function import NodeReport
+from jupiter.model.config import PricingSettings
+from jupiter.model.plan import NodeAddress, Plan, PlanPricing, TaskSpec
+from jupiter.runtime.counters import TaskCounters
+from jupiter.runtime.extensions.pricing import Pricing
 
 NODES = ("n1", "n2", "n3")
 
@@ -30,7 +30,7 @@ def _plan(scheme: str) -> Plan:
     }
     nodes = {"home": NodeAddress("home", "home", "127.0.0.1", 1, 2)}
     nodes.update({name: NodeAddress(name, "compute", "127.0.0.1", 3 + i, 10 + i) for i, name in enumerate(NODES)})
-    problem = problem_to_json(Problem(("a", "b", "c", "j"), NODES, [[0.1, 0.1, 0.1]] * 4))
+    problem = Problem(("a", "b", "c", "j"), NODES, [[0.1, 0.1, 0.1]] * 4)
     return Plan(
         deployment="d",
         app_name="x",
@@ -41,18 +41,16 @@ def _plan(scheme: str) -> Plan:
         nodes=nodes,
         ingress=("a",),
         home="home",
-        pricing=scheme,
+        pricing=PlanPricing(scheme=scheme, aggregate="sum", settings=PricingSettings(), problem=problem),
         homes=("home",),
-        extra={"pricing": {"aggregate": "sum", "interval": 0.2, "stale": 1.0, "margin": 0.25, "problem": problem}},
     )
 
 
-def _service(scheme: str = "event", node: str = "n1") -> PricingService:
+def _service(scheme: str = "event", node: str = "n1") -> Pricing:
     plan = _plan(scheme)
-    agent: Any = SimpleNamespace(
-        plan=plan, node=node, token="t", counters={task: TaskCounters() for task in plan.order}
-    )
-    service = PricingService(agent)
+    counters = {task: TaskCounters() for task in plan.order}
+    services: Any = SimpleNamespace(plan=plan, node=node, token="t", counters=lambda: counters)
+    service = Pricing(services)
     for name in NODES:
         service.on_report(NodeReport(name, time.time()))
     return service
@@ -127,7 +125,7 @@ def test_a_frame_keeps_its_push_choice_however_many_choices_follow() -> None:
 class _Relay:
     """A peer that hands requests straight to another agent's pricing service (our `Peer.ask` contract)."""
 
-    def __init__(self, service: PricingService) -> None:
+    def __init__(self, service: Pricing) -> None:
         self.service = service
         self.asked: list[dict[str, Any]] = []
 
@@ -150,7 +148,7 @@ def test_fan_in_parents_agree_when_a_push_never_reached_one_of_them() -> None:
     for holder in (left, right):
         holder.peers["n1"] = relay  # type: ignore[assignment]
 
-    async def route(holder: PricingService, task: str, frame: str) -> str:
+    async def route(holder: Pricing, task: str, frame: str) -> str:
         return await holder.destination(task, frame, now, 100.0)
 
     frames = [f"f{i:03d}" for i in range(40)]

@@ -15,16 +15,20 @@ from typing import Any
 
 import pytest
 
-from jupiter import deployment as service
 from jupiter.backends.local import free_ports
+from jupiter.model.deployment_spec import resolve_spec
+from jupiter.model.layout import DeploymentLayout
+from jupiter.model.plan import NodeAddress, Plan, PlanTransfer, TaskSpec
 from jupiter.model.workspace import load_workspace
 from jupiter.profiling.interface import TransferSettings
 from jupiter.runtime.agent import Agent
-from jupiter.runtime.plan import NodeAddress, Plan, TaskSpec
-from jupiter.runtime.protocol import checksum
+from jupiter.runtime.peers import Peer, TransferFailed
+from jupiter.runtime.protocol import Refusal, checksum
+from jupiter.runtime.spool import OutboxRecord
 from jupiter.runtime.staging import Staging
-from jupiter.runtime.store import OutboxRecord
-from jupiter.runtime.transfer import Peer, TransferFailed
+from jupiter.service.deploy import deploy, teardown
+from jupiter.service.record import Deployment
+from jupiter.service.run import flush_events, home_frames, submit
 from tests.runtime.conftest import expected_join
 from tests.sshd import USER, ssh_server
 
@@ -78,7 +82,9 @@ def _plan(tmp_path: Path, transfer: str = PLUGIN) -> Plan:
         home="home",
         retries=3,
         transfer=transfer,
-        extra={} if transfer == "http" else {"transfer": {"user": "u", "port": 22, "staging": staging}},
+        transfer_settings=None
+        if transfer == "http"
+        else PlanTransfer(user="u", port=22, key_file=None, known_hosts=None, staging=staging),
     )
 
 
@@ -92,7 +98,7 @@ def _with_agent(
     plan = dataclasses.replace(_plan(tmp_path, transfer), queue_size=queue_size)
 
     async def main() -> None:
-        agent = Agent(plan, "node1", TOKEN, tmp_path / "dep")
+        agent = Agent(plan, "node1", TOKEN, DeploymentLayout(tmp_path / "dep"))
         await agent.start()
         for task in agent.background:
             task.cancel()
@@ -157,7 +163,11 @@ def test_a_corrupt_copy_is_refused_then_copied_again(tmp_path: Path) -> None:
 
     _with_agent(tmp_path, body)
     assert answers == [
-        {"ok": False, "error": "restage: checksum mismatch: staged copy home-1-7 is corrupt or incomplete"},
+        {
+            "ok": False,
+            "error": "checksum mismatch: staged copy home-1-7 is corrupt or incomplete",
+            "refusal": "restage",
+        },
         {"ok": True},
     ]
     assert sizes == [0, 0]  # the messages carry no payload: the bytes went by the method
@@ -179,7 +189,7 @@ def test_a_busy_receiver_keeps_the_copy_for_the_next_offer(tmp_path: Path) -> No
         assert await sender.send_batch(peer, [first], [(first.header, b"frame payload")], TOKEN) == [None]
         for _ in range(2):  # the task holds its one frame (TASK_QUEUE_SIZE = 1): the second must wait
             [answer] = await sender.send_batch(peer, [second], [(second.header, b"frame payload")], TOKEN)
-            assert answer == "busy: work holds 1 frames (TASK_QUEUE_SIZE)"
+            assert answer == Refusal.full("work holds 1 frames (TASK_QUEUE_SIZE)")
         assert sender.in_place == {"home-1-2"}
 
     _with_agent(tmp_path, body, queue_size=1)
@@ -223,7 +233,7 @@ def test_a_missing_copy_goes_back_to_the_sender_at_once(tmp_path: Path) -> None:
     async def body(agent: Agent, peer: Peer) -> None:
         outcome, attempts = await peer.send_batch([(_staged("ghost", b"x"), b"")], TOKEN)
         folder = _node1(tmp_path) / "staging"
-        assert (outcome, attempts) == ([f"restage: no staged copy ghost in {folder}"], 1)
+        assert (outcome, attempts) == ([Refusal.restage(f"no staged copy ghost in {folder}")], 1)
 
     _with_agent(tmp_path, body)
 
@@ -261,20 +271,20 @@ TRANSFERS = 6
 """Per frame of the fan app: home->split, split->upper, split->lower, upper->join, lower->join, join->home."""
 
 
-def _run_fan(workdir: Path, config: str) -> service.Deployment:
+def _run_fan(workdir: Path, config: str) -> Deployment:
     """Deploy the fan app with extra config lines, run five frames, check outputs and statistics."""
     path = workdir / "jupiter_config.ini"
     path.write_text(path.read_text().replace("[CONFIG]\n", "[CONFIG]\n" + config, 1))
-    deployment = service.deploy(load_workspace(path, workdir / "nodes.txt", None))
+    deployment = deploy(resolve_spec(load_workspace(path, workdir / "nodes.txt", None)))
     try:
         files = [(f"in{i}.txt", f"frame {i}\n".encode()) for i in range(5)]
-        service.submit(deployment, files)
+        submit(deployment, files)
         deadline = time.time() + 60
-        while (counts := service.home_frames(deployment))["done"] + counts["failed"] < 5 and time.time() < deadline:
+        while (counts := home_frames(deployment))["done"] + counts["failed"] < 5 and time.time() < deadline:
             time.sleep(0.05)
-        service.flush_events(deployment)
+        flush_events(deployment)
     finally:
-        service.teardown(deployment)
+        teardown(deployment)
     assert (counts["done"], counts["failed"]) == (5, 0)
     events = [json.loads(line) for line in (deployment.home_dir / "events.jsonl").read_text().splitlines()]
     inputs = {e["frame"]: e["input"] for e in events if e["type"] == "frame_submitted"}
@@ -292,9 +302,7 @@ def _run_fan(workdir: Path, config: str) -> service.Deployment:
     return deployment
 
 
-def test_the_fan_app_runs_with_a_plugged_in_transfer_method(
-    fan_workdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_fan_app_runs_with_a_plugged_in_transfer_method(fan_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plugins = fan_workdir / "plugins"
     plugins.mkdir()
     (plugins / "localcopy.py").write_text(COPY_PLUGIN)

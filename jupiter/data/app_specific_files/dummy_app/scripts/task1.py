@@ -6,13 +6,13 @@ with this one command line:
         --entries 1 --false-ratio 0.5 --extra-edges 0.5 --seed 4 --cpu-seconds 0.005
         0.02 --output-bytes 1024 20480 --samples 3 --sample-bytes 1024 4096
 
-What every dummy task does is in dummy_task.py beside this file; this file
-only holds this task's parameters.
+What every dummy task does is in jupiter.tools.dummy_task; this file only
+holds this task's parameters.
 """
 
 from __future__ import annotations
 
-from dummy_task import run_main, run_task
+from jupiter.tools.dummy_task import run_main, run_task
 
 TASK = "task1"
 NUM_INPUTS = 1

@@ -1,0 +1,188 @@
+"""Sending messages to a peer's data plane, with retries and backoff.
+
+Each peer gets a small pool of persistent connections; a message is sent on
+one of them and counts as delivered only when the receiver answers `ok`.
+Connection failures, timeouts and refusals of kind `retry` (a checksum
+mismatch) are retried with exponential backoff (a restarting receiver comes
+back within that window); refusals that retrying cannot fix (`refused`:
+wrong token, unsafe name) are not, and `busy`/`restage` go back to the
+caller, which knows what to do about them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupiter.runtime.protocol import ProtocolError, Refusal, RefusalKind, encode, encode_batch
+
+
+class TransferFailed(Exception):
+    """A message could not be delivered after every retry, or was refused for good."""
+
+
+@dataclass
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+@dataclass
+class Peer:
+    """The data-plane address of one node, with its connection pool."""
+
+    name: str
+    host: str
+    port: int
+    retries: int = 20
+    pool_size: int = 4
+    timeout: float = 30.0
+    first_backoff: float = 0.05
+    max_backoff: float = 2.0
+    _idle: list[_Connection] = field(default_factory=list)
+    _slots: asyncio.Semaphore | None = None
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.pool_size)
+        return self._slots
+
+    async def _connect(self) -> _Connection:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), timeout=self.timeout)
+        return _Connection(reader, writer)
+
+    async def _exchange(self, connection: _Connection, raw: bytes) -> dict[str, Any]:
+        connection.writer.write(raw)
+        await connection.writer.drain()
+        line = await asyncio.wait_for(connection.reader.readline(), timeout=self.timeout)
+        if not line:
+            raise ConnectionResetError("peer closed the connection")
+        try:
+            answer = json.loads(line)
+        except json.JSONDecodeError:
+            raise ProtocolError("bad answer line") from None
+        if not isinstance(answer, dict):
+            raise ProtocolError("bad answer")
+        return answer
+
+    async def send(self, header: dict[str, Any], payload: bytes) -> int:
+        """Deliver one message; returns the number of attempts it took. Raises TransferFailed."""
+        outcome, attempts = await self.send_batch([(header, payload)], str(header.get("token", "")))
+        if outcome[0] is not None:
+            raise TransferFailed(outcome[0].reason)
+        return attempts
+
+    async def send_batch(
+        self, parts: list[tuple[dict[str, Any], bytes]], token: str
+    ) -> tuple[list[Refusal | None], int]:
+        """Deliver messages, several per round trip.
+
+        Returns, per message, None once delivered or its refusal: `busy`
+        (offer it again later), `restage` (a staged copy to make again,
+        `jupiter.runtime.staging`), `refused` (for good) or `unreachable`
+        (every retry failed); and the number of attempts made. Parts refused
+        with `retry` (corruption, a receiver that cannot store now) are sent
+        again; receivers recognise repeats, so re-sending a delivered part is safe.
+        """
+        outcome: list[Refusal | None] = [None] * len(parts)
+        pending = list(range(len(parts)))
+        backoff = self.first_backoff
+        last = ""
+        attempt = 0
+        async with self._semaphore():
+            while attempt <= self.retries:
+                attempt += 1
+                chosen = [parts[i] for i in pending]
+                raw = encode(*chosen[0]) if len(chosen) == 1 else encode_batch(chosen, token)
+                connection = self._idle.pop() if self._idle else None
+                try:
+                    if connection is None:
+                        connection = await self._connect()
+                    answer = await self._exchange(connection, raw)
+                except (OSError, TimeoutError, ProtocolError, asyncio.IncompleteReadError) as exc:
+                    last = f"{type(exc).__name__}: {exc}"
+                    if connection is not None:
+                        connection.writer.close()
+                else:
+                    self._idle.append(connection)
+                    results = self._results(answer, len(chosen))
+                    still = []
+                    for index, problem in zip(pending, results, strict=True):
+                        if problem is None:
+                            continue
+                        if problem.kind in (RefusalKind.BUSY, RefusalKind.RESTAGE):
+                            outcome[index] = problem  # the caller offers it again (after copying it again)
+                        elif problem.kind is RefusalKind.REFUSED:
+                            outcome[index] = Refusal.refused(f"{self.name} refused the message: {problem.reason}")
+                        else:
+                            last = problem.reason
+                            still.append(index)
+                    pending = still
+                    if not pending:
+                        return outcome, attempt
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+        for index in pending:
+            outcome[index] = Refusal(
+                RefusalKind.UNREACHABLE, f"{self.name} unreachable after {attempt} attempts: {last}"
+            )
+        return outcome, attempt
+
+    async def ask(self, header: dict[str, Any], payload: bytes, timeout: float, attempts: int = 2) -> dict[str, Any]:
+        """Send one request and return its answer line (e.g. pricing's `route`). Raises TransferFailed.
+
+        Unlike `send`, a request is retried only a few times with a short
+        timeout: the caller has an alternative (another controller) when
+        this peer does not answer.
+        """
+        raw = encode(header, payload)
+        last = ""
+        async with self._semaphore():
+            for _ in range(attempts):
+                connection = self._idle.pop() if self._idle else None
+                try:
+                    if connection is None:
+                        reader, writer = await asyncio.wait_for(
+                            asyncio.open_connection(self.host, self.port), timeout=timeout
+                        )
+                        connection = _Connection(reader, writer)
+                    connection.writer.write(raw)
+                    await connection.writer.drain()
+                    line = await asyncio.wait_for(connection.reader.readline(), timeout=timeout)
+                    if not line:
+                        raise ConnectionResetError("peer closed the connection")
+                    answer = json.loads(line)
+                except (OSError, TimeoutError, json.JSONDecodeError, asyncio.IncompleteReadError) as exc:
+                    last = f"{type(exc).__name__}: {exc}"
+                    if connection is not None:
+                        connection.writer.close()
+                    continue
+                self._idle.append(connection)
+                if not isinstance(answer, dict) or not answer.get("ok"):
+                    error = answer.get("error", "refused") if isinstance(answer, dict) else "bad answer"
+                    raise TransferFailed(f"{self.name} refused the request: {error}")
+                return answer
+        raise TransferFailed(f"{self.name} does not answer: {last}")
+
+    @staticmethod
+    def _results(answer: dict[str, Any], count: int) -> list[Refusal | None]:
+        """Per-part refusals (None = delivered) from an answer line."""
+        if not answer.get("ok"):
+            return [Refusal.from_answer(answer)] * count
+        results = answer.get("results")
+        if count == 1 and results is None:
+            return [None]
+        if not isinstance(results, list) or len(results) != count:
+            return [Refusal.retry("bad answer to a batch")] * count
+        return [Refusal.from_answer(result) if isinstance(result, dict) else None for result in results]
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        while self._idle:
+            connection = self._idle.pop()
+            connection.writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await connection.writer.wait_closed()
