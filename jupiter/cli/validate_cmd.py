@@ -29,7 +29,7 @@ def summary(workspace: Workspace) -> list[str]:
 def validate_command(ctx: CliContext) -> None:
     """Check jupiter_config.ini, nodes.txt, the app's DAG, scripts and inputs."""
     workspace = ctx.workspace()
-    for warning in workspace.config.warnings:
+    for warning in (*workspace.config.warnings, *workspace.nodes.warnings, *workspace.app.warnings):
         click.echo(f"warning: {warning}", err=True)
     for line in summary(workspace):
         click.echo(line)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from jupiter.mapping import mapper_names
-from tests.conftest import GOOD_SCRIPT, Result, Workdir
+from tests.conftest import CONFIG, GOOD_SCRIPT, Result, Workdir
 
 Run = Callable[..., Result]
 APP = "app_specific_files/demo"
@@ -402,4 +402,15 @@ def test_missing_app_folder(workdir: Workdir, run: Run, tmp_path: Path) -> None:
     assert (result.code, result.err) == (
         2,
         f"error: {tmp_path}/nope: app folder not found; pass --app or set [DEPLOY] APP\n",
+    )
+
+
+def test_a_backend_that_is_not_registered_is_named_with_its_line(workdir: Workdir, run: Run) -> None:
+    workdir.write("jupiter_config.ini", CONFIG + "BACKEND = nomad\n")
+    result = run("validate")
+    assert result.code == 2
+    line = (CONFIG + "BACKEND = nomad\n").splitlines().index("BACKEND = nomad") + 1
+    assert result.err == (
+        f"error: jupiter_config.ini:{line}: BACKEND: backend 'nomad' is not available; "
+        "use one of: local, docker, kubernetes\n"
     )

@@ -17,6 +17,8 @@ from jupiter.model.config import PricingSettings
 from jupiter.model.plan import NodeAddress, Plan, PlanPricing, TaskSpec
 from jupiter.runtime.counters import TaskCounters
 from jupiter.runtime.extensions.pricing import Pricing
+from jupiter.runtime.protocol import Refusal, RefusalKind
+from jupiter.runtime.spool import OutboxRecord
 
 NODES = ("n1", "n2", "n3")
 
@@ -198,3 +200,52 @@ def test_route_answers_with_a_node() -> None:
     service = _service()
     answer = json.loads(service.handle("route", {"task": "b", "frame": "f1", "holder": "n1", "size": 10}, b""))
     assert answer == {"ok": True, "node": "n2"}
+
+
+def _record(frame: str, task: str, dest: str, payload: str) -> OutboxRecord:
+    header = {"kind": "file", "frame": frame, "task": task, "src": "a", "idx": 0, "name": "x", "born": 1.0}
+    return OutboxRecord(f"r-{frame}-{task}", dest, header, payload, "/work/d1")
+
+
+def test_a_node_that_refused_a_file_is_avoided_and_the_file_sent_elsewhere(tmp_path: Any) -> None:
+    """The reroute path: a refusal that is not backpressure sends the file to another node, once."""
+    service = _service(node="n2")  # b's controller: it decides without asking anyone
+    delivered: list[OutboxRecord] = []
+    service.services.new_id = lambda: "again"
+    service.services.deliver = delivered.extend
+    payload = tmp_path / "x"
+    payload.write_bytes(b"x" * 10)
+    refused = _record("f1", "b", "n2", str(payload))
+    busy = _record("f2", "b", "n2", str(payload))
+    home = _record("f3", "home", "n2", str(payload))
+    fine = _record("f4", "b", "n2", str(payload))
+    errors = {
+        refused.ident: Refusal(RefusalKind.UNREACHABLE, "n2 unreachable after 21 attempts"),
+        busy.ident: Refusal.full("b holds 4 frames"),
+        home.ident: Refusal.refused("home went away"),
+    }
+    kept = asyncio.run(service.reroute("n2", [refused, busy, home, fine], errors))
+    # Backpressure waits for the same node; a final output keeps its home; a delivered file stays settled.
+    assert kept == [busy, home, fine]
+    assert [(record.ident, record.dest, record.release) for record in delivered] == [("again", "n1", "/work/d1")]
+    assert delivered[0].header == refused.header
+    assert service.decisions[("b", "f1")] == "n1"
+
+
+def test_push_spreads_single_input_frames_over_the_shares(tmp_path: Any) -> None:
+    """Push mode: frames of a one-input task follow the pushed shares, with no request per frame."""
+    service = _service("push", "n1")
+    now = time.time()
+    service.on_choice(now - 1, {"b": [("n1", 0.5), ("n2", 0.3), ("n3", 0.2)]})
+    payload = tmp_path / "x"
+    payload.write_bytes(b"x")
+    records = [_record(f"f{i:04d}", "b", "n2", str(payload)) for i in range(400)]
+    for record in records:
+        record.header["born"] = now
+    placed = asyncio.run(service.place(records))
+    counts = Counter(record.dest for record in placed)
+    # A hash of the frame id picks the share: 400 frames land about 200/120/80 (binomial, far inside these bounds).
+    assert 160 < counts["n1"] < 240 and 85 < counts["n2"] < 155 and 50 < counts["n3"] < 110
+    assert service.asked == 0
+    # The same frame always goes to the same node.
+    assert [record.dest for record in asyncio.run(service.place(records))] == [record.dest for record in placed]

@@ -64,7 +64,7 @@ from jupiter.runtime.routes import HttpError, Request, Routes
 from jupiter.runtime.services import AgentServices, Extension, RequestHandler
 from jupiter.runtime.spool import OutboxRecord
 
-log = logging.getLogger("jupiter.mapping.price_function")
+log = logging.getLogger("jupiter.pricing")
 
 DECISIONS_KEPT = 50_000
 """Per-frame decisions a controller remembers (retries of older frames are decided again)."""

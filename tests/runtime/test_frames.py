@@ -1,0 +1,71 @@
+"""Home's frame tracker: recovery after a restart of home, from the event log and the output folders."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from jupiter.model.events import Event, FrameDone, FrameFailed, FrameSubmitted, encode
+from jupiter.model.layout import HomeLayout
+from jupiter.model.plan import NodeAddress, Plan, TaskSpec
+from jupiter.runtime.frames import FrameTracker
+from jupiter.runtime.spool import store_input
+
+
+def _tracker(folder: Path, recorded: list[Event]) -> FrameTracker:
+    tasks = {
+        "a": TaskSpec("a", 1, True, ("home",), (), "a.py"),
+        "b": TaskSpec("b", 1, True, ("home",), (), "b.py"),
+    }
+    nodes = {name: NodeAddress(name, role, "127.0.0.1", 1, 2) for name, role in (("home", "home"), ("n1", "compute"))}
+    plan = Plan("dep", "app", "/app", tasks, ("a", "b"), {"a": "n1", "b": "n1"}, nodes, ("a", "b"), "home")
+    services: Any = SimpleNamespace(plan=plan, node="home", token="t")
+    return FrameTracker(services, HomeLayout(folder), recorded.append)
+
+
+def test_a_restarted_home_knows_its_frames_in_flight_and_continues_the_sequence(tmp_path: Path) -> None:
+    layout = HomeLayout(tmp_path / "home")
+    layout.dir.mkdir()
+    lines = [
+        encode(FrameSubmitted("f000001-aaaaaa", "1.txt", 10.0)),
+        encode(FrameSubmitted("f000002-bbbbbb", "2.txt", 11.0)),
+        encode(FrameSubmitted("f000003-cccccc", "3.txt", 12.0)),
+        encode(FrameDone("f000001-aaaaaa", "1.txt", 13.0, 3.0, ("o.txt",))),
+        encode(FrameFailed("f000002-bbbbbb", "2.txt", 14.0, "boom")),
+        # A poisoned line (an id that is not a frame id) is skipped, not fatal.
+        '{"type":"frame_submitted","frame":"zzz/..","input":"x","time":1}',
+        "not json at all",
+        encode(FrameSubmitted("f000007-dddddd", "7.txt", 15.0)),
+    ]
+    layout.events.write_text("\n".join(lines) + "\n")
+    # Frame 3 had one of its two final outputs home before the restart.
+    output = layout.frame_output("f000003-cccccc")
+    output.mkdir(parents=True)
+    store_input(str(output), "f000003-cccccc", "a@0", "a.out", b"from a")
+    recorded: list[Event] = []
+    tracker = _tracker(layout.dir, recorded)
+    tracker.recover()
+    assert sorted(tracker.frames) == ["f000003-cccccc", "f000007-dddddd"]
+    assert tracker.frames["f000003-cccccc"].results == {"a@0": "a.out"}
+    assert (tracker.totals.submitted, tracker.totals.done, tracker.totals.failed) == (4, 1, 1)
+    assert list(tracker.totals.makespans) == [3.0]
+    assert tracker.seq == 7
+    # The missing output completes the frame exactly once; a repeat is ignored.
+    header = {"frame": "f000003-cccccc", "src": "b", "idx": 0, "name": "b.out", "task": "home"}
+    assert tracker.accept_result(header, b"from b") is None
+    assert tracker.accept_result(header, b"from b") is None
+    done = [event for event in recorded if isinstance(event, FrameDone)]
+    assert [event.frame for event in done] == ["f000003-cccccc"]
+    assert sorted(done[0].outputs) == ["a.out", "b.out"]
+    assert tracker.totals.done == 2
+    # The next frame gets the next sequence number.
+    counts = asyncio.run(tracker.wait_finished(3, 0.0))
+    assert counts["done"] == 2 and counts["in_flight"] == 1
+
+
+def test_no_event_log_means_nothing_in_flight(tmp_path: Path) -> None:
+    tracker = _tracker(tmp_path / "home", [])
+    tracker.recover()
+    assert tracker.frames == {} and tracker.seq == 0

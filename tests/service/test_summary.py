@@ -1,0 +1,62 @@
+"""A run's summary, read from home's event log: counts, percentiles, per-task means, failures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from jupiter.model.events import Event, FrameDone, FrameFailed, FrameSubmitted, TaskRun, encode
+from jupiter.model.plan import NodeAddress, Plan, TaskSpec
+from jupiter.service.record import Deployment, DeploymentRecord
+from jupiter.service.summary import summarize
+
+
+def _deployment(root: Path, events: list[Event]) -> Deployment:
+    nodes = {name: NodeAddress(name, role, "127.0.0.1", 1, 2) for name, role in (("home", "home"), ("n1", "compute"))}
+    tasks = {"t": TaskSpec("t", 1, True, ("home",), (), "t.py")}
+    (root / "home").mkdir(parents=True)
+    Plan("dep", "app", "/app", tasks, ("t",), {"t": "n1"}, nodes, ("t",), "home").save(root / "plan.json")
+    (root / "home" / "events.jsonl").write_text("".join(encode(event) + "\n" for event in events))
+    return Deployment(DeploymentRecord("dep", root, "local", {}, "home", nodes, 0.0, "app"))
+
+
+def test_percentiles_are_of_every_frame_not_the_fastest(tmp_path: Path) -> None:
+    # Ten frames whose makespans are 0.1 .. 1.0 s, finishing in a shuffled order.
+    makespans = [0.4, 0.1, 1.0, 0.7, 0.2, 0.9, 0.3, 0.6, 0.8, 0.5]
+    events: list[Event] = []
+    for index, makespan in enumerate(makespans):
+        frame = f"f{index:06d}-abcdef"
+        events.append(FrameSubmitted(frame, "a.txt", 100.0))
+        events.append(TaskRun("t", frame, "n1", ("a.txt",), 100.0, 100.0, 100.0, 100.0 + makespan / 2, True, None, "home"))
+        events.append(FrameDone(frame, "a.txt", 100.0 + makespan, makespan))
+    summary = summarize(_deployment(tmp_path, events), started=100.0)
+    assert (summary.frames, summary.done, summary.failed) == (10, 10, 0)
+    # Linear interpolation between ranks (numpy's default): p50 of 0.1..1.0 is 0.55, p95 is 0.955.
+    assert summary.makespan_p50 == pytest.approx(0.55)
+    assert summary.makespan_p95 == pytest.approx(0.955)
+    assert summary.seconds == pytest.approx(1.0)  # the last frame finished 1 s after the first was submitted
+    assert summary.throughput == pytest.approx(10.0)
+    node, mean, runs = summary.task_means["t"]
+    assert (node, runs) == ("n1", 10)
+    assert mean == pytest.approx(sum(makespans) / 2 / 10)
+
+
+def test_failed_frames_are_counted_and_named_and_no_frame_done_gives_no_percentile(tmp_path: Path) -> None:
+    events: list[Event] = [
+        FrameSubmitted("f000001-abcdef", "a.txt", 1.0),
+        FrameFailed("f000001-abcdef", "a.txt", 2.0, "Traceback ...\nValueError: boom in a.txt"),
+    ]
+    summary = summarize(_deployment(tmp_path, events), started=1.0)
+    assert (summary.frames, summary.done, summary.failed) == (1, 0, 1)
+    assert summary.errors == ["frame f000001-abcdef (a.txt): ValueError: boom in a.txt"]
+    assert math.isnan(summary.makespan_p50) and math.isnan(summary.makespan_p95)
+
+
+def test_a_line_that_is_not_an_event_is_skipped(tmp_path: Path) -> None:
+    deployment = _deployment(tmp_path, [FrameSubmitted("f000001-abcdef", "a.txt", 1.0)])
+    with (deployment.home_layout().events).open("a") as log:
+        log.write('{"type":"frame_done","frame":"../../x"}\n')
+    summary = summarize(deployment, started=1.0)
+    assert (summary.frames, summary.done) == (1, 0)
