@@ -33,7 +33,7 @@ from jupiter.model.bundled import data_dir
 from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import Workspace, load_workspace
 from jupiter.service.deploy import deploy, teardown
-from jupiter.service.run import home_frames, run, submit
+from jupiter.service.run import home_frames, run, submit_data
 from jupiter.service.summary import RunSummary
 
 BASE_IMAGE = "jupiter-base:bookworm"
@@ -88,7 +88,7 @@ def first_output_seconds(workspace: Workspace) -> float:
     started = time.monotonic()
     deployment = deploy(resolve_spec(workspace), timeout=120)
     try:
-        submit(deployment, [(sample.name, sample.read_bytes())])
+        submit_data(deployment, [(sample.name, sample.read_bytes())])
         while home_frames(deployment)["done"] < 1:
             if time.monotonic() - started > 300:
                 raise RuntimeError("no output within 300 s")

@@ -38,7 +38,7 @@ from jupiter.model.workspace import load_workspace
 from jupiter.service.deploy import deploy, teardown
 from jupiter.service.faults import set_speed
 from jupiter.service.record import Deployment
-from jupiter.service.run import flush_events, home_frames, submit, wait_frames
+from jupiter.service.run import flush_events, home_frames, submit_data, wait_frames
 from jupiter.tools.dummy import DummySpec, generate_app
 
 KB = 1024
@@ -106,7 +106,7 @@ def closed_loop(deployment: Deployment, files: list[tuple[str, bytes]], count: i
     started = time.perf_counter()
     while done < count:
         if submitted - done < window and submitted < count:
-            submit(deployment, [files[submitted % len(files)]])
+            submit_data(deployment, [files[submitted % len(files)]])
             submitted += 1
             continue
         counts = wait_frames(deployment, start_done + done + 1, 5.0)
@@ -118,7 +118,7 @@ def one_at_a_time(deployment: Deployment, files: list[tuple[str, bytes]], count:
     """Frames one after the other; returns their ids."""
     frames = []
     for index in range(count):
-        frames += submit(deployment, [files[index % len(files)]])
+        frames += submit_data(deployment, [files[index % len(files)]])
         wait_frames(deployment, home_frames(deployment)["submitted"], 30.0)
     return frames
 

@@ -23,7 +23,7 @@ import psutil
 from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import load_workspace
 from jupiter.service.deploy import deploy, teardown
-from jupiter.service.run import submit
+from jupiter.service.run import submit_data
 
 sys.path.insert(0, str(Path(__file__).parent))
 import runtime_bench as rb  # the bench's own helpers, next to this file
@@ -50,11 +50,11 @@ def main() -> None:
             def cpu() -> dict[str, float]:
                 return {name: sum(p.cpu_times()[:2]) for name, p in processes.items()}
 
-            submit(deployment, [(f"w{i}.bin", b"i" * rb.PAYLOAD) for i in range(300)])
+            submit_data(deployment, [(f"w{i}.bin", b"i" * rb.PAYLOAD) for i in range(300)])
             rb.wait_done(deployment, 300)
             before, started, done = cpu(), time.perf_counter(), 300
             for _ in range(args.rounds):
-                submit(deployment, [(f"in_{i}.bin", b"i" * rb.PAYLOAD) for i in range(300)])
+                submit_data(deployment, [(f"in_{i}.bin", b"i" * rb.PAYLOAD) for i in range(300)])
                 done += 300
                 rb.wait_done(deployment, done)
             elapsed, after = time.perf_counter() - started, cpu()

@@ -31,6 +31,7 @@ from typing import Any
 from jupiter.backends.local import free_ports
 from jupiter.model.plan import NodeAddress, Plan, TaskSpec
 from jupiter.runtime.peers import Peer
+from jupiter.runtime.protocol import Outgoing
 from jupiter.runtime.spool import store_input
 
 PAYLOAD = b"x" * 1024
@@ -80,7 +81,7 @@ def bench_ours(messages: int, batch: int) -> float:
             ]
             start = time.perf_counter()
             for first in range(0, messages, batch):
-                parts = [(header, PAYLOAD) for header in headers[first : first + batch]]
+                parts = [Outgoing.of(header, PAYLOAD) for header in headers[first : first + batch]]
                 outcome, _ = await peer.send_batch(parts, TOKEN)
                 assert not any(outcome), outcome
             elapsed = time.perf_counter() - start

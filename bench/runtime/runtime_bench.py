@@ -35,7 +35,7 @@ from jupiter.model.workspace import load_workspace
 from jupiter.service.deploy import deploy, teardown
 from jupiter.service.planning import static_or_default_mapping
 from jupiter.service.record import Deployment
-from jupiter.service.run import flush_events, submit, wait_frames
+from jupiter.service.run import flush_events, submit_data, wait_frames
 
 PAYLOAD = 1024
 TASK_SOURCE = """
@@ -134,7 +134,7 @@ class JupiterSystem:
         self._run([(f"in_{self.frames + i}.bin", b"i" * PAYLOAD) for i in range(frames)])
 
     def _run(self, files: list[tuple[str, bytes]]) -> None:
-        submit(self.deployment, files)
+        submit_data(self.deployment, files)
         self.frames += len(files)
         wait_done(self.deployment, self.frames)
 
@@ -174,7 +174,7 @@ def soak_jupiter(workdir: Path, frames: int) -> dict[str, float]:
         start = time.perf_counter()
         batch = 500
         for first in range(0, frames, batch):
-            submit(deployment, [(f"s_{i}.bin", b"i" * PAYLOAD) for i in range(first, min(frames, first + batch))])
+            submit_data(deployment, [(f"s_{i}.bin", b"i" * PAYLOAD) for i in range(first, min(frames, first + batch))])
             # Keep at most two batches in flight so the soak measures steady state, not a backlog.
             wait_done(deployment, max(0, first - batch + 1))
         wait_done(deployment, frames)

@@ -173,8 +173,8 @@ def speed(folder: Path) -> bool:
 def _frames(deployment: Deployment, workspace: Workspace, count: int) -> list[float]:
     """Submit frames one at a time; per-frame makespans from home's event log."""
     inputs = collect_inputs(resolve_spec(workspace), None, count)
-    for i, (name, data) in enumerate(inputs):
-        submit(deployment, [(name, data)])
+    for i, frame in enumerate(inputs):
+        submit(deployment, [frame])
         deadline = time.time() + 120
         while True:
             counts = home_frames(deployment)

@@ -15,8 +15,10 @@ import json
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeAlias
 
 from jupiter.model.errors import JupiterError
 
@@ -25,11 +27,27 @@ class Unreachable(JupiterError):
     """An agent's control plane could not be reached, or did not answer with JSON."""
 
 
+@dataclass(frozen=True)
+class Stream:
+    """A request body produced in chunks (an upload read from files as it is sent), with its length."""
+
+    chunks: Iterable[bytes]
+    length: int
+
+    def read_all(self) -> bytes:
+        """The whole body (for a transport that cannot stream it)."""
+        return b"".join(self.chunks)
+
+
+Body: TypeAlias = bytes | Stream | None
+"""A request body: bytes, a stream of chunks, or none."""
+
+
 class Transport(Protocol):
     """Carries one control-plane request to one agent."""
 
     def request(
-        self, node: str, method: str, path: str, body: bytes | None, content_type: str, token: str, timeout: float
+        self, node: str, method: str, path: str, body: Body, content_type: str, token: str, timeout: float
     ) -> Any:
         """The agent's JSON answer (error answers included); Unreachable naming the node otherwise."""
         ...
@@ -46,13 +64,19 @@ class DirectTransport:
         return f"http://{host}:{port}{path}"
 
     def request(
-        self, node: str, method: str, path: str, body: bytes | None, content_type: str, token: str, timeout: float
+        self, node: str, method: str, path: str, body: Body, content_type: str, token: str, timeout: float
     ) -> Any:
         url = self.url(node, path)
         headers = {"X-Jupiter-Token": token} if token else {}
         if content_type:
             headers["Content-Type"] = content_type
-        req = urllib.request.Request(url, data=body, headers=headers, method=method)  # noqa: S310 - http only
+        data: bytes | Iterable[bytes] | None
+        if isinstance(body, Stream):
+            headers["Content-Length"] = str(body.length)
+            data = body.chunks
+        else:
+            data = body
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http only
         try:
             with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 - http only
                 return json.loads(response.read())
@@ -66,25 +90,48 @@ class DirectTransport:
             raise Unreachable(f"agent {node} does not answer at {url}: {why}") from None
 
 
-def multipart(files: Sequence[tuple[str, bytes]], field: str = "file") -> tuple[bytes, str]:
-    """A `multipart/form-data` body of files, and its content type.
+CHUNK = 1024 * 1024
 
-    File names are quoted as RFC 7578 asks: `"` and `\\` escaped, line
-    breaks refused, so a crafted name cannot inject another name or a header.
+
+def _quoted(name: str) -> str:
+    """A file name as a multipart header parameter (RFC 7578): `"` and `\\` escaped, no line breaks."""
+    if any(char in name for char in "\r\n\0"):
+        raise ValueError(f"a file name cannot hold line breaks: {name!r}")
+    return name.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def multipart(files: Sequence[tuple[str, Path | bytes]], fields: Mapping[str, str] | None = None) -> tuple[Stream, str]:
+    """A `multipart/form-data` body of text fields then files (read in chunks as it is sent), and its content type.
+
+    File names are quoted as RFC 7578 asks, so a crafted name cannot inject
+    another name or a header.
     """
     boundary = uuid.uuid4().hex
-    body = bytearray()
-    for name, data in files:
-        if any(char in name for char in "\r\n\0"):
-            raise ValueError(f"a file name cannot hold line breaks: {name!r}")
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        body += (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{quoted}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        body += data + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    return bytes(body), f"multipart/form-data; boundary={boundary}"
+    pieces: list[bytes | Path] = []
+    for name, value in (fields or {}).items():
+        pieces.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, content in files:
+        pieces.append(
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{_quoted(name)}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+        )
+        pieces.append(content)
+        pieces.append(b"\r\n")
+    pieces.append(f"--{boundary}--\r\n".encode())
+    length = sum(piece.stat().st_size if isinstance(piece, Path) else len(piece) for piece in pieces)
+
+    def chunks() -> Iterator[bytes]:
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                yield piece
+                continue
+            with piece.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    yield chunk
+
+    return Stream(chunks(), length), f"multipart/form-data; boundary={boundary}"
 
 
 class ControlClient:
@@ -107,9 +154,16 @@ class ControlClient:
     def post(self, node: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
         return self.call(node, "POST", path, {} if body is None else body, timeout)
 
-    def upload(self, node: str, path: str, files: Sequence[tuple[str, bytes]], timeout: float = 60.0) -> Any:
-        """POST files as `multipart/form-data` (home's `/submit`)."""
-        body, content_type = multipart(files)
+    def upload(
+        self,
+        node: str,
+        path: str,
+        files: Sequence[tuple[str, Path | bytes]],
+        fields: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> Any:
+        """POST files as `multipart/form-data` (home's `/submit`); files on disk are read as they are sent."""
+        body, content_type = multipart(files, fields)
         return self.transport.request(node, "POST", path, body, content_type, self.token, timeout)
 
     def healthy(self, node: str, deployment: str, timeout: float = 1.0) -> bool:

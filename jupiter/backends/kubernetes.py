@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from jupiter.backends.base import Attachment, Backend, Handle, Progress
-from jupiter.backends.control import Unreachable
+from jupiter.backends.control import Body, Stream, Unreachable
 from jupiter.backends.home_archive import extract_home_archive
 from jupiter.backends.k8s_client import Cluster, ClusterError, KubeClient, KubeConfig, NotUp
 from jupiter.model.deployment_spec import DeploymentSpec
@@ -77,13 +77,14 @@ class ProxyTransport:
         self.port = port
 
     def request(
-        self, node: str, method: str, path: str, body: bytes | None, content_type: str, token: str, timeout: float
+        self, node: str, method: str, path: str, body: Body, content_type: str, token: str, timeout: float
     ) -> Any:
         service = self.services.get(node) or service_name(node)
-        # The proxy sends JSON bodies itself: give it the value, or the raw bytes with their content type.
-        payload: Any = body
-        if content_type == "application/json" and body is not None:
-            payload, content_type = json.loads(body), ""
+        # The proxy sends JSON bodies itself: give it the value, or the raw bytes with their content type
+        # (an upload is gathered first: the API server's proxy takes one body).
+        payload: Any = body.read_all() if isinstance(body, Stream) else body
+        if content_type == "application/json" and isinstance(payload, bytes):
+            payload, content_type = json.loads(payload), ""
         try:
             return self.cluster().proxy(
                 self.namespace, service, self.port, method, path, token, payload, timeout, content_type

@@ -94,12 +94,26 @@ def status_command(ctx: CliContext) -> None:
 @click.command("submit")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--home", default=None, help="Home node that injects the frames and gets them back (default: home).")
+@click.option("--frame", "one_frame", is_flag=True, help="The FILES together are one frame (a multi-file frame).")
+@click.option(
+    "--retry-id",
+    default=None,
+    metavar="ID",
+    help="Send an interrupted submit again: frames home already started under this id are not started twice.",
+)
 @pass_context
-def submit_command(ctx: CliContext, files: tuple[Path, ...], home: str | None) -> None:
-    """Send input files to home; each file starts one frame."""
-    frames = running.submit(ctx.deployment(), [(path.name, path.read_bytes()) for path in files], home)
-    for path, frame in zip(files, frames, strict=True):
-        click.echo(f"{frame} {path.name}")
+def submit_command(
+    ctx: CliContext, files: tuple[Path, ...], home: str | None, one_frame: bool, retry_id: str | None
+) -> None:
+    """Send input files to home; each file (or group of files, with --frame) starts one frame."""
+    deployment = ctx.deployment()
+    frames = running.frames_of(deployment, list(files), one_frame)
+    submission = running.Submission(frames, id=retry_id) if retry_id else running.Submission(frames)
+    ids = running.submit(deployment, submission, home)
+    for frame_files, frame in zip(frames, ids, strict=True):
+        click.echo(f"{frame} {','.join(path.name for path in frame_files)}")
+    if submission.again:
+        click.echo(f"{submission.again} of them had started already (same --retry-id); none started twice", err=True)
 
 
 @click.command("speed")

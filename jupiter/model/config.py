@@ -94,6 +94,21 @@ class Other:
 
 
 @dataclass(frozen=True)
+class LimitsSettings:
+    """`[LIMITS]`: what agents accept from peers and the room they keep (docs/security.md)."""
+
+    max_header: int = default("limits.max_header")
+    max_payload: int = default("limits.max_payload")
+    """0 = automatic (16 times the largest sample input, at least 256 MiB), resolved with the app."""
+    max_message: int = default("limits.max_message")
+    idle_timeout: float = default("limits.idle_timeout")
+    read_timeout: float = default("limits.read_timeout")
+    max_connections: int = default("limits.max_connections")
+    batch_bytes: int = default("limits.batch_bytes")
+    spool_free: int = default("limits.spool_free")
+
+
+@dataclass(frozen=True)
 class SshKeys:
     """`[AUTH]` KEY_FILE and KNOWN_HOSTS: how `TRANSFER = scp` logs in, and which nodes it trusts."""
 
@@ -237,6 +252,7 @@ class JupiterConfig:
     price: PricingSettings = field(default_factory=PricingSettings)
     ports: Ports = field(default_factory=Ports)
     other: Other = field(default_factory=Other)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
     username: str = default("username")
     ssh: SshKeys = field(default_factory=SshKeys)
     deploy: DeploySettings = field(default_factory=DeploySettings)

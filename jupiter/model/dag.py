@@ -2,8 +2,9 @@
 
 Format (the original's): the first line is N, the number of DAG lines; each
 of the N lines is `task NUM_INPUTS FLAG child1 child2 ...`. NUM_INPUTS is how
-many files of one frame the task waits for (one per parent; entry tasks get
-one file from home). FLAG `true` sends the task's single output to every
+many files of one frame the task waits for (at least one per parent; an
+entry task gets the frame's files from home — usually one, several for a
+multi-file frame). FLAG `true` sends every output of the task to every
 child; `false` sends the i-th output to the i-th listed child. A child named
 `home` (legacy: `scheduler`, `datasink*`) sends the output home as a final
 result.
@@ -203,16 +204,16 @@ def parse_dag(path: Path) -> Dag:
     for name in order:
         task = tasks[name]
         parents = sorted(graph.predecessors(name), key=position.__getitem__)
-        expected = len(parents) if parents else 1
-        if task.num_inputs != expected:
-            if parents:
-                why = f"it has {len(parents)} parents ({', '.join(parents)})"
-            else:
-                why = "it is an entry task and gets one file per frame from home"
+        # A task waits for NUM_INPUTS files of a frame: at least one per parent. More is the
+        # original's multi-file frame (an entry task fed several files per frame, or a parent
+        # with FLAG true returning several outputs, each sent to every child).
+        if parents and task.num_inputs < len(parents):
             raise InputError(
                 path,
                 task.line,
-                f"{name} waits for {task.num_inputs} inputs but {why}; set NUM_INPUTS to {expected}",
+                f"{name} waits for {task.num_inputs} inputs but it has {len(parents)} parents "
+                f"({', '.join(parents)}): it would start before every parent delivered; "
+                f"set NUM_INPUTS to at least {len(parents)}",
             )
     if not any(task.sends_home for task in tasks.values()):
         raise InputError(path, None, "no task sends its output home; list `home` as a child of the exit task(s)")

@@ -18,7 +18,7 @@ from jupiter.model.config import ContainerSettings, JupiterConfig, MapperSetting
 from jupiter.model.errors import InputError
 from jupiter.model.links import parse_link_list
 from jupiter.model.nodes import NodeList, NodeRole
-from jupiter.model.plan import PlanProfiling, StoreSpec
+from jupiter.model.plan import Limits, PlanProfiling, StoreSpec
 from jupiter.model.testbed import Testbed, parse_testbed
 from jupiter.model.workspace import Workspace
 
@@ -131,6 +131,7 @@ class DeploymentSpec:
     ingress: tuple[str, ...]
     pricing: PricingSpec | None = None
     testbed: Testbed | None = None
+    limits: Limits = field(default_factory=Limits)
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -159,6 +160,27 @@ class DeploymentSpec:
 def state_dir(config: JupiterConfig) -> Path:
     """The absolute folder holding this working folder's deployments (`[DEPLOY] STATE_DIR`)."""
     return config.resolve(config.deploy.state_dir).resolve()
+
+
+AUTO_PAYLOAD_FACTOR = 16
+AUTO_PAYLOAD_FLOOR = 256 * 1024**2
+
+
+def resolve_limits(workspace: Workspace) -> Limits:
+    """`[LIMITS]`, with MAX_PAYLOAD = 0 made automatic: 16 times the largest sample input, at least 256 MiB."""
+    settings = workspace.config.limits
+    largest = max((path.stat().st_size for path in workspace.app.sample_inputs), default=0)
+    payload = settings.max_payload or max(AUTO_PAYLOAD_FLOOR, AUTO_PAYLOAD_FACTOR * largest)
+    return Limits(
+        max_header=settings.max_header,
+        max_payload=payload,
+        max_message=settings.max_message,
+        idle_timeout=settings.idle_timeout,
+        read_timeout=settings.read_timeout,
+        max_connections=settings.max_connections,
+        batch_bytes=settings.batch_bytes,
+        spool_free=settings.spool_free,
+    )
 
 
 def resolve_spec(workspace: Workspace, mapping_file: Path | None = None) -> DeploymentSpec:
@@ -226,5 +248,6 @@ def resolve_spec(workspace: Workspace, mapping_file: Path | None = None) -> Depl
             else None
         ),
         testbed=testbed,
+        limits=resolve_limits(workspace),
         warnings=config.warnings,
     )

@@ -39,12 +39,12 @@ class EventError(ValueError):
 
 def is_name(value: object) -> bool:
     """Whether a value is a plain ASCII name (task, node)."""
-    return isinstance(value, str) and value.isascii() and bool(NAME.match(value))
+    return isinstance(value, str) and value.isascii() and bool(NAME.fullmatch(value))
 
 
 def is_frame_id(value: object) -> bool:
     """Whether a value is a frame id (strict ASCII grammar: no Unicode digits, no `@`, no `/`)."""
-    return isinstance(value, str) and value.isascii() and bool(FRAME.match(value))
+    return isinstance(value, str) and value.isascii() and bool(FRAME.fullmatch(value))
 
 
 def frame_sequence(frame: str) -> int | None:
@@ -304,14 +304,33 @@ class FrameSubmitted:
     type: ClassVar[str] = "frame_submitted"
     frame: str
     input: str
+    """The frame's input file, or its files' names joined by `,`."""
     time: float
+    files: tuple[str, ...] = ()
+    """The frame's input files (several when an entry task waits for more than one)."""
+    client: str = ""
+    """The id the submitting client gave the frame ('' = none): a retry with it starts nothing new."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "frame": self.frame, "input": self.input, "time": self.time}
+        return {
+            "type": self.type,
+            "frame": self.frame,
+            "input": self.input,
+            "time": self.time,
+            "files": list(self.files),
+            "client": self.client,
+        }
 
     @classmethod
     def from_fields(cls, f: _Fields) -> FrameSubmitted:
-        return cls(frame=f.frame(), input=f.text("input"), time=f.number("time"))
+        client = f.data.get("client", "")
+        return cls(
+            frame=f.frame(),
+            input=f.text("input"),
+            time=f.number("time"),
+            files=f.strings("files"),
+            client=f.frame("client") if client else "",
+        )
 
 
 @dataclass(frozen=True, slots=True)

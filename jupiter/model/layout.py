@@ -60,6 +60,10 @@ class HomeLayout:
     def frame_output(self, frame: str) -> Path:
         return self.output / frame
 
+    def frame_results(self, frame: str) -> Path:
+        """The slot markers of a frame's final outputs while it is in flight (outputs only in `output/`)."""
+        return self.dir / "results" / frame
+
     @property
     def events(self) -> Path:
         return self.dir / EVENTS_FILE

@@ -173,6 +173,36 @@ class PlanPricing:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What an agent accepts from peers and how much room it keeps (`[LIMITS]`; see docs/security.md)."""
+
+    max_header: int = 64 * 1024
+    """Bytes of a data-plane message's JSON header."""
+    max_payload: int = 1024**3
+    """Bytes of a file's payload (streamed to disk, never held in memory)."""
+    max_message: int = 16 * 1024**2
+    """Bytes of a payload read into memory (events, pricing messages, uploads of one frame)."""
+    idle_timeout: float = 120.0
+    """Seconds a data-plane connection may wait for its next message before it is closed."""
+    read_timeout: float = 30.0
+    """Seconds a peer may take to send the rest of a message it started (each chunk of a payload)."""
+    max_connections: int = 256
+    """Data-plane connections served at once; more are closed at once."""
+    batch_bytes: int = 8 * 1024**2
+    """Payload bytes a sender puts in one batch message (a single bigger file travels alone)."""
+    spool_free: int = 64 * 1024**2
+    """Free bytes below which an agent's spool takes no new frames (senders keep them and retry)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Limits:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass(frozen=True)
 class Plan:
     """A deployment, as every agent sees it."""
 
@@ -201,6 +231,7 @@ class Plan:
     """Home's store of profiles and statistics; None = the files only."""
     testbed: Testbed | None = None
     """The emulated testbed (local backend), or None."""
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def priced(self) -> bool:
@@ -256,6 +287,7 @@ class Plan:
             "profiling": self.profiling.to_json(),
             "store": self.store.to_json() if self.store is not None else None,
             "testbed": self.testbed.to_json() if self.testbed is not None else None,
+            "limits": self.limits.to_json(),
         }
         return json.dumps(data, indent=2, sort_keys=True)
 
@@ -290,6 +322,7 @@ class Plan:
             profiling=PlanProfiling.from_json(data.get("profiling") or {}),
             store=StoreSpec.from_json(store) if store else None,
             testbed=Testbed.from_json(testbed) if testbed else None,
+            limits=Limits.from_json(data.get("limits") or {}),
         )
 
     @classmethod

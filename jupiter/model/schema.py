@@ -255,6 +255,29 @@ class Sizes(Kind):
 
 
 @dataclass(frozen=True)
+class Size(Kind):
+    """One byte size with an optional K/M/G suffix (1K = 1024); 0 allowed when `zero` says what it means."""
+
+    zero: str = ""
+    """What 0 means (e.g. "automatic"); empty = 0 is refused."""
+
+    def parse(self, raw: str, lists: ListLookup) -> int:
+        match = _SIZE.match(raw.strip())
+        if not match:
+            raise SettingError(f"{raw!r} is not a size; write bytes like 65536, 64K, 16M, 1G")
+        value = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+        if value == 0 and not self.zero:
+            raise SettingError("must be more than 0 bytes")
+        return value
+
+    def describe(self) -> str:
+        return "a size in bytes (`64K`, `16M`, `1G` allowed)" + (f"; 0 = {self.zero}" if self.zero else "")
+
+    def show(self, value: Any) -> str:
+        return Sizes().show((value,)) if value else "0"
+
+
+@dataclass(frozen=True)
 class NodeCpus(Kind):
     """`node:cpus` pairs separated by commas or spaces, each cpus > 0."""
 
@@ -599,6 +622,71 @@ SETTINGS: tuple[Setting, ...] = (
         check=_queue_size,
         doc="frames a task may hold before senders are held back; -1 = unbounded",
         field="other.task_queue_size",
+    ),
+    # [LIMITS]: new in this rebuild (docs/security.md).
+    Setting(
+        "LIMITS",
+        "MAX_HEADER",
+        Size(),
+        64 * 1024,
+        doc="largest data-plane message header an agent reads",
+        field="limits.max_header",
+    ),
+    Setting(
+        "LIMITS",
+        "MAX_PAYLOAD",
+        Size(zero="automatic: 16 times the largest sample input, at least 256M"),
+        0,
+        doc="largest file an agent takes (streamed to disk, never held in memory)",
+        field="limits.max_payload",
+    ),
+    Setting(
+        "LIMITS",
+        "MAX_MESSAGE",
+        Size(),
+        16 * 1024**2,
+        doc="largest payload an agent reads into memory (statistics events, pricing messages)",
+        field="limits.max_message",
+    ),
+    Setting(
+        "LIMITS",
+        "IDLE_TIMEOUT",
+        Number(positive=True, unit="seconds", example="120"),
+        120.0,
+        doc="a data-plane connection idle this long is closed (senders reconnect)",
+        field="limits.idle_timeout",
+    ),
+    Setting(
+        "LIMITS",
+        "READ_TIMEOUT",
+        Number(positive=True, unit="seconds", example="30"),
+        30.0,
+        doc="a peer that stops sending in the middle of a message for this long loses the connection",
+        field="limits.read_timeout",
+    ),
+    Setting(
+        "LIMITS",
+        "MAX_CONNECTIONS",
+        Integer(minimum=1),
+        256,
+        doc="data-plane connections an agent serves at once; more are closed at once",
+        field="limits.max_connections",
+    ),
+    Setting(
+        "LIMITS",
+        "BATCH_BYTES",
+        Size(),
+        8 * 1024**2,
+        doc="payload bytes a sender puts in one batch message (a bigger file travels alone)",
+        field="limits.batch_bytes",
+    ),
+    Setting(
+        "LIMITS",
+        "SPOOL_FREE",
+        Size(zero="no watermark"),
+        64 * 1024**2,
+        doc="free space below which an agent takes no new frames into its spool (senders keep them and retry)",
+        field="limits.spool_free",
     ),
     # [DEPLOY]: new in this rebuild.
     Setting(

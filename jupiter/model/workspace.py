@@ -16,6 +16,7 @@ from typing import TypeVar
 from jupiter.model.app import App, load_app
 from jupiter.model.config import JupiterConfig, parse_config
 from jupiter.model.errors import InputError, ValidationFailed
+from jupiter.model.inputs import files_per_frame, group_frames
 from jupiter.model.nodes import NodeList, NodeRole, parse_nodes
 
 T = TypeVar("T")
@@ -79,6 +80,11 @@ def _cross_check(config: JupiterConfig, nodes: NodeList, app: App) -> list[Input
                     f"({', '.join(app.dag.entry_tasks)})",
                 )
             )
+    per_frame = files_per_frame(app.dag, config.deploy.home_child or app.dag.entry_tasks)
+    try:
+        group_frames(list(app.sample_inputs), per_frame)
+    except ValueError as exc:
+        errors.append(InputError(app.path / "sample_input", None, f"{exc} (an entry task waits for {per_frame})"))
     for task, node in app.input_nodes.items():
         if node not in nodes or nodes[node].role is not NodeRole.COMPUTE:
             errors.append(

@@ -47,11 +47,11 @@ class TaskFailed(Exception):
 
 
 def _routes(shape: TaskShape, outputs: Sequence[str]) -> list[tuple[str, str]]:
-    """(child, output path) pairs as the runtime would route them (FLAG true: one output to all)."""
+    """(child, output path) pairs as the runtime would route them (FLAG true: every output to every child)."""
     if shape.flag:
-        if len(outputs) != 1:
-            raise TaskFailed(f"{shape.name} has FLAG true but returned {len(outputs)} outputs")
-        return [(child, outputs[0]) for child in shape.children]
+        if not outputs:
+            raise TaskFailed(f"{shape.name} has FLAG true but returned no output")
+        return [(child, output) for child in shape.children for output in outputs]
     if len(outputs) != len(shape.children):
         raise TaskFailed(f"{shape.name} has FLAG false and {len(shape.children)} children but returned {len(outputs)}")
     return list(zip(shape.children, outputs, strict=True))
@@ -59,7 +59,7 @@ def _routes(shape: TaskShape, outputs: Sequence[str]) -> list[tuple[str, str]]:
 
 async def profile_chain(
     tasks: Sequence[TaskShape],
-    samples: Sequence[Path],
+    samples: Sequence[Sequence[Path]],
     runner: Runner,
     workdir: Path,
     runs: int = 1,
@@ -67,11 +67,12 @@ async def profile_chain(
 ) -> dict[str, dict[str, Any]]:
     """Profile every task over `runs` chained runs; returns task -> {seconds, output_bytes, runs}.
 
-    `tasks` must be in topological order. Run `r` starts from sample file
+    `tasks` must be in topological order; `samples` are frames (their files,
+    `jupiter.model.inputs.group_frames`). Run `r` starts from sample frame
     `r mod len(samples)`, after one warm-up run that is not counted; a
     task's seconds are the median over the runs.
     """
-    if not samples:
+    if not samples or not all(samples):
         raise ValueError("the execution profiler needs at least one sample input file")
     shapes = {task.name: task for task in tasks}
     seconds: dict[str, list[float]] = {task.name: [] for task in tasks}
@@ -90,11 +91,13 @@ async def profile_chain(
             pathin.mkdir(parents=True)
             pathout.mkdir(parents=True)
             names: list[str] = []
-            arrived = dict(routed.get(task.name, []))
+            sources: list[tuple[str, str]] = []
+            arrived = routed.get(task.name, [])
             for parent in task.parents or ("",):
-                source = arrived.get(parent)
-                if source is None:
-                    source = str(sample)  # entry task, or a parent that was not run: the sample input
+                mine = [(parent, path) for source, path in arrived if source == parent]
+                # An entry task, or a parent that was not run: the sample frame's files stand in.
+                sources += mine or [(parent, str(path)) for path in sample]
+            for parent, source in sources:
                 name = os.path.basename(source)
                 if name in names:
                     name = f"{parent}_{name}"

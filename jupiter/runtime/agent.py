@@ -52,25 +52,33 @@ from jupiter.runtime.protocol import (
     Message,
     ProtocolError,
     Refusal,
+    batch_parts,
     check,
-    read_message,
+    check_auth,
+    check_file_header,
+    check_sum,
+    checksum,
+    payload_size,
+    read_header,
+    read_payload,
     refusal_reply,
     refusal_result,
     reply,
-    split_batch,
+    stream_payload,
 )
+from jupiter.runtime.refusals import RefusalLog
 from jupiter.runtime.router import MappedRouter, Router
 from jupiter.runtime.routes import HttpError, Request, Routes
 from jupiter.runtime.runner import TaskRunner
-from jupiter.runtime.services import AcceptHandler, Extension, RequestHandler
-from jupiter.runtime.spool import FolderPool, OutboxJournal, OutboxRecord
+from jupiter.runtime.services import AcceptHandler, Extension, RequestHandler, ResultHandler, Sink
+from jupiter.runtime.spool import FolderPool, OutboxJournal, OutboxRecord, SpaceWatch
 from jupiter.runtime.staging import Staging
 from jupiter.runtime.worker_pipe import TaskWorker
 
 log = logging.getLogger("jupiter.agent")
 
-RESULT = "result"
-"""Key under which home's extension accepts files for the `home` task (a frame's final outputs)."""
+SMALL_PAYLOAD = 256 * 1024
+"""Files up to this size are read whole and stored in one write; bigger ones are streamed in chunks."""
 CALL_TIMEOUT = 30.0
 """Seconds a control-plane request may wait for the event loop."""
 
@@ -89,7 +97,9 @@ class Agent:
         self.staging = Staging.from_plan(plan, node, deployment.root)
         """With `TRANSFER` other than `http`: files are copied by that method, messages only name them."""
         self.peers = {
-            name: Peer(name, address.host, address.data_port, retries=plan.retries)
+            name: Peer(
+                name, address.host, address.data_port, retries=plan.retries, idle_timeout=plan.limits.idle_timeout
+            )
             for name, address in plan.nodes.items()
         }
         self.pools: dict[str, FolderPool] = {}
@@ -98,10 +108,11 @@ class Agent:
         self.background: list[asyncio.Task[Any]] = []
         self.stopping = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.sink: EventSink = RemoteSink(token, plan.home, self.peer)
+        self.sink: EventSink = RemoteSink(token, plan.home, self.peer, self._home_oldest)
         self.router: Router = MappedRouter()
         self.extensions: list[Extension] = []
-        self.inbox = Inbox(node, lambda: self._plan, self.layout, self.pool, self.emit)
+        self.space = SpaceWatch(str(self.layout.spool), plan.limits.spool_free)
+        self.inbox = Inbox(node, lambda: self._plan, self.layout, self.pool, self.emit, self.space.low)
         self.outbox = Outbox(
             node,
             token,
@@ -116,9 +127,11 @@ class Agent:
         )
         self.outbox.inbox = self.inbox
         self.workers: dict[str, TaskWorker] = {}
-        self.accepts: dict[str, AcceptHandler] = {"ping": self._ping, "file": self._file}
+        self.accepts: dict[str, AcceptHandler] = {}
         self.requests: dict[str, RequestHandler] = {}
-        self.results: AcceptHandler | None = None
+        self.results: ResultHandler | None = None
+        self.connections = 0
+        self.refusals = RefusalLog(log)
         self.routes = Routes()
         self._core_routes()
         for task in plan.tasks_on(node):
@@ -138,18 +151,24 @@ class Agent:
     def extend(self, extension: Extension) -> None:
         """Add an extension: its message kinds, routes, loops and status."""
         for kind, accept in extension.accepts().items():
-            if kind == RESULT:
-                self.results = accept
-            elif kind in self.accepts:
+            if kind in self.accepts:
                 raise ValueError(f"two handlers for {kind} messages")
-            else:
-                self.accepts[kind] = accept
+            self.accepts[kind] = accept
+        results = extension.results()
+        if results is not None:
+            if self.results is not None:
+                raise ValueError("two extensions take final outputs")
+            self.results = results
         for kind, handler in extension.requests().items():
             if kind in self.requests or kind in self.accepts:
                 raise ValueError(f"two handlers for {kind} messages")
             self.requests[kind] = handler
         extension.add_routes(self.routes)
         self.extensions.append(extension)
+
+    def _home_oldest(self, home: str, sequence: int) -> None:
+        """Home's oldest frame in flight: forget what is remembered of older ones."""
+        self.inbox.forget_before(home, sequence)
 
     # --------------------------------------------------------------- services
 
@@ -215,19 +234,38 @@ class Agent:
     # ------------------------------------------------------------ data server
 
     async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one peer connection: read messages, answer each once it is safe."""
-        peername = writer.get_extra_info("peername")
+        """Serve one peer connection: read messages within the limits, answer each once it is safe.
+
+        Nothing is read from a peer past a header before its token is checked;
+        a peer that fails the check, or sends something that is not a
+        message, gets one answer and the connection is closed.
+        """
+        peer = writer.get_extra_info("peername")
+        limits = self._plan.limits
+        if self.connections >= limits.max_connections:
+            self.refusals.refused(f"too many connections (at most {limits.max_connections})", "connect", peer)
+            writer.close()
+            return
+        self.connections += 1
         try:
             while True:
                 try:
-                    message = await read_message(reader)
+                    header = await read_header(reader, limits)
+                    if header is None:
+                        return
+                    problem = check_auth(header, self.token)
+                    if problem is not None:
+                        self.refusals.refused(problem.reason, header.get("kind"), peer)
+                        writer.write(refusal_reply(problem))
+                        await writer.drain()
+                        return
+                    answer = await self._serve(header, reader, peer)
                 except ProtocolError as exc:
+                    self.refusals.refused(f"protocol error: {exc}", "?", peer)
                     writer.write(reply(False, f"protocol error: {exc}", refusal="refused"))
                     await writer.drain()
                     return
-                if message is None:
-                    return
-                writer.write(await self._answer(message, peername))
+                writer.write(answer)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return
@@ -237,65 +275,126 @@ class Agent:
             # connection at every teardown), so this one ends quietly instead.
             return
         finally:
+            self.connections -= 1
             writer.close()
 
-    async def _answer(self, message: Message, peername: object) -> bytes:
-        """The answer line to one message."""
+    async def _serve(self, header: dict[str, Any], reader: asyncio.StreamReader, peer: object) -> bytes:
+        """The answer line to one authenticated message (its payload read here)."""
+        limits = self._plan.limits
+        kind = header["kind"]
+        if kind == "batch":
+            parts = batch_parts(header, limits)
+            results = [refusal_result(await self._file(part, reader, peer)) for part in parts]
+            return json.dumps({"ok": True, "results": results}).encode() + b"\n"
+        if kind == "file":
+            problem = await self._file(header, reader, peer)
+            # A lone message means the pipeline is not busy: let a task runner that
+            # it woke hand the frame to its worker before this acknowledgement is
+            # written. (Within a batch the runner should rather wait and take every
+            # frame at once.)
+            await asyncio.sleep(0)
+            return refusal_reply(problem)
+        if kind == "ping":
+            # Profiling probes may be big: verified as they stream by, never kept.
+            size = payload_size(header, limits.max_payload)
+            if await stream_payload(reader, size, limits, None) != header.get("sum"):
+                return refusal_reply(Refusal.retry("checksum mismatch: payload corrupted in transit"))
+            return refusal_reply(None)
+        size = payload_size(header, limits.max_message)
+        message = Message(header, await read_payload(reader, size, limits))
         problem = check(message, self.token)
         if problem is not None:
-            log.warning("refused %s from %s: %s", message.kind, peername, problem)
+            self.refusals.refused(problem.reason, kind, peer)
             return refusal_reply(problem)
-        if message.kind == "batch":
-            try:
-                parts = split_batch(message)
-            except ProtocolError as exc:
-                return refusal_reply(Refusal.refused(f"protocol error: {exc}"))
-            results = [refusal_result(await self._take(part, peername)) for part in parts]
-            return json.dumps({"ok": True, "results": results}).encode() + b"\n"
-        request = self.requests.get(message.kind)
+        request = self.requests.get(kind)
         if request is not None:
             return await request(message)
-        problem = await self._take(message, peername)
-        # A lone message means the pipeline is not busy: let a task runner that
-        # it woke hand the frame to its worker before this acknowledgement is
-        # written. (Within a batch the runner should rather wait and take every
-        # frame at once.)
-        await asyncio.sleep(0)
-        return refusal_reply(problem)
+        accept = self.accepts.get(kind)
+        if accept is None:
+            return refusal_reply(Refusal.refused(f"{kind} messages go to home, not to {self.node}"))
+        return refusal_reply(await accept(message))
 
-    async def _take(self, message: Message, peername: object) -> Refusal | None:
-        """Check and accept one message; None once it is stored, else why it is refused."""
-        problem = Refusal.refused("batches cannot be nested") if message.kind == "batch" else check(message, self.token)
-        staged = problem is None and message.kind == "file" and "staged" in message.header
-        if staged:
-            if self.staging is None:
-                problem = Refusal.refused(f"{self.node} stages no files: this deployment's TRANSFER is http")
-            else:
-                message, problem = self.staging.take(message)
+    async def _file(self, header: dict[str, Any], reader: asyncio.StreamReader, peer: object) -> Refusal | None:
+        """Take one file whose payload follows on the stream (or is staged); None once it is stored."""
+        limits = self._plan.limits
+        size = payload_size(header, limits.max_payload)
+        problem = check_file_header(header) or check_sum(header)
+        sink: Sink | None = None
         if problem is None:
-            accept = self.accepts.get(message.kind)
-            if accept is None:
-                problem = Refusal.refused(f"{message.kind} messages go to home, not to {self.node}")
-            else:
-                try:
-                    problem = await accept(message)
-                except OSError as exc:
-                    problem = Refusal.retry(f"cannot store the file: {exc}")
-        if staged and self.staging is not None and not (problem is not None and problem.busy):
-            self.staging.discard(message.header)  # read (or refused): a busy sender offers this copy again
-        if problem is not None:
-            log.warning("refused %s from %s: %s", message.kind, peername, problem)
-        return problem
-
-    async def _ping(self, message: Message) -> Refusal | None:
+            try:
+                if "staged" in header:
+                    await stream_payload(reader, size, limits, None)
+                    return self._staged(header, peer)
+                if size <= SMALL_PAYLOAD:
+                    payload = await read_payload(reader, size, limits)
+                    if checksum(payload) != header["sum"]:
+                        problem = Refusal.retry("checksum mismatch: payload corrupted in transit")
+                    else:
+                        problem = self._take_file(header, payload, peer)
+                    if problem is not None:
+                        self.refusals.refused(problem.reason, "file", peer)
+                    return problem
+                opened = self._open_file(header, peer)
+                if opened is None or isinstance(opened, Refusal):
+                    problem = opened
+                else:
+                    sink = opened
+            except OSError as exc:
+                problem = Refusal.retry(f"cannot store the file: {exc.strerror or exc}")
+        if sink is None:
+            await stream_payload(reader, size, limits, None)  # keep the stream in step: the payload is not needed
+            if problem is not None:
+                self.refusals.refused(problem.reason, "file", peer)
+            return problem
+        try:
+            received = await stream_payload(reader, size, limits, sink.write)
+        except BaseException:
+            sink.abort()
+            raise
+        if received != header["sum"]:
+            sink.abort()
+            return Refusal.retry("checksum mismatch: payload corrupted in transit")
+        sink.commit()
         return None
 
-    async def _file(self, message: Message) -> Refusal | None:
-        if message.header.get("task") == HOME_TASK:
+    def _peer_name(self, header: dict[str, Any]) -> str:
+        """The node that sent a file (its source task's node is not known here; home for home's inputs)."""
+        return str(header.get("from", "")) if isinstance(header.get("from"), str) else ""
+
+    def _take_file(self, header: dict[str, Any], payload: bytes, peer: object) -> Refusal | None:
+        """A small file, whole in memory."""
+        if header.get("task") == HOME_TASK:
             if self.results is None:
                 return Refusal.refused(f"final outputs go to a home node, not to {self.node}")
-            return await self.results(message)
-        return self.inbox.accept(message.header, message.payload)
+            opened = self.results(header, self._peer_name(header))
+            if opened is None or isinstance(opened, Refusal):
+                return opened
+            opened.write(payload)
+            opened.commit()
+            return None
+        return self.inbox.accept(header, payload, peer=self._peer_name(header))
+
+    def _open_file(self, header: dict[str, Any], peer: object) -> Refusal | Sink | None:
+        """Where a big file is written as it streams in."""
+        if header.get("task") == HOME_TASK:
+            if self.results is None:
+                return Refusal.refused(f"final outputs go to a home node, not to {self.node}")
+            return self.results(header, self._peer_name(header))
+        return self.inbox.begin(header, self._peer_name(header))
+
+    def _staged(self, header: dict[str, Any], peer: object) -> Refusal | None:
+        """A file copied by another transfer method: the message names its staged copy."""
+        if self.staging is None:
+            return Refusal.refused(f"{self.node} stages no files: this deployment's TRANSFER is http")
+        message, problem = self.staging.take(Message(header, b""))
+        if problem is None:
+            try:
+                problem = self._take_file(message.header, message.payload, peer)
+            except OSError as exc:
+                problem = Refusal.retry(f"cannot store the file: {exc.strerror or exc}")
+        if not (problem is not None and problem.busy):
+            self.staging.discard(header)  # read (or refused): a busy sender offers this copy again
+        return problem
 
     # ------------------------------------------------------------ control plane
 

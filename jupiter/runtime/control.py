@@ -10,42 +10,94 @@ threads and reach the agent through its event loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import tempfile
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from flask import Flask, jsonify, request
+from flask.wrappers import Request as FlaskRequest
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from jupiter.runtime.protocol import token_ok
-from jupiter.runtime.routes import HttpError, Request, Route, Routes
+from jupiter.runtime.routes import HttpError, Request, Route, Routes, Upload
 
 if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
 
+UPLOADS = "jupiter.uploads"
+"""WSGI environ key naming the folder a route's uploads are streamed into."""
 
-def _request() -> Request:
+
+class StreamingRequest(FlaskRequest):
+    """A request whose uploaded files go straight to a file in the route's upload folder, in chunks.
+
+    Werkzeug's default keeps small files in memory and spools big ones to
+    the system's temporary folder; a handler would then copy them again.
+    """
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        folder = self.environ.get(UPLOADS)
+        if folder is None:
+            raise HttpError(400, "this route takes no files")
+        # Kept (delete=False): the handler moves it where it belongs; the view deletes what it leaves.
+        return tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", delete=False)
+
+
+def _request(route: Route) -> Request:
     body: Any = None
+    if route.uploads is not None:
+        folder = route.uploads()
+        os.makedirs(folder, exist_ok=True)
+        request.environ[UPLOADS] = folder
+    if route.max_bytes is not None:
+        request.max_content_length = route.max_bytes
     if request.mimetype == "application/json" or (request.data and not request.files):
         body = request.get_json(silent=True)
         if body is None and request.data:
             raise HttpError(400, "the body is not JSON")
-    files = [(upload.filename or "", upload.read()) for upload in request.files.getlist("file")]
-    return Request(args=dict(request.args), body=body, files=files)
+    files = []
+    for upload in request.files.getlist("file"):
+        stream = upload.stream
+        stream.flush()
+        path = str(stream.name)
+        files.append(Upload(upload.filename or "", path, os.path.getsize(path)))
+        stream.close()
+    form = {key: value for key, value in request.form.items()}
+    return Request(args=dict(request.args), body=body, files=files, form=form)
 
 
 def create_app(name: str, token: str, routes: Routes) -> Flask:
     """The Flask app serving `routes` for the agent of node `name`."""
     app = Flask(f"jupiter-{name}")
+    app.request_class = StreamingRequest
 
     def view(route: Route) -> Any:
         def handle() -> ResponseReturnValue:
             if route.auth and not token_ok(token, request.headers.get("X-Jupiter-Token")):
                 return jsonify({"error": "missing or wrong deployment token"}), 401
+            parsed: Request | None = None
             try:
-                answer = route.handler(_request())
+                parsed = _request(route)
+                answer = route.handler(parsed)
             except HttpError as exc:
                 return jsonify({"error": exc.reason}), exc.status
+            except RequestEntityTooLarge:
+                return jsonify({"error": f"the request is over the limit of {route.max_bytes} bytes"}), 413
+            finally:
+                # Uploads the handler did not move (it refused them, or failed) go.
+                for upload in parsed.files if parsed is not None else ():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(upload.path)
             return jsonify(answer)
 
         handle.__name__ = f"{route.method.lower()}_{route.path.strip('/').replace('/', '_') or 'root'}"

@@ -24,6 +24,8 @@ log = logging.getLogger("jupiter.agent")
 FLUSH_SECONDS = 0.1
 BATCH = 1000
 """Most events per message."""
+QUEUE_EVENTS = 200_000
+"""Most events an agent keeps for home (about 50 MB at worst)."""
 
 
 class EventSink(Protocol):
@@ -43,15 +45,32 @@ class EventSink(Protocol):
 
 
 class RemoteSink:
-    """Queues events and sends them to their home nodes in batches."""
+    """Queues events and sends them to their home nodes in batches.
 
-    def __init__(self, token: str, default_home: str, peer: Callable[[str], Peer]) -> None:
+    The queue is bounded (`QUEUE_EVENTS`): while home cannot be reached, the
+    oldest events are dropped (and counted in the log) rather than the
+    agent's memory growing. Home's answer names the oldest frame it still has
+    in flight; `on_oldest(home, sequence)` passes it on (the inbox forgets
+    what it remembers of older frames).
+    """
+
+    def __init__(
+        self,
+        token: str,
+        default_home: str,
+        peer: Callable[[str], Peer],
+        on_oldest: Callable[[str, int], None] = lambda home, sequence: None,
+    ) -> None:
         self.token = token
         self.default_home = default_home
         self.peer = peer
-        self.queue: deque[Event] = deque()
+        self.on_oldest = on_oldest
+        self.queue: deque[Event] = deque(maxlen=QUEUE_EVENTS)
+        self.dropped = 0
 
     def emit(self, event: Event) -> None:
+        if len(self.queue) == QUEUE_EVENTS:
+            self.dropped += 1
         self.queue.append(event)
 
     async def run(self) -> None:
@@ -72,11 +91,20 @@ class RemoteSink:
             event = self.queue.popleft()
             home = events.home_of(event) or self.default_home
             groups.setdefault(home, []).append(events.encode(event))
+        if self.dropped:
+            log.error("dropped %d statistics events while home could not keep up or be reached", self.dropped)
+            self.dropped = 0
         for home, lines in groups.items():
             try:
-                await self.peer(home).send({"kind": "event", "token": self.token}, "\n".join(lines).encode())
+                answer = await self.peer(home).deliver(
+                    {"kind": "event", "token": self.token}, "\n".join(lines).encode()
+                )
             except TransferFailed as exc:
                 log.error("lost %d statistics events for %s: %s", len(lines), home, exc)
+                continue
+            oldest = answer.get("oldest")
+            if isinstance(oldest, int) and not isinstance(oldest, bool):
+                self.on_oldest(home, oldest)
 
 
 class RecordingSink:

@@ -1,30 +1,40 @@
 """Home's frame tracker: starts frames, counts their final outputs, knows which are in flight.
 
-Each input file home gets (`jupiter submit`, or a file dropped into
-`home/input/`) starts one frame: the tracker gives it an id
-(`f<sequence>-<random>`), keeps home's copy of the input, and sends it to
-every ingress task. A frame is done when one final output per task that
-lists `home` as a child has come back; it fails when a task raised on it or
-a transfer of it gave up. Under pricing, a frame in flight on a node that
-died is started again as a new attempt (`<frame>-r<n>`): the first complete
-set of results wins.
+Each frame home gets — one input file, or several (`jupiter submit --frame
+a b`, or files grouped by name when an entry task waits for more than one,
+`jupiter.model.inputs`) — gets an id (`f<sequence>-<random>`): the tracker
+keeps home's copy of the inputs and sends every file to every ingress task
+(slot `home@<i>` for the i-th file). A frame is done when one final output
+per task that lists `home` as a child has come back; it fails when a task
+raised on it or a transfer of it gave up. Under pricing, a frame in flight
+on a node that died is started again as a new attempt (`<frame>-r<n>`): the
+first complete set of results wins.
+
+Submitting is idempotent: a client may give each frame an id of its own
+(`client`), and a frame submitted again with an id home has seen is not
+started twice — home answers with the frame it started the first time. Ids
+are remembered for the last `CLIENT_IDS_KEPT` frames (a restart of home
+rebuilds them from the event log).
 
 What the tracker remembers of finished frames is counts and the last
 `RECENT_FRAMES` makespans, so home's memory stays flat however many frames
 stream through. After a restart of home, `recover` rebuilds the frames in
 flight from the event log, skipping (and reporting once) lines that are not
-valid events.
+valid events. Final outputs land in `home/output/<frame>/` (outputs only);
+their slot markers live in `home/results/<frame>/` until the frame is done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import shutil
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,13 +54,16 @@ from jupiter.model.events import (
 )
 from jupiter.model.layout import HomeLayout
 from jupiter.model.plan import HOME_TASK
-from jupiter.runtime.protocol import Refusal
+from jupiter.runtime.protocol import Refusal, file_checksum
 from jupiter.runtime.services import AgentServices
-from jupiter.runtime.spool import OutboxRecord, read_slots, store_input, write_atomic
+from jupiter.runtime.spool import Incoming, OutboxRecord, read_slots
 
 log = logging.getLogger("jupiter.home")
 
 RECENT_FRAMES = 10_000
+CLIENT_IDS_KEPT = 100_000
+THROUGHPUT_WINDOW = 10.0
+"""Seconds over which `/status` measures throughput (frames done in the window)."""
 
 
 @dataclass
@@ -59,12 +72,15 @@ class FrameState:
 
     frame: str
     name: str
+    """What the frame is called in messages: its input file's name, or its files' names."""
     submitted: float
     results: dict[str, str] = field(default_factory=dict)
-    path: str = ""
-    """Pricing: the input file, kept until the frame is done so it can be started again."""
+    paths: tuple[str, ...] = ()
+    """Pricing: the input files, kept until the frame is done so it can be started again."""
     attempts: list[str] = field(default_factory=list)
     """Pricing: ids of the frame's later attempts (started again after a node died)."""
+    receiving: dict[str, str] = field(default_factory=dict)
+    """Final outputs being received now (slot -> name)."""
 
 
 @dataclass
@@ -77,6 +93,16 @@ class FrameTotals:
     first_submit: float = 0.0
     last_done: float = 0.0
     makespans: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_FRAMES))
+    finished: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_FRAMES))
+    """When the recent frames finished (for the throughput over a window)."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """One frame of an upload: its id, and whether this upload started it (False: seen before, by its client id)."""
+
+    frame: str
+    started: bool
 
 
 class FrameTracker:
@@ -87,8 +113,11 @@ class FrameTracker:
         self.layout = layout
         self.record = record
         self.frames: dict[str, FrameState] = {}
+        """Frames in flight, in the order they were submitted (the first is the oldest)."""
         self.attempts: dict[str, str] = {}
         """Pricing: attempt id -> the frame it repeats."""
+        self.clients: OrderedDict[str, str] = OrderedDict()
+        """Client ids of recent frames -> the frame each started."""
         self.totals = FrameTotals()
         self.seq = 0
         self.changed: asyncio.Event | None = None
@@ -96,6 +125,14 @@ class FrameTracker:
     @property
     def expected(self) -> int:
         return self.services.plan.expected_results()
+
+    def oldest(self) -> int:
+        """The sequence number of the oldest frame in flight (the next one when none is): every older one is over."""
+        for frame in self.frames:
+            sequence = frame_sequence(frame)
+            if sequence is not None:
+                return sequence
+        return self.seq + 1
 
     # ---------------------------------------------------------------- waiting
 
@@ -121,96 +158,135 @@ class FrameTracker:
         return self.counts()
 
     def counts(self) -> dict[str, Any]:
-        """The frame counters of `/status`."""
+        """The frame counters of `/status`; throughput is frames done per second over the last THROUGHPUT_WINDOW."""
         totals = self.totals
-        span = (totals.last_done - totals.first_submit) if totals.done else 0.0
         makespans = list(totals.makespans)
+        now = time.time()
+        recent = sum(1 for when in totals.finished if now - when <= THROUGHPUT_WINDOW)
+        # Over the last window, or since the first frame when that is more recent.
+        span = min(THROUGHPUT_WINDOW, now - totals.first_submit) if totals.first_submit else 0.0
+        throughput = recent / span if span > 0 else 0.0
         return {
             "submitted": totals.submitted,
             "done": totals.done,
             "failed": totals.failed,
             "in_flight": len(self.frames),
-            "throughput": totals.done / span if span > 0 else 0.0,
+            "throughput": throughput,
+            "throughput_window": THROUGHPUT_WINDOW,
             "makespan_p50": percentile(makespans, 0.5) if makespans else 0.0,
             "makespan_p95": percentile(makespans, 0.95) if makespans else 0.0,
         }
 
     # ------------------------------------------------------------- starting
 
-    async def submit_many(self, files: list[tuple[str, bytes]]) -> list[str]:
-        """Start one frame per file (one call from the control plane for a whole upload)."""
-        return [await self.submit(name, data) for name, data in files]
+    def frame_folder(self) -> str:
+        """A pooled folder for a new frame's inputs."""
+        return self.services.pool(str(self.layout.frames)).acquire()
 
-    async def submit(self, name: str, data: bytes) -> str:
-        """Start a frame from one input file; returns its id."""
+    async def submit(self, name: str, data: bytes, client: str = "") -> str:
+        """Start a frame from one input file in memory; returns its id."""
+        folder = self.frame_folder()
+        path = f"{folder}/{name}"
+        tmp = f"{folder}/.tmp-{name}"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+        return (await self.start([path], folder, client)).frame
+
+    async def start(self, paths: Sequence[str], folder: str, client: str = "") -> Submitted:
+        """Start a frame whose input files are already in `folder` (a pooled folder of home's frames).
+
+        With a `client` id seen before, nothing starts: the frame it started
+        then is the answer (and `folder` is given back).
+        """
+        if client and client in self.clients:
+            self.clients.move_to_end(client)
+            self.services.pool(os.path.dirname(folder)).release(folder)
+            return Submitted(self.clients[client], started=False)
         self.seq += 1
         frame = f"f{self.seq:06d}-{uuid.uuid4().hex[:6]}"
-        folder = self.services.pool(str(self.layout.frames)).acquire()
-        path = write_atomic(folder, name, data)
         now = time.time()
+        names = tuple(os.path.basename(path) for path in paths)
         priced = self.services.plan.priced
-        # Pricing: the input is kept until the frame is done, so a frame held by a node that dies starts again.
-        self.frames[frame] = FrameState(frame, name, now, path=path if priced else "")
+        # Pricing: the inputs are kept until the frame is done, so a frame held by a node that dies starts again.
+        self.frames[frame] = FrameState(frame, ",".join(names), now, paths=tuple(paths) if priced else ())
         if not self.totals.first_submit:
             self.totals.first_submit = now
         self.totals.submitted += 1
-        self.record(FrameSubmitted(frame=frame, input=name, time=now))
-        await self._send_input(frame, name, path, now, None if priced else folder)
-        return frame
+        if client:
+            self._remember_client(client, frame)
+        self.record(FrameSubmitted(frame=frame, input=",".join(names), time=now, files=names, client=client))
+        await self._send_inputs(frame, paths, now, None if priced else folder)
+        return Submitted(frame, started=True)
 
-    async def _send_input(self, frame: str, name: str, path: str, born: float, release: str | None) -> None:
-        """Send a frame's input file to every ingress task."""
+    def _remember_client(self, client: str, frame: str) -> None:
+        self.clients[client] = frame
+        if len(self.clients) > CLIENT_IDS_KEPT:
+            self.clients.popitem(last=False)
+
+    async def _send_inputs(self, frame: str, paths: Sequence[str], born: float, release: str | None) -> None:
+        """Send a frame's input files to every ingress task (the i-th file fills slot `home@<i>`)."""
         services = self.services
         plan = services.plan
         records = []
-        for task in plan.ingress:
-            header = {
-                "kind": "file",
-                "token": services.token,
-                "frame": frame,
-                "task": task,
-                "src": HOME_TASK,
-                "idx": 0,
-                "name": name,
-                "home": services.node,
-                "born": born,
-            }
-            records.append(OutboxRecord(services.new_id(), plan.mapping[task], header, path, release))
+        for index, path in enumerate(paths):
+            size, digest = file_checksum(path)
+            for task in plan.ingress:
+                header = {
+                    "kind": "file",
+                    "token": services.token,
+                    "frame": frame,
+                    "task": task,
+                    "src": HOME_TASK,
+                    "idx": index,
+                    "name": os.path.basename(path),
+                    "home": services.node,
+                    "born": born,
+                    "size": size,
+                    "sum": digest,
+                }
+                records.append(OutboxRecord(services.new_id(), plan.mapping[task], header, path, release))
         await services.send(records, release)
 
     async def restart_frames(self, why: str) -> int:
         """Pricing: start every frame in flight again as a new attempt (after a node died)."""
         count = 0
         for frame, state in list(self.frames.items()):
-            if not state.path:
+            if not state.paths:
                 continue
             attempt = f"{frame}-r{len(state.attempts) + 1}"
             state.attempts.append(attempt)
             self.attempts[attempt] = frame
             now = time.time()
             self.record(FrameRestarted(frame=frame, attempt=attempt, time=now, why=why))
-            await self._send_input(attempt, state.name, state.path, now, None)
+            await self._send_inputs(attempt, state.paths, now, None)
             count += 1
         return count
 
     # ------------------------------------------------------------- finishing
 
     def _forget(self, state: FrameState) -> None:
-        """A frame is over: drop its attempts and (pricing) the kept input."""
+        """A frame is over: drop its attempts, its result markers and (pricing) the kept inputs."""
         for attempt in state.attempts:
             self.attempts.pop(attempt, None)
-        if state.path:
-            folder = os.path.dirname(state.path)
+        shutil.rmtree(self.layout.frame_results(state.frame), ignore_errors=True)
+        if state.paths:
+            folder = os.path.dirname(state.paths[0])
             self.services.pool(os.path.dirname(folder)).release(folder)
 
     def observe(self, event: Event) -> None:
         """An event recorded at home: a task that failed, or a transfer that gave up, fails its frame."""
         if isinstance(event, TaskRun) and not event.ok:
-            self.fail(event.frame, f"{event.task} on {event.node} failed:\n{event.error}")
+            error = event.error or ""
+            lines = [line.strip() for line in error.splitlines() if line.strip()]
+            # The log's one line names the exception (a traceback's last line); the event keeps it all.
+            self.fail(
+                event.frame, f"{event.task} on {event.node} failed: {lines[-1] if lines else 'no reason given'}", error
+            )
         elif isinstance(event, TransferFailed):
             self.fail(event.frame, f"transfer to {event.dest} failed: {event.error}")
 
-    def fail(self, frame: str, why: str) -> None:
+    def fail(self, frame: str, why: str, detail: str = "") -> None:
         frame = self.attempts.get(frame, frame)
         state = self.frames.pop(frame, None)
         if state is None:
@@ -219,22 +295,34 @@ class FrameTracker:
         self.totals.failed += 1
         self._changed()
         log.error("frame %s (%s) failed: %s", frame, state.name, why.splitlines()[0])
-        self.record(FrameFailed(frame=frame, input=state.name, time=time.time(), error=why))
+        error = f"{why}\n{detail}" if detail and detail.strip() != why else why
+        self.record(FrameFailed(frame=frame, input=state.name, time=time.time(), error=error))
 
-    def accept_result(self, header: dict[str, Any], payload: bytes) -> Refusal | None:
-        """A final output of a frame came home."""
+    def begin_result(self, header: dict[str, Any], peer: str) -> Refusal | Result | None:
+        """A final output of a frame is arriving: where its bytes go (None: not needed, a late or repeated one)."""
         frame = str(header.get("frame"))
         frame = self.attempts.get(frame, frame)
         slot = f"{header.get('src')}@{header.get('idx')}"
         state = self.frames.get(frame)
         if state is None or slot in state.results:
-            return None  # a late or repeated delivery of a finished frame
-        folder = self.layout.frame_output(frame)
-        folder.mkdir(parents=True, exist_ok=True)
+            return None
+        if slot in state.receiving:
+            return Refusal.retry(f"final output {slot} of {frame} is being received on another connection")
         name = str(header["name"])
-        if name in state.results.values():
+        if name in state.results.values() or name in state.receiving.values():
             name = f"{header.get('src')}_{name}"
-        path = store_input(str(folder), frame, slot, name, payload)
+        markers = self.layout.frame_results(frame)
+        markers.mkdir(parents=True, exist_ok=True)
+        state.receiving[slot] = name
+        return Result(self, state, slot, name, Incoming(str(markers), frame, slot, name), peer)
+
+    def _completed(self, state: FrameState, slot: str, name: str, path: str, size: int, peer: str) -> None:
+        """One final output is in (its marker committed): show it in `output/`, and finish the frame when all are."""
+        output = self.layout.frame_output(state.frame)
+        output.mkdir(parents=True, exist_ok=True)
+        final = output / name
+        with contextlib.suppress(FileExistsError):
+            os.link(path, final)
         state.results[slot] = name
         plan = self.services.plan
         if plan.receiver_stats:
@@ -242,32 +330,42 @@ class FrameTracker:
                 Transfer(
                     side="receiver",
                     node=self.services.node,
-                    path=path,
+                    path=str(final),
                     time=time.time(),
-                    frame=frame,
+                    frame=state.frame,
                     home=self.services.node,
-                    bytes=len(payload),
+                    peer=peer,
+                    bytes=size,
                     task=HOME_TASK,
                 )
             )
         if len(state.results) >= self.expected:
             now = time.time()
-            del self.frames[frame]
+            del self.frames[state.frame]
             self._forget(state)
             makespan = now - state.submitted
             self.totals.done += 1
             self.totals.last_done = now
             self.totals.makespans.append(makespan)
+            self.totals.finished.append(now)
             self._changed()
             self.record(
                 FrameDone(
-                    frame=frame,
+                    frame=state.frame,
                     input=state.name,
                     time=now,
                     makespan=makespan,
                     outputs=tuple(sorted(state.results.values())),
                 )
             )
+
+    def accept_result(self, header: dict[str, Any], payload: bytes) -> Refusal | None:
+        """A final output whose bytes are here already (small files, tests)."""
+        opened = self.begin_result(header, "")
+        if opened is None or isinstance(opened, Refusal):
+            return opened
+        opened.write(payload)
+        opened.commit()
         return None
 
     # -------------------------------------------------------------- recovery
@@ -280,18 +378,25 @@ class FrameTracker:
         if bad.lines:
             log.error("%s", bad.message())
         for frame, state in self.frames.items():
-            folder = self.layout.frame_output(frame)
-            if folder.is_dir():
-                state.results = read_slots(str(folder))[1]
+            markers = self.layout.frame_results(frame)
+            if markers.is_dir():
+                state.results = read_slots(str(markers))[1]
+                output = self.layout.frame_output(frame)
+                output.mkdir(parents=True, exist_ok=True)
+                for name in state.results.values():
+                    with contextlib.suppress(FileExistsError):
+                        os.link(markers / name, output / name)  # a crash came between the two links
 
     def replay(self, events: Iterable[Event]) -> None:
-        """Rebuild the frames in flight and the totals from recorded frame events."""
+        """Rebuild the frames in flight, the client ids and the totals from recorded frame events."""
         for event in events:
             if isinstance(event, FrameSubmitted):
                 sequence = frame_sequence(event.frame)
                 if sequence is not None:
                     self.seq = max(self.seq, sequence)
                 self.frames[event.frame] = FrameState(event.frame, event.input, event.time)
+                if event.client:
+                    self._remember_client(event.client, event.frame)
                 self.totals.submitted += 1
                 self.totals.first_submit = self.totals.first_submit or event.time
             elif isinstance(event, FrameDone) and self.frames.pop(event.frame, None) is not None:
@@ -300,3 +405,31 @@ class FrameTracker:
                 self.totals.makespans.append(event.makespan)
             elif isinstance(event, FrameFailed) and self.frames.pop(event.frame, None) is not None:
                 self.totals.failed += 1
+
+
+class Result:
+    """A final output being received (`FrameTracker.begin_result`): written under its marker, then shown."""
+
+    def __init__(
+        self, tracker: FrameTracker, state: FrameState, slot: str, name: str, incoming: Incoming, peer: str
+    ) -> None:
+        self.tracker = tracker
+        self.state = state
+        self.slot = slot
+        self.name = name
+        self.incoming = incoming
+        self.peer = peer
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.incoming.write(chunk)
+        self.size += len(chunk)
+
+    def commit(self) -> None:
+        path = self.incoming.commit()
+        self.state.receiving.pop(self.slot, None)
+        self.tracker._completed(self.state, self.slot, self.name, path, self.size, self.peer)
+
+    def abort(self) -> None:
+        self.incoming.abort()
+        self.state.receiving.pop(self.slot, None)

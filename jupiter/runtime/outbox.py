@@ -27,14 +27,15 @@ from jupiter.model.plan import HOME_TASK, Plan
 from jupiter.runtime.emulation import Emulation
 from jupiter.runtime.inbox import Inbox
 from jupiter.runtime.peers import Peer
-from jupiter.runtime.protocol import MAX_BATCH, Refusal
+from jupiter.runtime.protocol import MAX_BATCH, Outgoing, Refusal, file_checksum
 from jupiter.runtime.router import MappedRouter, Router
 from jupiter.runtime.spool import FolderPool, OutboxJournal, OutboxRecord
 from jupiter.runtime.staging import Staging
 
 log = logging.getLogger("jupiter.agent")
 
-BUSY_RETRY_SECONDS = 0.02
+BUSY_RETRY_SECONDS = (0.02, 0.5)
+"""How long a peer that answered `busy` is left alone: doubling from the first to the second while it stays busy."""
 SEND_LOOPS = 2
 """Send loops per destination: one can wait for an answer while the other sends."""
 
@@ -67,6 +68,8 @@ class Outbox:
         self.spawn = spawn
         self.queues: dict[str, asyncio.Queue[OutboxRecord]] = {}
         self.pending_release: dict[str, int] = {}
+        self.backoff: dict[str, float] = {}
+        """Per peer that answered `busy` last time: seconds until its records are offered again."""
         self.router: Router = MappedRouter()
         """Set by the agent: where records that could not be delivered go instead (pricing)."""
         self.inbox: Inbox | None = None
@@ -130,14 +133,11 @@ class Outbox:
                 remote.append(record)
                 continue
             try:
-                if record.payload in linked:
-                    # One output for several children here (FLAG true): each gets its own copy,
-                    # as over the network, so a task that writes to its input cannot touch another's.
-                    with open(record.payload, "rb") as handle:
-                        problem = inbox.accept(record.header, handle.read(), peer=self.node)
-                else:
-                    problem = inbox.accept(record.header, b"", source=record.payload, peer=self.node)
-                    linked.add(record.payload)
+                # One output for several children here (FLAG true): each later one gets its own copy,
+                # as over the network, so a task that writes to its input cannot touch another's.
+                copy = record.payload in linked
+                problem = inbox.accept(record.header, None, source=record.payload, copy=copy, peer=self.node)
+                linked.add(record.payload)
             except OSError as exc:
                 problem = Refusal.retry(f"cannot hand over {record.payload}: {exc}")
             if problem is not None:
@@ -171,28 +171,43 @@ class Outbox:
                 self.spawn(self._send_loop(dest))
         return self.queues[dest]
 
+    def _outgoing(self, record: OutboxRecord) -> Outgoing:
+        """A record as a message: its file streamed, its checksum the one its worker computed (else computed now)."""
+        size = os.stat(record.payload).st_size
+        known = record.header.get("sum")
+        if isinstance(known, str) and record.header.get("size") == size:
+            digest = known
+        else:
+            size, digest = file_checksum(record.payload)
+        header = {key: value for key, value in record.header.items() if key not in ("size", "sum")}
+        header.update(token=self.token, **{"from": self.node})
+        return Outgoing(header, path=record.payload, size=size, sum=digest)
+
     async def _send_loop(self, dest: str) -> None:
-        """Send queued records to one peer, as many per round trip as are waiting."""
+        """Send queued records to one peer, as many per round trip as are waiting, within the batch's bytes."""
         queue = self.queues[dest]
         peer = self.peer(dest)
         while True:
             batch = [await queue.get()]
-            while len(batch) < MAX_BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
+            budget = self._plan().limits.batch_bytes
+            total = int(batch[0].header.get("size") or 0)
+            while len(batch) < MAX_BATCH and not queue.empty() and total < budget:
+                record = queue.get_nowait()
+                batch.append(record)
+                total += int(record.header.get("size") or 0)
             started = time.time()
-            parts: list[tuple[dict[str, Any], bytes]] = []
+            parts: list[Outgoing] = []
             sendable: list[OutboxRecord] = []
             errors: dict[str, Refusal] = {}
             for record in batch:
                 try:
-                    with open(record.payload, "rb") as handle:
-                        parts.append((dict(record.header, token=self.token), handle.read()))
+                    parts.append(self._outgoing(record))
                     sendable.append(record)
                 except OSError as exc:
                     errors[record.ident] = Refusal.refused(f"cannot read {record.payload}: {exc.strerror}")
-            sizes = {record.ident: len(part[1]) for record, part in zip(sendable, parts, strict=True)}
+            sizes = {record.ident: part.size for record, part in zip(sendable, parts, strict=True)}
             if parts:
-                await self.emulation.shape(dest, [len(payload) for _, payload in parts])
+                await self.emulation.shape(dest, [part.size for part in parts])
                 if self.staging is None:
                     outcome, _ = await peer.send_batch(parts, self.token)
                 else:
@@ -210,10 +225,14 @@ class Outbox:
                 batch = kept
             busy = [record for record in batch if record.ident in errors and errors[record.ident].busy]
             if busy:
+                first, most = BUSY_RETRY_SECONDS
+                delay = self.backoff[dest] = min(most, 2 * self.backoff.get(dest, first / 2))
                 loop = asyncio.get_running_loop()
                 for record in busy:
-                    loop.call_later(BUSY_RETRY_SECONDS, queue.put_nowait, record)
+                    loop.call_later(delay, queue.put_nowait, record)
                 batch = [record for record in batch if record not in busy]
+            else:
+                self.backoff.pop(dest, None)
             seconds = time.time() - started
             plan = self._plan()
             for record in batch:

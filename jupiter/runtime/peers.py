@@ -2,11 +2,15 @@
 
 Each peer gets a small pool of persistent connections; a message is sent on
 one of them and counts as delivered only when the receiver answers `ok`.
+Payloads in files are streamed from the file to the socket (`sendfile`
+where the loop can, else in chunks), never read whole into memory.
 Connection failures, timeouts and refusals of kind `retry` (a checksum
 mismatch) are retried with exponential backoff (a restarting receiver comes
 back within that window); refusals that retrying cannot fix (`refused`:
 wrong token, unsafe name) are not, and `busy`/`restage` go back to the
-caller, which knows what to do about them.
+caller, which knows what to do about them. A pooled connection idle for
+longer than half the receiver's idle timeout is closed rather than reused:
+the receiver would have closed it.
 """
 
 from __future__ import annotations
@@ -14,10 +18,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupiter.runtime.protocol import ProtocolError, Refusal, RefusalKind, encode, encode_batch
+from jupiter.runtime.protocol import (
+    Outgoing,
+    ProtocolError,
+    Refusal,
+    RefusalKind,
+    encode,
+    frame_bytes,
+)
+
+SMALL_FILE = 256 * 1024
+"""Payloads up to this size are read and written in one go; bigger ones are streamed."""
 
 
 class TransferFailed(Exception):
@@ -28,6 +43,7 @@ class TransferFailed(Exception):
 class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    used: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -42,6 +58,8 @@ class Peer:
     timeout: float = 30.0
     first_backoff: float = 0.05
     max_backoff: float = 2.0
+    idle_timeout: float = 120.0
+    """The receiver's idle timeout (`Limits.idle_timeout`): pooled connections older than half of it are dropped."""
     _idle: list[_Connection] = field(default_factory=list)
     _slots: asyncio.Semaphore | None = None
 
@@ -54,9 +72,40 @@ class Peer:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), timeout=self.timeout)
         return _Connection(reader, writer)
 
-    async def _exchange(self, connection: _Connection, raw: bytes) -> dict[str, Any]:
-        connection.writer.write(raw)
-        await connection.writer.drain()
+    def _pooled(self) -> _Connection | None:
+        """A pooled connection the receiver will not have closed for idleness."""
+        now = time.monotonic()
+        while self._idle:
+            connection = self._idle.pop()
+            if now - connection.used < self.idle_timeout / 2 and not connection.reader.at_eof():
+                return connection
+            connection.writer.close()
+        return None
+
+    async def _write(self, connection: _Connection, parts: list[Outgoing], head: bytes) -> None:
+        """Write a message: its header, then each part's payload (files streamed)."""
+        writer = connection.writer
+        writer.write(head)
+        loop = asyncio.get_running_loop()
+        for part in parts:
+            if part.data is not None:
+                writer.write(part.data)
+                continue
+            assert part.path is not None
+            with open(part.path, "rb") as handle:
+                if part.size <= SMALL_FILE:
+                    writer.write(handle.read(part.size))
+                    continue
+                await writer.drain()
+                # Zero-copy from the page cache to the socket where the transport allows it (else
+                # the loop reads and writes it in chunks itself).
+                sent = await loop.sendfile(writer.transport, handle, 0, part.size)
+                if sent != part.size:
+                    raise ProtocolError(f"{part.path} is shorter than announced ({sent} of {part.size} bytes)")
+        await writer.drain()
+
+    async def _exchange(self, connection: _Connection, parts: list[Outgoing], head: bytes) -> dict[str, Any]:
+        await self._write(connection, parts, head)
         line = await asyncio.wait_for(connection.reader.readline(), timeout=self.timeout)
         if not line:
             raise ConnectionResetError("peer closed the connection")
@@ -66,18 +115,24 @@ class Peer:
             raise ProtocolError("bad answer line") from None
         if not isinstance(answer, dict):
             raise ProtocolError("bad answer")
+        connection.used = time.monotonic()
         return answer
 
     async def send(self, header: dict[str, Any], payload: bytes) -> int:
         """Deliver one message; returns the number of attempts it took. Raises TransferFailed."""
-        outcome, attempts = await self.send_batch([(header, payload)], str(header.get("token", "")))
+        outcome, attempts, _ = await self._deliver([Outgoing.of(header, payload)], str(header.get("token", "")))
         if outcome[0] is not None:
             raise TransferFailed(outcome[0].reason)
         return attempts
 
-    async def send_batch(
-        self, parts: list[tuple[dict[str, Any], bytes]], token: str
-    ) -> tuple[list[Refusal | None], int]:
+    async def deliver(self, header: dict[str, Any], payload: bytes) -> dict[str, Any]:
+        """Deliver one message and return the receiver's answer line. Raises TransferFailed."""
+        outcome, _, answer = await self._deliver([Outgoing.of(header, payload)], str(header.get("token", "")))
+        if outcome[0] is not None:
+            raise TransferFailed(outcome[0].reason)
+        return answer
+
+    async def send_batch(self, parts: list[Outgoing], token: str) -> tuple[list[Refusal | None], int]:
         """Deliver messages, several per round trip.
 
         Returns, per message, None once delivered or its refusal: `busy`
@@ -87,21 +142,29 @@ class Peer:
         with `retry` (corruption, a receiver that cannot store now) are sent
         again; receivers recognise repeats, so re-sending a delivered part is safe.
         """
+        outcome, attempts, _ = await self._deliver(parts, token)
+        return outcome, attempts
+
+    async def _deliver(self, parts: list[Outgoing], token: str) -> tuple[list[Refusal | None], int, dict[str, Any]]:
         outcome: list[Refusal | None] = [None] * len(parts)
         pending = list(range(len(parts)))
         backoff = self.first_backoff
         last = ""
         attempt = 0
+        answer: dict[str, Any] = {}
         async with self._semaphore():
             while attempt <= self.retries:
                 attempt += 1
                 chosen = [parts[i] for i in pending]
-                raw = encode(*chosen[0]) if len(chosen) == 1 else encode_batch(chosen, token)
-                connection = self._idle.pop() if self._idle else None
+                if len(chosen) == 1:
+                    head = frame_bytes(chosen[0].wire_header())
+                else:
+                    head = frame_bytes({"kind": "batch", "token": token, "parts": [p.wire_header() for p in chosen]})
+                connection = self._pooled()
                 try:
                     if connection is None:
                         connection = await self._connect()
-                    answer = await self._exchange(connection, raw)
+                    answer = await self._exchange(connection, chosen, head)
                 except (OSError, TimeoutError, ProtocolError, asyncio.IncompleteReadError) as exc:
                     last = f"{type(exc).__name__}: {exc}"
                     if connection is not None:
@@ -122,14 +185,14 @@ class Peer:
                             still.append(index)
                     pending = still
                     if not pending:
-                        return outcome, attempt
+                        return outcome, attempt, answer
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
         for index in pending:
             outcome[index] = Refusal(
                 RefusalKind.UNREACHABLE, f"{self.name} unreachable after {attempt} attempts: {last}"
             )
-        return outcome, attempt
+        return outcome, attempt, answer
 
     async def ask(self, header: dict[str, Any], payload: bytes, timeout: float, attempts: int = 2) -> dict[str, Any]:
         """Send one request and return its answer line (e.g. pricing's `route`). Raises TransferFailed.
@@ -142,7 +205,7 @@ class Peer:
         last = ""
         async with self._semaphore():
             for _ in range(attempts):
-                connection = self._idle.pop() if self._idle else None
+                connection = self._pooled()
                 try:
                     if connection is None:
                         reader, writer = await asyncio.wait_for(
@@ -160,6 +223,7 @@ class Peer:
                     if connection is not None:
                         connection.writer.close()
                     continue
+                connection.used = time.monotonic()
                 self._idle.append(connection)
                 if not isinstance(answer, dict) or not answer.get("ok"):
                     error = answer.get("error", "refused") if isinstance(answer, dict) else "bad answer"

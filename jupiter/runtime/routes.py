@@ -32,14 +32,27 @@ def bad_request(reason: str) -> HttpError:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """One uploaded file, streamed to disk as it arrived (never held in memory)."""
+
+    name: str
+    """The file name the client gave (unchecked: the handler decides whether it is safe)."""
+    path: str
+    """Where it is now: a temporary file in the route's upload folder, which the handler moves or deletes."""
+    size: int
+
+
+@dataclass(frozen=True)
 class Request:
     """What a handler sees of an HTTP request."""
 
     args: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
     """The JSON body (None when there is none)."""
-    files: Sequence[tuple[str, bytes]] = ()
+    files: Sequence[Upload] = ()
     """Uploaded files (`multipart/form-data`, field `file`), in order."""
+    form: Mapping[str, str] = field(default_factory=dict)
+    """The other fields of a `multipart/form-data` body."""
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object ({} when empty); 400 otherwise."""
@@ -101,6 +114,10 @@ class Route:
     handler: Handler
     auth: bool = True
     """Whether the deployment token is needed (every route but `/health`)."""
+    uploads: Callable[[], str] | None = None
+    """A folder uploaded files are streamed into (only routes that take uploads)."""
+    max_bytes: int | None = None
+    """The largest body the route reads (None: no limit beyond the server's)."""
 
 
 class Routes:
@@ -109,17 +126,32 @@ class Routes:
     def __init__(self) -> None:
         self._routes: dict[tuple[str, str], Route] = {}
 
-    def add(self, method: str, path: str, handler: Handler, auth: bool = True) -> None:
+    def add(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        auth: bool = True,
+        uploads: Callable[[], str] | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
         key = (method.upper(), path)
         if key in self._routes:
             raise ValueError(f"two handlers for {method} {path}")
-        self._routes[key] = Route(method.upper(), path, handler, auth)
+        self._routes[key] = Route(method.upper(), path, handler, auth, uploads, max_bytes)
 
     def get(self, path: str, handler: Handler, auth: bool = True) -> None:
         self.add("GET", path, handler, auth)
 
-    def post(self, path: str, handler: Handler, auth: bool = True) -> None:
-        self.add("POST", path, handler, auth)
+    def post(
+        self,
+        path: str,
+        handler: Handler,
+        auth: bool = True,
+        uploads: Callable[[], str] | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.add("POST", path, handler, auth, uploads, max_bytes)
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self._routes.values())

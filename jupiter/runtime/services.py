@@ -27,9 +27,24 @@ from jupiter.runtime.routes import Routes
 from jupiter.runtime.spool import FolderPool, OutboxRecord
 
 AcceptHandler = Callable[[Message], Awaitable[Refusal | None]]
-"""Takes a checked message of a kind that is stored (may travel in a batch); None once taken."""
+"""Takes a checked in-memory message of a kind that is stored; None once taken."""
 RequestHandler = Callable[[Message], Awaitable[bytes]]
 """Answers a checked request message with its answer line (never in a batch)."""
+
+
+class Sink(Protocol):
+    """Where a streamed payload goes: chunks written as they arrive, then kept (`commit`) or dropped (`abort`)."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+ResultHandler = Callable[[dict[str, Any], str], "Refusal | Sink | None"]
+"""Takes a frame's final output (a `file` for the `home` task) from a peer: a sink for its bytes, a refusal,
+or None when it is not needed (a late or repeated delivery)."""
 
 
 class AgentServices(Protocol):
@@ -106,6 +121,10 @@ class Extension:
     def requests(self) -> Mapping[str, RequestHandler]:
         """Message kinds this extension answers (like pricing's `route`)."""
         return {}
+
+    def results(self) -> ResultHandler | None:
+        """Where this node takes frames' final outputs (home only)."""
+        return None
 
     def add_routes(self, routes: Routes) -> None:
         """Add this extension's control-plane routes."""

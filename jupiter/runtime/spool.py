@@ -11,9 +11,13 @@ compacted on restart.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -21,15 +25,20 @@ _SLOT = ".slot@"
 _COUNTER = itertools.count()
 
 
-def _place(folder: str, name: str, scratch: str, data: bytes | None, source: str | None, keep: bool) -> str:
-    """Put `data` (or a hard link of `source`) at `folder/name` through the name `scratch`.
+def _place(
+    folder: str, name: str, scratch: str, data: bytes | None, source: str | None, keep: bool, copy: bool = False
+) -> str:
+    """Put `data` (or `source`, hard-linked or copied) at `folder/name` through the name `scratch`.
 
     The bytes land under `scratch` first and `name` appears only when they
     are complete, so a crash never leaves a half file under its real name.
     `keep`: `scratch` stays as a second link (a slot marker), else it is
-    renamed onto `name`.
+    renamed onto `name`. A copy of `source` is made by the kernel
+    (`copy_file_range`), never through Python's memory.
     """
-    if source is not None:
+    if source is not None and copy:
+        shutil.copyfile(source, scratch)
+    elif source is not None:
         os.link(source, scratch)
     else:
         with open(scratch, "wb") as handle:
@@ -47,13 +56,54 @@ def write_atomic(folder: str, name: str, data: bytes) -> str:
     return _place(folder, name, f"{folder}/.tmp-{os.getpid()}-{next(_COUNTER)}", data, None, keep=False)
 
 
-def store_input(folder: str, frame: str, slot: str, name: str, data: bytes | None, source: str | None = None) -> str:
-    """Store one input of a frame (`slot` = `<src>@<idx>`): its bytes, or a hard link of `source` on this node.
+def marker(folder: str, frame: str, slot: str, name: str) -> str:
+    """The slot marker of an input: `.slot@<frame>@<src>@<idx>@<name>` (fields never hold `@`)."""
+    return f"{folder}/{_SLOT}{frame}@{slot}@{name}"
 
-    The marker (`.slot@<frame>@<slot>@<name>`) is a second link of the file,
-    so one `link` does the work of a rename plus a separate marker.
+
+def store_input(
+    folder: str,
+    frame: str,
+    slot: str,
+    name: str,
+    data: bytes | None,
+    source: str | None = None,
+    copy: bool = False,
+) -> str:
+    """Store one input of a frame (`slot` = `<src>@<idx>`): its bytes, or `source` on this node (linked or copied).
+
+    The marker is a second link of the file, so one `link` does the work of
+    a rename plus a separate marker.
     """
-    return _place(folder, name, f"{folder}/{_SLOT}{frame}@{slot}@{name}", data, source, keep=True)
+    return _place(folder, name, marker(folder, frame, slot, name), data, source, keep=True, copy=copy)
+
+
+class Incoming:
+    """An input being received in chunks: written under its slot marker, given its real name on `commit`.
+
+    A crash (or `abort`) before the commit leaves only the marker, which
+    recovery (`read_slots`) deletes: no half file is ever seen as an input.
+    """
+
+    def __init__(self, folder: str, frame: str, slot: str, name: str) -> None:
+        self.scratch = marker(folder, frame, slot, name)
+        self.final = f"{folder}/{name}"
+        self.handle: IO[bytes] = open(self.scratch, "wb")  # noqa: SIM115 - closed by commit or abort
+
+    def write(self, chunk: bytes) -> None:
+        self.handle.write(chunk)
+
+    def commit(self) -> str:
+        """The input is complete: give it its real name; returns its path."""
+        self.handle.close()
+        os.link(self.scratch, self.final)
+        return self.final
+
+    def abort(self) -> None:
+        """The input did not arrive whole: forget it."""
+        self.handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.scratch)
 
 
 def read_slots(folder: str) -> tuple[str | None, dict[str, str]]:
@@ -64,7 +114,11 @@ def read_slots(folder: str) -> tuple[str | None, dict[str, str]]:
         names = {entry.name for entry in entries}
     for entry in names:
         if entry.startswith(_SLOT):
-            marked_frame, src, index, name = entry[len(_SLOT) :].split("@", 3)
+            fields = entry[len(_SLOT) :].split("@", 3)
+            if len(fields) != 4:
+                os.unlink(f"{folder}/{entry}")  # not a marker this agent wrote
+                continue
+            marked_frame, src, index, name = fields
             if name in names:
                 frame = marked_frame
                 slots[f"{src}@{index}"] = name
@@ -198,3 +252,57 @@ class OutboxJournal:
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
+
+
+class SpaceWatch:
+    """Whether a spool has room for more frames: its free space against two marks, checked at most every 0.2 s.
+
+    Below the watermark (`[LIMITS] SPOOL_FREE`) a node takes no *new* frame
+    from home; frames already inside the pipeline keep moving until only a
+    quarter of it is left (the floor). Nodes that share one disk (the local
+    backend, containers on one host) then drain what they hold instead of
+    each waiting for another to make room.
+    """
+
+    CHECK_SECONDS = 0.2
+
+    def __init__(self, folder: str, watermark: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.folder = folder
+        self.watermark = watermark
+        self.floor = watermark // 4
+        self.clock = clock
+        self.checked = -self.CHECK_SECONDS
+        self.free = watermark + 1
+
+    def free_bytes(self) -> int:
+        now = self.clock()
+        if now - self.checked >= self.CHECK_SECONDS:
+            self.checked = now
+            try:
+                stats = os.statvfs(self.folder)
+            except FileNotFoundError:
+                return self.watermark + 1
+            self.free = stats.f_bavail * stats.f_frsize
+        return self.free
+
+    def low(self, new_frame: bool = True, size: int = 0) -> str | None:
+        """Why a frame's `size` bytes do not fit (the `busy` refusal's reason), or None (they are counted as used).
+
+        `new_frame` is a frame entering the pipeline (home's input to an
+        entry task); others are held back only below the floor. Bytes taken
+        since the last look count against the free space, so a burst
+        between two looks cannot overshoot.
+        """
+        if self.watermark <= 0:
+            return None
+        free = self.free_bytes()
+        mark = self.watermark if new_frame else self.floor
+        if free - size >= mark:
+            self.free -= size
+            return None
+        which = "SPOOL_FREE" if new_frame else "a quarter of SPOOL_FREE, kept for frames in the pipeline"
+        return f"spool full: {_mib(free)} MiB free, below {which} ({_mib(mark)} MiB)"
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024**2:.1f}".removesuffix(".0")

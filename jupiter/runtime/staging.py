@@ -31,7 +31,7 @@ from jupiter.model.plan import Plan
 from jupiter.profiling.interface import DataTransfer, TransferSettings
 from jupiter.profiling.plugins import get_transfer
 from jupiter.runtime.peers import Peer
-from jupiter.runtime.protocol import Message, Refusal, RefusalKind, checksum, safe_name
+from jupiter.runtime.protocol import Message, Outgoing, Refusal, RefusalKind, checksum, safe_name
 from jupiter.runtime.spool import OutboxRecord
 
 
@@ -89,7 +89,7 @@ class Staging:
     # ---------------------------------------------------------------- sender
 
     async def send_batch(
-        self, peer: Peer, records: list[OutboxRecord], parts: list[tuple[dict[str, Any], bytes]], token: str
+        self, peer: Peer, records: list[OutboxRecord], parts: list[Outgoing], token: str
     ) -> list[Refusal | None]:
         """Copy each record's file to `peer`'s node, then send its message without payload.
 
@@ -111,7 +111,7 @@ class Staging:
                 if problem is None:
                     copied.append(index)
             if copied:
-                messages = [self._announce(records[index].ident, *parts[index]) for index in copied]
+                messages = [self._announce(records[index].ident, parts[index]) for index in copied]
                 answers, _ = await peer.send_batch(messages, token)
                 for index, answer in zip(copied, answers, strict=True):
                     outcome[index] = answer
@@ -152,9 +152,9 @@ class Staging:
         return None
 
     @staticmethod
-    def _announce(name: str, header: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
+    def _announce(name: str, part: Outgoing) -> Outgoing:
         """The message naming a staged copy instead of carrying it."""
-        return dict(header, staged=name, staged_size=len(payload), staged_sum=checksum(payload)), b""
+        return Outgoing.of(dict(part.header, staged=name, staged_size=part.size, staged_sum=part.sum), b"")
 
     # -------------------------------------------------------------- receiver
 

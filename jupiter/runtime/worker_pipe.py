@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -59,24 +60,34 @@ class TaskWorker:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    async def run(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Run the task on several frames in one round trip; restarts the process if it died."""
+    async def run(self, jobs: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+        """Run the task on several frames in one request; yields their results in order, as they are ready.
+
+        A group comes as soon as the worker writes it (`jupiter.runtime.worker`),
+        so the first frame's outputs can move on while the others run. A worker
+        that dies fails the frames it had not answered, and is restarted by the
+        next request.
+        """
         if self.process is None or self.process.returncode is not None:
             await self.start()
         if self.load_error is not None:
             now = time.time()
-            return [{"ok": False, "error": self.load_error, "execute": now, "finish": now} for _ in jobs]
+            yield [{"ok": False, "error": self.load_error, "execute": now, "finish": now} for _ in jobs]
+            return
         assert self.process is not None and self.process.stdin is not None
         started = time.time()
+        answered = 0
         try:
             self.process.stdin.write(json.dumps({"jobs": jobs}).encode() + b"\n")
             await self.process.stdin.drain()
-            answer = await self._read()
+            while answered < len(jobs):
+                results: list[dict[str, Any]] = (await self._read())["results"]
+                answered += len(results)
+                yield results
         except (WorkerCrashed, ConnectionError) as exc:
             self.process = None
-            return [{"ok": False, "error": str(exc), "execute": started, "finish": time.time()} for _ in jobs]
-        results: list[dict[str, Any]] = answer["results"]
-        return results
+            now = time.time()
+            yield [{"ok": False, "error": str(exc), "execute": started, "finish": now} for _ in jobs[answered:]]
 
     async def stop(self) -> None:
         """Close the worker's input and wait for it to exit."""

@@ -119,12 +119,20 @@ def wait_ready(deployment: Deployment, timeout: float) -> None:
                 )
             time.sleep(0.05)
     if waiting:
-        node = sorted(waiting)[0]
+        node = min(waiting, key=lambda name: (_promise(_last_line(deployment.layout.log(name))), name))
         log = deployment.layout.log(node)
         last = _last_line(log)
         raise DeploymentError(
             f"node {node} did not come up within {timeout:.0f} s; see {log}" + (f" (last line: {last})" if last else "")
         )
+
+
+def _promise(last: str) -> int:
+    """How likely an agent that is not up yet is to come up: 0 it said something else (an error), 1 nothing yet,
+    2 it said it is ready. The node named first is the likely culprit, not a slow one on a busy machine."""
+    if not last:
+        return 1
+    return 2 if " ready:" in last else 0
 
 
 def _last_line(path: Path) -> str:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +21,29 @@ from jupiter.backends.base import Progress
 from jupiter.backends.control import Unreachable
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.errors import InputError
+from jupiter.model.inputs import files_per_frame, group_frames
+from jupiter.model.plan import Plan
 from jupiter.service.deploy import READY_TIMEOUT, deploy, teardown
 from jupiter.service.record import Deployment, DeploymentError
 from jupiter.service.summary import RunSummary, summarize
 
 UPLOAD_BATCH = 64
-"""Files per upload to home."""
+"""Frames per upload to home."""
+UPLOAD_BYTES = 64 * 1024**2
+"""Bytes per upload to home (a bigger frame goes alone)."""
+UPLOAD_TIMEOUT = 300.0
+SUBMIT_ATTEMPTS = 6
+"""Tries of one part of an upload while home does not answer (it restarts within seconds)."""
+SUBMIT_BACKOFF = 0.5
 FLUSH_TIMEOUT = 30.0
 
 
-def collect_inputs(spec: DeploymentSpec, inputs: Path | None, frames: int | None) -> list[tuple[str, bytes]]:
-    """The files to submit: sample_input/ (or a folder), repeated to `frames` frames."""
+def collect_inputs(spec: DeploymentSpec, inputs: Path | None, frames: int | None) -> list[list[Path]]:
+    """The frames to submit (each its input files): sample_input/ (or a folder), repeated to `frames` frames.
+
+    Files are read only when they are sent, so a thousand frames of a big
+    sample cost nothing until then.
+    """
     if inputs is not None:
         if not inputs.is_dir():
             raise InputError(inputs, None, "inputs folder not found")
@@ -38,9 +52,29 @@ def collect_inputs(spec: DeploymentSpec, inputs: Path | None, frames: int | None
             raise InputError(inputs, None, "inputs folder is empty; put one file per frame in it")
     else:
         paths = list(spec.app.sample_inputs)
-    files = [(path.name, path.read_bytes()) for path in paths]
-    count = frames if frames is not None else len(files)
-    return [files[i % len(files)] for i in range(count)]
+    try:
+        groups = group_frames(paths, files_per_frame(spec.app.dag, spec.ingress))
+    except ValueError as exc:
+        raise InputError(inputs or spec.app.path / "sample_input", None, str(exc)) from None
+    count = frames if frames is not None else len(groups)
+    return [groups[i % len(groups)] for i in range(count)]
+
+
+def frames_of(deployment: Deployment, files: Sequence[Path], one_frame: bool = False) -> list[list[Path]]:
+    """The frames `jupiter submit FILE...` starts: each file, or (`one_frame`) all of them together.
+
+    When the app's entry tasks wait for several files per frame, files are
+    grouped by name (`jupiter.model.inputs`), as home groups files dropped into
+    its input folder.
+    """
+    if one_frame:
+        return [list(files)]
+    plan = Plan.load(deployment.layout.plan)
+    per_frame = max((plan.tasks[task].num_inputs for task in plan.ingress if task in plan.tasks), default=1)
+    try:
+        return group_frames(list(files), per_frame)
+    except ValueError as exc:
+        raise InputError(None, None, str(exc)) from None
 
 
 def _check_home(deployment: Deployment, home: str | None) -> str:
@@ -52,20 +86,109 @@ def _check_home(deployment: Deployment, home: str | None) -> str:
     return home
 
 
-def submit(deployment: Deployment, files: Sequence[tuple[str, bytes]], home: str | None = None) -> list[str]:
-    """Send input files to a home node (default: the first); each starts one frame. Returns the frame ids."""
+Content = Path | tuple[str, bytes]
+"""One input file of a frame: a file on disk (read as it is sent), or a name and bytes."""
+
+
+def _name(content: Content) -> str:
+    return content.name if isinstance(content, Path) else content[0]
+
+
+def _size(content: Content) -> int:
+    return content.stat().st_size if isinstance(content, Path) else len(content[1])
+
+
+@dataclass
+class Submission:
+    """One `submit`: the frames to start, the id that makes retrying it safe, and what home answered so far."""
+
+    frames: Sequence[Sequence[Content]]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    """Frame i is sent with the client id `<id>-<i>`: home starts each id once, however often it is sent."""
+    started: list[str] = field(default_factory=list)
+    """Frame ids home gave, in order (for the frames confirmed so far)."""
+    again: int = 0
+    """Frames home had started already (a retry of the same submission)."""
+
+
+def submit_data(deployment: Deployment, files: Sequence[tuple[str, bytes]], home: str | None = None) -> list[str]:
+    """Send input files held in memory (name, bytes), one frame each; returns the frame ids."""
+    return submit(deployment, [[item] for item in files], home)
+
+
+def submit(
+    deployment: Deployment,
+    frames: Sequence[Sequence[Content]] | Submission,
+    home: str | None = None,
+    attempts: int = SUBMIT_ATTEMPTS,
+) -> list[str]:
+    """Send frames (their input files) to a home node (default: the first); returns the frame ids home gave.
+
+    Uploads go in parts of at most UPLOAD_BATCH frames and UPLOAD_BYTES,
+    each file read from disk as it is sent. A part that fails (home
+    restarting, a lost connection) is sent again with the same client ids,
+    so no frame starts twice; when it still fails, the error says which
+    frames started and how to send the rest again (`jupiter submit
+    --retry-id`).
+    """
     home = _check_home(deployment, home)
-    frames: list[str] = []
-    for start in range(0, len(files), UPLOAD_BATCH):
+    submission = frames if isinstance(frames, Submission) else Submission(frames)
+    start = len(submission.started)
+    while start < len(submission.frames):
+        end, size = start, 0
+        while end < len(submission.frames) and end - start < UPLOAD_BATCH and (end == start or size < UPLOAD_BYTES):
+            size += sum(_size(content) for content in submission.frames[end])
+            end += 1
+        part = submission.frames[start:end]
+        manifest = [{"id": f"{submission.id}-{start + index}", "files": len(files)} for index, files in enumerate(part)]
+        files = [
+            (_name(content), content if isinstance(content, Path) else content[1])
+            for frame in part
+            for content in frame
+        ]
+        answer = _upload(deployment, home, files, manifest, submission, attempts)
+        submission.started += [item["frame"] for item in answer["frames"]]
+        submission.again += sum(1 for item in answer["frames"] if item.get("started") is False)
+        start = end
+    return list(submission.started)
+
+
+def _upload(
+    deployment: Deployment,
+    home: str,
+    files: list[tuple[str, Path | bytes]],
+    manifest: list[dict[str, Any]],
+    submission: Submission,
+    attempts: int,
+) -> dict[str, Any]:
+    """One part of a submission, sent again (same ids) while home does not answer."""
+    problem = ""
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(min(SUBMIT_BACKOFF * 2 ** (attempt - 1), 5.0))
         try:
-            answer = deployment.control.upload(home, "/submit", files[start : start + UPLOAD_BATCH])
+            answer = deployment.control.upload(
+                home, "/submit", files, {"manifest": json.dumps(manifest)}, UPLOAD_TIMEOUT
+            )
         except Unreachable as exc:
-            raise DeploymentError(str(exc)) from None
-        if not isinstance(answer, dict) or "frames" not in answer:
-            why = answer.get("error", answer) if isinstance(answer, dict) else answer
+            problem = str(exc)
+            continue
+        if isinstance(answer, dict) and isinstance(answer.get("frames"), list):
+            return answer
+        why = answer.get("error", answer) if isinstance(answer, dict) else answer
+        if not str(why).startswith("home is full"):
             raise DeploymentError(f"home {home} refused the files: {str(why)[:200]}")
-        frames += [item["frame"] for item in answer["frames"]]
-    return frames
+        problem = str(why)
+    done = len(submission.started)
+    if done:
+        shown = ", ".join(submission.started[:3]) + (", ..." if done > 3 else "")
+        started = f"{done} of {len(submission.frames)} frames started ({shown})"
+    else:
+        started = f"none of {len(submission.frames)} frames was confirmed"
+    raise DeploymentError(
+        f"home {home} did not take the files ({problem}); {started}; send the rest again with the same "
+        f"command and `--retry-id {submission.id}` (frames home already started are not started twice)"
+    )
 
 
 def wait_frames(deployment: Deployment, count: int, timeout: float, home: str | None = None) -> dict[str, Any]:

@@ -65,12 +65,8 @@ def _dag_error(workdir: Workdir, run: Run, dag: str) -> str:
         ),
         (
             "4\nsplit 1 false left right\nleft 1 true join\nright 1 true join\njoin 1 true home\n",
-            "configuration.txt:5: join waits for 1 inputs but it has 2 parents (left, right); set NUM_INPUTS to 2",
-        ),
-        (
-            "2\nsplit 2 true left\nleft 1 true home\n",
-            "configuration.txt:2: split waits for 2 inputs but it is an entry task and gets one file "
-            "per frame from home; set NUM_INPUTS to 1",
+            "configuration.txt:5: join waits for 1 inputs but it has 2 parents (left, right): it would start "
+            "before every parent delivered; set NUM_INPUTS to at least 2",
         ),
         (
             "2\nsplit one true left\nleft 1 true home\n",
@@ -414,3 +410,17 @@ def test_a_backend_that_is_not_registered_is_named_with_its_line(workdir: Workdi
         f"error: jupiter_config.ini:{line}: BACKEND: backend 'nomad' is not available; "
         "use one of: local, docker, kubernetes\n"
     )
+
+
+def test_an_entry_task_waiting_for_two_files_needs_samples_that_make_frames_of_two(workdir: Workdir, run: Run) -> None:
+    workdir.write_app("configuration.txt", "2\nsplit 2 true left\nleft 1 true home\n")
+    result = run("validate")
+    assert result.code == 2
+    assert result.err == (
+        f"error: {APP}/sample_input: frame '1' has 1 files (1.txt) but every frame needs 2; name one frame's files "
+        "<frame>_<part>.<ext>, or give them together with `jupiter submit --frame` (an entry task waits for 2)\n"
+    )
+    workdir.write_app("sample_input/1_left.txt", "left\n")
+    workdir.write_app("sample_input/1_right.txt", "right\n")
+    (workdir.app / "sample_input" / "1.txt").unlink()
+    assert run("validate").code == 0

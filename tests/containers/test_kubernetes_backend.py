@@ -68,7 +68,7 @@ from jupiter.runtime.routes import Routes
 from jupiter.runtime.spool import store_input, write_atomic
 from jupiter.service.deploy import deploy, teardown
 from jupiter.service.record import Deployment, DeploymentError
-from jupiter.service.run import flush_events, run, submit, wait_frames
+from jupiter.service.run import flush_events, run, submit_data, wait_frames
 from tests.containers.conftest import CONFIG, DEPLOYMENT_ID, fixed_plan, make_workspace
 
 SELECTOR = f"jupiter/deployment-id={DEPLOYMENT_ID}"
@@ -878,7 +878,7 @@ UNREACHABLE_HOME = ClusterError(
 
 
 def test_submit_through_the_proxy_returns_homes_frame_ids(deployed: Deployment, real_cluster: FakeCluster) -> None:
-    assert submit(deployed, [("x.txt", b"x"), ("y.bin", bytes(range(256)))]) == ["f0", "f1"]
+    assert submit_data(deployed, [("x.txt", b"x"), ("y.bin", bytes(range(256)))]) == ["f0", "f1"]
     assert real_cluster.agents.submitted == [("x.txt", b"x"), ("y.bin", bytes(range(256)))]
     assert real_cluster.calls == [_proxied("jupiter-home", "POST", "/submit")]
 
@@ -886,7 +886,7 @@ def test_submit_through_the_proxy_returns_homes_frame_ids(deployed: Deployment, 
 def test_submit_to_an_unreachable_home_names_it_and_its_pod(deployed: Deployment, real_cluster: FakeCluster) -> None:
     real_cluster.fail[_proxied("jupiter-home", "POST", "/submit")] = UNREACHABLE_HOME
     with pytest.raises(DeploymentError) as caught:
-        submit(deployed, [("x.txt", b"x")])
+        submit_data(deployed, [("x.txt", b"x")])
     assert str(caught.value) == f"agent home: {UNREACHABLE_HOME}"
     assert "\n" not in str(caught.value)
 
@@ -896,7 +896,7 @@ def test_files_home_refuses_are_named(
 ) -> None:
     monkeypatch.setattr(real_cluster, "agents", lambda *args: {"error": "unsafe file name '../x': plain names only"})
     with pytest.raises(DeploymentError) as caught:
-        submit(deployed, [("x.txt", b"x")])
+        submit_data(deployed, [("x.txt", b"x")])
     assert str(caught.value) == "home home refused the files: unsafe file name '../x': plain names only"
 
 

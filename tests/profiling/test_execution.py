@@ -46,7 +46,7 @@ def test_each_task_gets_its_parents_outputs_and_edges_get_their_sizes(tmp_path: 
     sample = tmp_path / "in.txt"
     sample.write_text("x" * 50)
     seen: dict[str, list[str]] = {}
-    result = asyncio.run(profile_chain(TASKS, [sample], _runner(seen), tmp_path / "work", runs=2))
+    result = asyncio.run(profile_chain(TASKS, [[sample]], _runner(seen), tmp_path / "work", runs=2))
     assert seen["upper"][-1] == "A" * 100 + "x" * 50
     assert seen["lower"][-1] == "B" * 10 + "x" * 50
     assert sorted(seen["join"][-1].split("|")) == sorted(
@@ -64,7 +64,7 @@ def test_skipped_tasks_are_not_run_and_their_children_get_the_sample(tmp_path: P
     sample = tmp_path / "in.txt"
     sample.write_text("raw")
     seen: dict[str, list[str]] = {}
-    result = asyncio.run(profile_chain(TASKS, [sample], _runner(seen), tmp_path / "w", skip=frozenset({"split"})))
+    result = asyncio.run(profile_chain(TASKS, [[sample]], _runner(seen), tmp_path / "w", skip=frozenset({"split"})))
     assert "split" not in seen
     assert seen["upper"][-1] == "raw"
     assert result["split"] == {"seconds": 0.0, "output_bytes": {}, "runs": 0, "profiled": False}
@@ -74,7 +74,7 @@ def test_a_failing_task_is_reported_with_its_error(tmp_path: Path) -> None:
     sample = tmp_path / "in.txt"
     sample.write_text("raw")
     with pytest.raises(TaskFailed, match="lower failed on its sample input: ValueError: boom"):
-        asyncio.run(profile_chain(TASKS, [sample], _runner({}, fail="lower"), tmp_path / "w"))
+        asyncio.run(profile_chain(TASKS, [[sample]], _runner({}, fail="lower"), tmp_path / "w"))
 
 
 def test_no_sample_input_is_an_error(tmp_path: Path) -> None:

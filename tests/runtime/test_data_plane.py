@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -15,7 +16,7 @@ from jupiter.model.layout import DeploymentLayout
 from jupiter.model.plan import NodeAddress, Plan, TaskSpec
 from jupiter.runtime.agent import Agent
 from jupiter.runtime.peers import Peer, TransferFailed
-from jupiter.runtime.protocol import checksum, encode, safe_name
+from jupiter.runtime.protocol import Outgoing, checksum, encode, safe_name
 
 pytestmark = pytest.mark.processes
 
@@ -125,10 +126,11 @@ def test_corrupted_payload_is_refused_then_retried(tmp_path: Path) -> None:
     class FlakyPeer(Peer):
         """Flips one payload byte on the first attempt, as a bad link would."""
 
-        async def _exchange(self, connection: Any, raw: bytes) -> dict[str, Any]:
+        async def _exchange(self, connection: Any, parts: list[Outgoing], head: bytes) -> dict[str, Any]:
             if not answers:
-                raw = raw[:-1] + bytes([raw[-1] ^ 0xFF])
-            answer = await super()._exchange(connection, raw)
+                data = parts[0].data or b""
+                parts = [dataclasses.replace(parts[0], data=data[:-1] + bytes([data[-1] ^ 0xFF]))]
+            answer = await super()._exchange(connection, parts, head)
             answers.append(answer)
             return answer
 

@@ -21,7 +21,7 @@ from jupiter.model.layout import STORE_FILE
 from jupiter.model.workspace import Workspace, load_workspace
 from jupiter.service.deploy import deploy, teardown
 from jupiter.service.record import Deployment, DeploymentError, DeploymentRecord, find
-from jupiter.service.run import flush_events, home_frames, run, submit
+from jupiter.service.run import flush_events, home_frames, run, submit_data
 from jupiter.service.status import status as deployment_status
 from jupiter.store import SqliteStore
 from tests.runtime.conftest import expected_join
@@ -47,7 +47,7 @@ def test_fifty_overlapping_frames_each_arrive_once_unmixed(fan_workspace: Worksp
     deployment = deploy(resolve_spec(fan_workspace))
     try:
         files = [(f"in{i:02d}.txt", f"frame-{i:02d} payload\n".encode()) for i in range(50)]
-        frames = submit(deployment, files)
+        frames = submit_data(deployment, files)
         counts = _wait_frames(deployment, 50)
         assert (counts["done"], counts["failed"]) == (50, 0)
         flush_events(deployment)
@@ -98,7 +98,7 @@ def test_fifty_overlapping_frames_each_arrive_once_unmixed(fan_workspace: Worksp
 def test_failing_task_is_reported_and_later_frames_go_on(fan_workspace: Workspace) -> None:
     deployment = deploy(resolve_spec(fan_workspace))
     try:
-        submit(deployment, [("a.txt", b"fine 1"), ("b.txt", b"boom"), ("c.txt", b"fine 2")])
+        submit_data(deployment, [("a.txt", b"fine 1"), ("b.txt", b"boom"), ("c.txt", b"fine 2")])
         counts = _wait_frames(deployment, 3)
         flush_events(deployment)
         events = _events(deployment)
@@ -118,7 +118,7 @@ def test_kill_9_agent_mid_stream_loses_and_duplicates_nothing(fan_workspace: Wor
     deployment = deploy(resolve_spec(fan_workspace))
     try:
         files = [(f"s{i:02d}.txt", f"slow {i:02d}\n".encode()) for i in range(40)]
-        submit(deployment, files)
+        submit_data(deployment, files)
         time.sleep(0.4)
         pids = json.loads((deployment.root / "pids.json").read_text())["agents"]
         victim = pids["node1"]
@@ -161,7 +161,7 @@ def test_files_in_transit_live_in_memory_and_teardown_removes_them(fan_workspace
     try:
         spool = Path(deployment.info["spool"])
         assert spool.parent == Path("/dev/shm") and spool.name.startswith(f"jupiter-spool-{deployment.id}-")
-        submit(deployment, [("a.txt", b"one frame\n")])
+        submit_data(deployment, [("a.txt", b"one frame\n")])
         assert _wait_frames(deployment, 1)["done"] == 1
         assert _inboxes(spool) == [
             "nodes/node1/inbox/join",
@@ -186,7 +186,7 @@ def test_spool_dir_setting_and_no_memory_file_system(
     try:
         spool = Path(deployment.info["spool"])
         assert spool.parent == fan_workdir / "transit"  # relative to the config file's folder
-        submit(deployment, [("a.txt", b"one frame\n")])
+        submit_data(deployment, [("a.txt", b"one frame\n")])
         assert _wait_frames(deployment, 1)["done"] == 1
         assert len(_inboxes(spool)) == 4
     finally:
@@ -198,7 +198,7 @@ def test_spool_dir_setting_and_no_memory_file_system(
     deployment = deploy(resolve_spec(load_workspace(config, fan_workdir / "nodes.txt", None)))
     try:
         assert "spool" not in deployment.info
-        submit(deployment, [("a.txt", b"one frame\n")])
+        submit_data(deployment, [("a.txt", b"one frame\n")])
         assert _wait_frames(deployment, 1)["done"] == 1
         assert len(_inboxes(deployment.root)) == 4
     finally:
@@ -255,7 +255,7 @@ def test_bounded_queue_holds_senders_back(fan_workdir: Path, size: int) -> None:
     workspace = load_workspace(config, fan_workdir / "nodes.txt", None)
     deployment = deploy(resolve_spec(workspace))
     try:
-        submit(deployment, [(f"q{i:02d}.txt", f"drag {i}\n".encode()) for i in range(30)])
+        submit_data(deployment, [(f"q{i:02d}.txt", f"drag {i}\n".encode()) for i in range(30)])
         counts = _wait_frames(deployment, 30)
         upper = deployment.control.get("node2", "/status")["tasks"]["upper"]
     finally:
@@ -285,7 +285,7 @@ def test_children_on_the_same_node_get_their_inputs_without_the_network(fan_work
     deployment = deploy(resolve_spec(workspace))
     try:
         files = [(f"in{i:02d}.txt", f"local frame {i}\n".encode()) for i in range(20)]
-        frames = submit(deployment, files)
+        frames = submit_data(deployment, files)
         counts = _wait_frames(deployment, 20)
         assert (counts["done"], counts["failed"]) == (20, 0)
         flush_events(deployment)

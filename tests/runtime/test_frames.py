@@ -40,15 +40,17 @@ def test_a_restarted_home_knows_its_frames_in_flight_and_continues_the_sequence(
         encode(FrameSubmitted("f000007-dddddd", "7.txt", 15.0)),
     ]
     layout.events.write_text("\n".join(lines) + "\n")
-    # Frame 3 had one of its two final outputs home before the restart.
-    output = layout.frame_output("f000003-cccccc")
-    output.mkdir(parents=True)
-    store_input(str(output), "f000003-cccccc", "a@0", "a.out", b"from a")
+    # Frame 3 had one of its two final outputs home before the restart (its marker kept, not yet shown).
+    markers = layout.frame_results("f000003-cccccc")
+    markers.mkdir(parents=True)
+    store_input(str(markers), "f000003-cccccc", "a@0", "a.out", b"from a")
     recorded: list[Event] = []
     tracker = _tracker(layout.dir, recorded)
     tracker.recover()
     assert sorted(tracker.frames) == ["f000003-cccccc", "f000007-dddddd"]
     assert tracker.frames["f000003-cccccc"].results == {"a@0": "a.out"}
+    # The crash came between the marker and the output: recovery shows the output.
+    assert (layout.frame_output("f000003-cccccc") / "a.out").read_bytes() == b"from a"
     assert (tracker.totals.submitted, tracker.totals.done, tracker.totals.failed) == (4, 1, 1)
     assert list(tracker.totals.makespans) == [3.0]
     assert tracker.seq == 7
@@ -59,6 +61,9 @@ def test_a_restarted_home_knows_its_frames_in_flight_and_continues_the_sequence(
     done = [event for event in recorded if isinstance(event, FrameDone)]
     assert [event.frame for event in done] == ["f000003-cccccc"]
     assert sorted(done[0].outputs) == ["a.out", "b.out"]
+    # The output folder holds the outputs only; the markers are gone with the frame.
+    assert sorted(path.name for path in layout.frame_output("f000003-cccccc").iterdir()) == ["a.out", "b.out"]
+    assert not markers.exists()
     assert tracker.totals.done == 2
     # The next frame gets the next sequence number.
     counts = asyncio.run(tracker.wait_finished(3, 0.0))

@@ -18,7 +18,7 @@ from jupiter.report import write_report
 from jupiter.service.deploy import deploy, teardown
 from jupiter.service.faults import kill_node, set_speed
 from jupiter.service.record import Deployment, DeploymentError, find
-from jupiter.service.run import flush_events, run, submit, wait_frames
+from jupiter.service.run import flush_events, run, submit_data, wait_frames
 from jupiter.service.status import status as deployment_status
 from jupiter.tools.dummy import DummySpec, expected_outputs, generate_dag
 from jupiter.tools.traffic import expected_report
@@ -55,7 +55,7 @@ def test_each_home_gets_exactly_its_own_frames(fan_workdir: Path, scheme: str, a
             home: [(f"{home}-{i:02d}.txt", f"{home} frame {i}\n".encode()) for i in range(15)]
             for home in ("home", "home2")
         }
-        frames = {home: submit(deployment, files[home], home) for home in files}
+        frames = {home: submit_data(deployment, files[home], home) for home in files}
         for home in files:
             counts = wait_frames(deployment, 15, 60.0, home)
             assert (counts["done"], counts["failed"]) == (15, 0)
@@ -157,7 +157,7 @@ def test_dead_node_loses_no_frame_and_later_frames_avoid_it(fan_workdir: Path, s
         files = [(f"in{i:02d}.txt", f"frame {i} slow\n".encode()) for i in range(60)]  # split sleeps 50 ms
         frames: list[str] = []
         for start in range(0, 60, 4):
-            frames += submit(deployment, files[start : start + 4])
+            frames += submit_data(deployment, files[start : start + 4])
             if start == 24:
                 kill_node(deployment, victim)
             time.sleep(0.08)
@@ -218,7 +218,7 @@ def test_speed_changed_at_run_time_slows_the_node_s_tasks(tmp_path: Path) -> Non
 
         def durations(first: int) -> list[float]:
             for i in range(4):
-                submit(deployment, [(f"f{first + i}.txt", b"x\n")])
+                submit_data(deployment, [(f"f{first + i}.txt", b"x\n")])
                 wait_frames(deployment, first + i + 1, 30.0)
             flush_events(deployment)
             events = _events(deployment, "home")

@@ -211,8 +211,8 @@ def test_a_node_that_refused_a_file_is_avoided_and_the_file_sent_elsewhere(tmp_p
     """The reroute path: a refusal that is not backpressure sends the file to another node, once."""
     service = _service(node="n2")  # b's controller: it decides without asking anyone
     delivered: list[OutboxRecord] = []
-    service.services.new_id = lambda: "again"
-    service.services.deliver = delivered.extend
+    service.services.new_id = lambda: "again"  # type: ignore[method-assign]
+    service.services.deliver = delivered.extend  # type: ignore[method-assign,assignment]
     payload = tmp_path / "x"
     payload.write_bytes(b"x" * 10)
     refused = _record("f1", "b", "n2", str(payload))

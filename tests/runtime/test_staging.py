@@ -23,12 +23,12 @@ from jupiter.model.workspace import load_workspace
 from jupiter.profiling.interface import TransferSettings
 from jupiter.runtime.agent import Agent
 from jupiter.runtime.peers import Peer, TransferFailed
-from jupiter.runtime.protocol import Refusal, checksum
+from jupiter.runtime.protocol import Outgoing, Refusal, checksum
 from jupiter.runtime.spool import OutboxRecord
 from jupiter.runtime.staging import Staging
 from jupiter.service.deploy import deploy, teardown
 from jupiter.service.record import Deployment
-from jupiter.service.run import flush_events, home_frames, submit
+from jupiter.service.run import flush_events, home_frames, submit_data
 from tests.runtime.conftest import expected_join
 from tests.sshd import USER, ssh_server
 
@@ -143,9 +143,9 @@ def test_a_corrupt_copy_is_refused_then_copied_again(tmp_path: Path) -> None:
     sizes: list[int] = []
 
     class WatchedPeer(Peer):
-        async def _exchange(self, connection: Any, raw: bytes) -> dict[str, Any]:
-            sizes.append(json.loads(raw[4 : 4 + int.from_bytes(raw[:4], "big")])["size"])
-            answer = await super()._exchange(connection, raw)
+        async def _exchange(self, connection: Any, parts: list[Outgoing], head: bytes) -> dict[str, Any]:
+            sizes.append(json.loads(head[4 : 4 + int.from_bytes(head[:4], "big")])["size"])
+            answer = await super()._exchange(connection, parts, head)
             answers.append(answer)
             return answer
 
@@ -158,7 +158,9 @@ def test_a_corrupt_copy_is_refused_then_copied_again(tmp_path: Path) -> None:
         sender = Staging(PLUGIN, method, "u", {"node1": "127.0.0.1"}, agent.staging.folders, "home")
         watched = WatchedPeer("node1", peer.host, peer.port, retries=3, first_backoff=0.01)
         record = OutboxRecord("home-1-7", "node1", _header(), str(source))
-        assert await sender.send_batch(watched, [record], [(_header(), source.read_bytes())], TOKEN) == [None]
+        assert await sender.send_batch(watched, [record], [Outgoing.of(_header(), source.read_bytes())], TOKEN) == [
+            None
+        ]
         await watched.close()
 
     _with_agent(tmp_path, body)
@@ -186,9 +188,9 @@ def test_a_busy_receiver_keeps_the_copy_for_the_next_offer(tmp_path: Path) -> No
         sender = Staging(PLUGIN, method, "u", {"node1": "127.0.0.1"}, agent.staging.folders, "home")
         first = OutboxRecord("home-1-1", "node1", _header(), str(source))
         second = OutboxRecord("home-1-2", "node1", _header(frame="f000002-abc"), str(source))
-        assert await sender.send_batch(peer, [first], [(first.header, b"frame payload")], TOKEN) == [None]
+        assert await sender.send_batch(peer, [first], [Outgoing.of(first.header, b"frame payload")], TOKEN) == [None]
         for _ in range(2):  # the task holds its one frame (TASK_QUEUE_SIZE = 1): the second must wait
-            [answer] = await sender.send_batch(peer, [second], [(second.header, b"frame payload")], TOKEN)
+            [answer] = await sender.send_batch(peer, [second], [Outgoing.of(second.header, b"frame payload")], TOKEN)
             assert answer == Refusal.full("work holds 1 frames (TASK_QUEUE_SIZE)")
         assert sender.in_place == {"home-1-2"}
 
@@ -231,7 +233,7 @@ def test_a_link_in_the_staging_folder_is_refused(tmp_path: Path) -> None:
 
 def test_a_missing_copy_goes_back_to_the_sender_at_once(tmp_path: Path) -> None:
     async def body(agent: Agent, peer: Peer) -> None:
-        outcome, attempts = await peer.send_batch([(_staged("ghost", b"x"), b"")], TOKEN)
+        outcome, attempts = await peer.send_batch([Outgoing.of(_staged("ghost", b"x"), b"")], TOKEN)
         folder = _node1(tmp_path) / "staging"
         assert (outcome, attempts) == ([Refusal.restage(f"no staged copy ghost in {folder}")], 1)
 
@@ -278,7 +280,7 @@ def _run_fan(workdir: Path, config: str) -> Deployment:
     deployment = deploy(resolve_spec(load_workspace(path, workdir / "nodes.txt", None)))
     try:
         files = [(f"in{i}.txt", f"frame {i}\n".encode()) for i in range(5)]
-        submit(deployment, files)
+        submit_data(deployment, files)
         deadline = time.time() + 60
         while (counts := home_frames(deployment))["done"] + counts["failed"] < 5 and time.time() < deadline:
             time.sleep(0.05)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from jupiter.model.events import NetworkProfile, ResourceProfile
+from jupiter.model.inputs import group_frames
 from jupiter.profiling.execution import TaskFailed, profile_chain, shapes_from_plan
 from jupiter.profiling.fit import LinkFit, fit_link
 from jupiter.profiling.resources import ResourceMonitor
@@ -183,9 +184,11 @@ class Probing(Extension):
         """Run every DAG task on the sample inputs, chained; task -> {seconds, output_bytes, runs}."""
         services = self.services
         plan = services.plan
-        samples = sorted(
+        files = sorted(
             p for p in (Path(plan.app_path) / "sample_input").iterdir() if p.is_file() and not p.name.startswith(".")
         )
+        per_frame = max((plan.tasks[task].num_inputs for task in plan.ingress), default=1)
+        samples = group_frames(files, per_frame)
         workers: dict[str, TaskWorker] = {}
 
         async def runner(task: str, names: list[str], single: bool, pathin: str, pathout: str) -> dict[str, Any]:
@@ -197,9 +200,14 @@ class Probing(Extension):
                     services.worker_env(),
                 )
                 await workers[task].start()
-            (answer,) = await workers[task].run(
+            answers: list[dict[str, Any]] = []
+            async for group in workers[task].run(
                 [{"files": names, "single": single, "pathin": pathin, "pathout": pathout}]
-            )
+            ):
+                answers += group
+            (answer,) = answers
+            if answer.get("ok"):
+                answer = dict(answer, outputs=[output["path"] for output in answer["outputs"]])
             return answer
 
         try:
