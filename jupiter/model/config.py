@@ -86,11 +86,34 @@ class Other:
     """`[OTHER]`: limits of the runtime."""
 
     max_log: int = default("other.max_log")
-    """How many log files each agent keeps."""
+    """How many log files each agent keeps (`<node>.log` and its rotated `<node>.log.1` ...)."""
+    log_file_size: int = default("other.log_file_size")
+    """Bytes at which an agent's log is rotated (local backend)."""
     ssh_retry_num: int = default("other.ssh_retry_num")
     """How often a transfer is retried before it counts as failed."""
     task_queue_size: int = default("other.task_queue_size")
     """Frames a task may hold (waiting for inputs, queued or running) before senders are held back; -1 = unbounded."""
+
+
+@dataclass(frozen=True)
+class ControlLimits:
+    """`[LIMITS] CONTROL_*`: what an agent's control plane (HTTP) serves at once, and for how long."""
+
+    connections: int = default("limits.control.connections")
+    """Connections kept open at once; further ones wait in the listen queue."""
+    threads: int = default("limits.control.threads")
+    """Requests handled at once; idle connections hold no thread."""
+    idle_timeout: float = default("limits.control.idle_timeout")
+    """Seconds without a byte from a client (and no request running) before its connection is closed."""
+    max_body: int = default("limits.control.max_body")
+    """Largest request body in bytes; a body is read only once its token has been checked."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """`[LIMITS]`: bounds on what peers can make an agent spend (docs/security.md)."""
+
+    control: ControlLimits = field(default_factory=ControlLimits)
 
 
 @dataclass(frozen=True)
@@ -126,6 +149,8 @@ class ContainerSettings:
     """CPU request of every pod (a Kubernetes quantity)."""
     memory_request: str = default("deploy.containers.memory_request")
     """Memory request of every pod (a Kubernetes quantity)."""
+    memory_limit: str = default("deploy.containers.memory_limit")
+    """Memory limit of every agent pod (a Kubernetes quantity); empty = none."""
     cpus: Mapping[str, float] = field(default_factory=lambda: default("deploy.containers.cpus"))
     """Per-node CPU limit (`node1:0.5, node2:2`): node speed on the docker backend, limits on kubernetes."""
 
@@ -237,6 +262,7 @@ class JupiterConfig:
     price: PricingSettings = field(default_factory=PricingSettings)
     ports: Ports = field(default_factory=Ports)
     other: Other = field(default_factory=Other)
+    limits: Limits = field(default_factory=Limits)
     username: str = default("username")
     ssh: SshKeys = field(default_factory=SshKeys)
     deploy: DeploySettings = field(default_factory=DeploySettings)

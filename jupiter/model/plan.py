@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jupiter.mapping.problem import Problem
-from jupiter.model.config import PricingSettings
+from jupiter.model.config import ControlLimits, PricingSettings
 from jupiter.model.problem_files import problem_from_json, problem_to_json
 from jupiter.model.testbed import Testbed
 
@@ -201,6 +201,8 @@ class Plan:
     """Home's store of profiles and statistics; None = the files only."""
     testbed: Testbed | None = None
     """The emulated testbed (local backend), or None."""
+    control: ControlLimits = field(default_factory=ControlLimits)
+    """What the agents' control plane serves at once (`[LIMITS] CONTROL_*`)."""
 
     @property
     def priced(self) -> bool:
@@ -256,6 +258,7 @@ class Plan:
             "profiling": self.profiling.to_json(),
             "store": self.store.to_json() if self.store is not None else None,
             "testbed": self.testbed.to_json() if self.testbed is not None else None,
+            "control": dataclasses.asdict(self.control),
         }
         return json.dumps(data, indent=2, sort_keys=True)
 
@@ -290,6 +293,7 @@ class Plan:
             profiling=PlanProfiling.from_json(data.get("profiling") or {}),
             store=StoreSpec.from_json(store) if store else None,
             testbed=Testbed.from_json(testbed) if testbed else None,
+            control=_control_limits(data.get("control") or {}),
         )
 
     @classmethod
@@ -302,3 +306,14 @@ class Plan:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(self.to_json())
         tmp.replace(path)
+
+
+def _control_limits(data: Mapping[str, Any]) -> ControlLimits:
+    """The plan's control-plane limits (the defaults for a plan written before they existed)."""
+    defaults = ControlLimits()
+    return ControlLimits(
+        connections=int(data.get("connections", defaults.connections)),
+        threads=int(data.get("threads", defaults.threads)),
+        idle_timeout=float(data.get("idle_timeout", defaults.idle_timeout)),
+        max_body=int(data.get("max_body", defaults.max_body)),
+    )

@@ -255,6 +255,23 @@ class Sizes(Kind):
 
 
 @dataclass(frozen=True)
+class Size(Kind):
+    """One byte size > 0 with an optional K/M/G suffix (1K = 1024)."""
+
+    def parse(self, raw: str, lists: ListLookup) -> int:
+        match = _SIZE.match(raw.strip())
+        if not match or int(match.group(1)) <= 0:
+            raise SettingError(f"{raw!r} is not a size; write bytes like 1024, 10K, 1M")
+        return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+    def describe(self) -> str:
+        return "size in bytes (`1K`, `1M`, `1G` allowed)"
+
+    def show(self, value: Any) -> str:
+        return Sizes().show((value,))
+
+
+@dataclass(frozen=True)
 class NodeCpus(Kind):
     """`node:cpus` pairs separated by commas or spaces, each cpus > 0."""
 
@@ -585,6 +602,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTHER", "MAX_LOG", Integer(minimum=1), 10, doc="log files kept per agent", field="other.max_log"),
     Setting(
         "OTHER",
+        "LOG_FILE_SIZE",
+        Size(),
+        10 * 1024**2,
+        doc="local backend: an agent's log (`logs/<node>.log`) is rotated at this size into `<node>.log.1` ...; "
+        "MAX_LOG files are kept",
+        field="other.log_file_size",
+    ),
+    Setting(
+        "OTHER",
         "SSH_RETRY_NUM",
         Integer(minimum=0),
         20,
@@ -599,6 +625,41 @@ SETTINGS: tuple[Setting, ...] = (
         check=_queue_size,
         doc="frames a task may hold before senders are held back; -1 = unbounded",
         field="other.task_queue_size",
+    ),
+    # [LIMITS]: bounds on what peers can make an agent spend (docs/security.md).
+    Setting(
+        "LIMITS",
+        "CONTROL_CONNECTIONS",
+        Integer(minimum=1),
+        100,
+        doc="connections an agent's control plane keeps open at once; more wait to be accepted "
+        "(at most a quarter of the agent's file descriptor limit)",
+        field="limits.control.connections",
+    ),
+    Setting(
+        "LIMITS",
+        "CONTROL_THREADS",
+        Integer(minimum=1),
+        8,
+        doc="control-plane requests an agent handles at once (idle connections use no thread)",
+        field="limits.control.threads",
+    ),
+    Setting(
+        "LIMITS",
+        "CONTROL_IDLE_TIMEOUT",
+        Number(positive=True, unit="seconds", example="30"),
+        30.0,
+        doc="seconds a control-plane connection may stay idle (or send a request this slowly) before it is closed",
+        field="limits.control.idle_timeout",
+    ),
+    Setting(
+        "LIMITS",
+        "CONTROL_MAX_BODY",
+        Size(),
+        1024**3,
+        doc="largest control-plane request body (`jupiter submit` uploads); a body is read only after "
+        "the token is checked",
+        field="limits.control.max_body",
     ),
     # [DEPLOY]: new in this rebuild.
     Setting(
@@ -719,6 +780,15 @@ SETTINGS: tuple[Setting, ...] = (
         "128Mi",
         doc="memory request of every pod",
         field="deploy.containers.memory_request",
+    ),
+    Setting(
+        "DEPLOY",
+        "MEMORY_LIMIT",
+        Text("Kubernetes quantity", _QUANTITY, _QUANTITY_ERROR),
+        "",
+        doc="kubernetes: memory limit of every agent pod (e.g. 2Gi); empty = none",
+        field="deploy.containers.memory_limit",
+        shown_default="none",
     ),
     Setting(
         "DEPLOY",

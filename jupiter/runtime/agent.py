@@ -46,6 +46,7 @@ from jupiter.runtime.counters import TaskCounters
 from jupiter.runtime.emulation import Emulation
 from jupiter.runtime.event_sink import EventSink, RemoteSink
 from jupiter.runtime.inbox import Inbox
+from jupiter.runtime.logs import RefusalLog
 from jupiter.runtime.outbox import Outbox
 from jupiter.runtime.peers import Peer
 from jupiter.runtime.protocol import (
@@ -119,6 +120,8 @@ class Agent:
         self.accepts: dict[str, AcceptHandler] = {"ping": self._ping, "file": self._file}
         self.requests: dict[str, RequestHandler] = {}
         self.results: AcceptHandler | None = None
+        self.refusals = RefusalLog(log)
+        """Refused messages are logged rate-limited, their peers' text escaped (`jupiter.runtime.logs`)."""
         self.routes = Routes()
         self._core_routes()
         for task in plan.tasks_on(node):
@@ -243,7 +246,7 @@ class Agent:
         """The answer line to one message."""
         problem = check(message, self.token)
         if problem is not None:
-            log.warning("refused %s from %s: %s", message.kind, peername, problem)
+            self.refusals.refused(message.kind, peername, problem)
             return refusal_reply(problem)
         if message.kind == "batch":
             try:
@@ -283,8 +286,9 @@ class Agent:
                     problem = Refusal.retry(f"cannot store the file: {exc}")
         if staged and self.staging is not None and not (problem is not None and problem.busy):
             self.staging.discard(message.header)  # read (or refused): a busy sender offers this copy again
-        if problem is not None:
-            log.warning("refused %s from %s: %s", message.kind, peername, problem)
+        if problem is not None and not problem.busy:
+            # Backpressure (`busy`) is the normal flow of a full pipeline, not worth a line.
+            self.refusals.refused(message.kind, peername, problem)
         return problem
 
     async def _ping(self, message: Message) -> Refusal | None:
@@ -423,6 +427,7 @@ class Agent:
             await extension.start()
         await self._start_tasks(list(self.inbox.counters))
         self.spawn(self.sink.run())
+        self.spawn(self.refusals.run())
         for extension in self.extensions:
             for coroutine in extension.loops():
                 self.spawn(coroutine)

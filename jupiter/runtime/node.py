@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from jupiter.model.layout import DeploymentLayout
 from jupiter.model.plan import Plan
+from jupiter.runtime import logs
 from jupiter.runtime.agent import Agent, log
 from jupiter.runtime.control import start_control_plane
 from jupiter.runtime.event_sink import RecordingSink
@@ -54,10 +54,13 @@ async def serve(agent: Agent) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.stopping.set)
     address = agent.address
-    control = start_control_plane(agent.node, agent.token, agent.routes, address.host, address.control_port)
+    control = start_control_plane(
+        agent.node, agent.token, agent.routes, address.host, address.control_port, agent.plan.control
+    )
     log.info("agent %s ready: data port %d, control port %d", agent.node, address.data_port, address.control_port)
     await agent.stopping.wait()
-    control.shutdown()
+    # In a thread: requests still running may be waiting for this event loop.
+    await asyncio.to_thread(control.shutdown)
     await agent.stop()
 
 
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     # The control plane runs in threads; a short switch interval keeps a busy
     # request handler from holding the event loop off the GIL for 5 ms.
     sys.setswitchinterval(0.0005)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.node} %(levelname)s %(message)s")
+    logs.configure(args.node)
     token = os.environ.get("JUPITER_TOKEN") or (args.root / "token").read_text().strip()
     plan = Plan.load(args.plan)
     if args.node not in plan.nodes:
