@@ -42,7 +42,7 @@ from typing import Any
 from jupiter.model.events import Event
 from jupiter.model.layout import DeploymentLayout
 from jupiter.model.plan import HOME_TASK, Plan
-from jupiter.runtime.counters import TaskCounters
+from jupiter.runtime.counters import SavedCounters, TaskCounters, whole_numbers
 from jupiter.runtime.emulation import Emulation
 from jupiter.runtime.event_sink import EventSink, RemoteSink
 from jupiter.runtime.inbox import Inbox
@@ -74,6 +74,8 @@ RESULT = "result"
 """Key under which home's extension accepts files for the `home` task (a frame's final outputs)."""
 CALL_TIMEOUT = 30.0
 """Seconds a control-plane request may wait for the event loop."""
+COUNTERS_SECONDS = 1.0
+"""How often the counters no folder can rebuild are saved (`jupiter.runtime.counters`)."""
 
 
 class Agent:
@@ -120,6 +122,7 @@ class Agent:
         self.accepts: dict[str, AcceptHandler] = {"ping": self._ping, "file": self._file}
         self.requests: dict[str, RequestHandler] = {}
         self.results: AcceptHandler | None = None
+        self.saved_counters = SavedCounters(self.layout.counters)
         self.refusals = RefusalLog(log)
         """Refused messages are logged rate-limited, their peers' text escaped (`jupiter.runtime.logs`)."""
         self.routes = Routes()
@@ -370,6 +373,18 @@ class Agent:
             status.update(extension.status())
         return status
 
+    def counter_snapshot(self) -> dict[str, Any]:
+        """What `counters.json` keeps: the tasks' peaks and the extensions' counters."""
+        return {
+            "peak": {task: counters.peak for task, counters in self.inbox.counters.items()},
+            "extensions": {extension.name: dict(extension.counters()) for extension in self.extensions},
+        }
+
+    async def _keep_counters(self) -> None:
+        while True:
+            await asyncio.sleep(COUNTERS_SECONDS)
+            self.saved_counters.save(self.counter_snapshot())
+
     async def flush(self) -> None:
         """Deliver every queued event and make every extension's buffers durable (before a run is summarised)."""
         await self.sink.flush()
@@ -383,6 +398,12 @@ class Agent:
         self.layout.logs.mkdir(parents=True, exist_ok=True)
         if self.staging is not None:
             os.makedirs(self.staging.folder, exist_ok=True)
+        saved = self.saved_counters.load()
+        self.inbox.restore_peaks(whole_numbers(saved.get("peak")))
+        extensions = saved.get("extensions")
+        for extension in self.extensions:
+            if isinstance(extensions, dict):
+                extension.restore_counters(whole_numbers(extensions.get(extension.name)))
         self.inbox.recover()
         referenced = self.outbox.recover()
         for task in self.inbox.counters:
@@ -428,6 +449,7 @@ class Agent:
         await self._start_tasks(list(self.inbox.counters))
         self.spawn(self.sink.run())
         self.spawn(self.refusals.run())
+        self.spawn(self._keep_counters())
         for extension in self.extensions:
             for coroutine in extension.loops():
                 self.spawn(coroutine)
@@ -453,5 +475,7 @@ class Agent:
             await worker.stop()
         for peer in self.peers.values():
             await peer.close()
+        with contextlib.suppress(OSError):
+            self.saved_counters.save(self.counter_snapshot())
         self.inbox.close()
         self.outbox.journal.close()

@@ -13,7 +13,8 @@ inputs of frames it already holds are always taken, so fan-in tasks finish
 what they started.
 
 Recovery after a restart rebuilds the slots from the folders' markers and the
-done pairs from `done.log`.
+done pairs from `done.log`, whose lines also say which frames failed, so the
+tasks' done and failed counters survive a restart too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from jupiter.model.plan import Plan, TaskSpec
 from jupiter.runtime.counters import TaskCounters
 from jupiter.runtime.protocol import Refusal
 from jupiter.runtime.spool import FolderPool, read_slots, store_input
+
+FAILED = "failed"
+"""Third word of a `done.log` line of a frame that failed."""
 
 
 @dataclass
@@ -78,6 +82,8 @@ class Inbox:
         self.frames: dict[tuple[str, str], FrameInputs] = {}
         self.done: set[tuple[str, str]] = set()
         self.done_log: Any = None
+        self._finished: dict[str, TaskCounters] = {}
+        """Per task: frames done and failed before a restart, as `done.log` tells them."""
 
     @property
     def plan(self) -> Plan:
@@ -86,7 +92,8 @@ class Inbox:
     def add_task(self, task: str) -> None:
         """Start taking inputs of a task (at start, or when a mapping gives it to this node)."""
         if task not in self.counters:
-            self.counters[task] = TaskCounters()
+            before = self._finished.get(task, TaskCounters())
+            self.counters[task] = TaskCounters(done=before.done, failed=before.failed, peak=before.peak)
             self.queues[task] = asyncio.Queue()
 
     def inbox(self, task: str) -> FolderPool:
@@ -94,14 +101,29 @@ class Inbox:
 
     # --------------------------------------------------------------- recovery
 
+    def restore_peaks(self, peaks: Mapping[str, int]) -> None:
+        """Before `recover`: the tasks' peaks saved before a restart (`jupiter.runtime.counters`)."""
+        for task, peak in peaks.items():
+            self._finished.setdefault(task, TaskCounters()).peak = peak
+
     def recover(self) -> None:
         """Rebuild the done pairs and every frame's inputs from the node's folders."""
         done_path = self.layout.done
         if done_path.exists():
             for line in done_path.read_text().splitlines():
-                task, _, frame = line.partition(" ")
-                if frame:
+                task, _, rest = line.partition(" ")
+                frame, _, outcome = rest.partition(" ")
+                if frame and (task, frame) not in self.done:
                     self.done.add((task, frame))
+                    finished = self._finished.setdefault(task, TaskCounters())
+                    if outcome == FAILED:
+                        finished.failed += 1
+                    else:
+                        finished.done += 1
+        for task, counters in self.counters.items():
+            finished = self._finished.get(task, TaskCounters())
+            counters.done, counters.failed = finished.done, finished.failed
+            counters.peak = max(counters.peak, finished.peak)
         self.done_log = done_path.open("a", buffering=1)
         for task in self.counters:
             inbox = self.inbox(task)
@@ -216,11 +238,11 @@ class Inbox:
         order = slot_order(self.plan.tasks[task])
         return [inputs.names[slot] for slot in sorted(inputs.names, key=order)]
 
-    def finish(self, task: str, frame: str) -> None:
-        """A task is done with a frame: remember it, free its inputs."""
+    def finish(self, task: str, frame: str, ok: bool = True) -> None:
+        """A task is done with a frame (`ok`: it succeeded): remember it, free its inputs."""
         self.done.add((task, frame))
         assert self.done_log is not None
-        self.done_log.write(f"{task} {frame}\n")
+        self.done_log.write(f"{task} {frame}\n" if ok else f"{task} {frame} {FAILED}\n")
         inputs = self.frames.pop((task, frame), None)
         if inputs is not None:
             self.inbox(task).release(inputs.folder)

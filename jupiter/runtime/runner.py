@@ -143,7 +143,7 @@ class TaskRunner:
             async with self.emulation.processor():  # a testbed node runs one task at a time
                 answers = await self.worker.run(jobs)
                 self.router.task_finished(task, answers)
-            records = self._settle(frames, jobs, outs, answers, enter)
+            records, failed = self._settle(frames, jobs, outs, answers, enter)
             if records:
                 records = await self.router.place(records)
                 records = self.outbox.hand_over(records)
@@ -154,7 +154,7 @@ class TaskRunner:
                 # load, finishing first lets more outputs share a batch.
                 await asyncio.sleep(0)
             for frame in frames:
-                self.inbox.finish(task, frame)
+                self.inbox.finish(task, frame, ok=frame not in failed)
 
     def _settle(
         self,
@@ -163,11 +163,12 @@ class TaskRunner:
         outs: list[str],
         answers: list[dict[str, Any]],
         enter: float,
-    ) -> list[OutboxRecord]:
-        """Count each frame's result, report it, and make the records of its outputs."""
+    ) -> tuple[list[OutboxRecord], set[str]]:
+        """Count each frame's result, report it, and make the records of its outputs; also returns the failed frames."""
         plan = self._plan()
         counters = self.counters
         records: list[OutboxRecord] = []
+        failed: set[str] = set()
         for frame, job, out, answer in zip(frames, jobs, outs, answers, strict=True):
             inputs = self.inbox.frames[(self.task, frame)]
             error = str(answer.get("error")) if not answer.get("ok") else None
@@ -183,6 +184,7 @@ class TaskRunner:
                 counters.done += 1
             else:
                 counters.failed += 1
+                failed.add(frame)
                 self.work.release(out)
             self.emit(
                 TaskRun(
@@ -199,4 +201,4 @@ class TaskRunner:
                     home=inputs.home or plan.home,
                 )
             )
-        return records
+        return records, failed
