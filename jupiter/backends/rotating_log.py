@@ -3,9 +3,10 @@
 The supervisor (`jupiter.backends.supervisor`) reads each agent's output
 from a pipe and writes it here, so that a deployment left running for days,
 or an agent flooded with refused messages, keeps at most `[OTHER] MAX_LOG`
-files of about `LOG_FILE_SIZE` bytes each. When a write would take the
-current file past the size, it is renamed `<node>.log.1` (and `.1` to `.2`
-..., the oldest dropped) and a new `<node>.log` is started, so the newest
+files of at most `LOG_FILE_SIZE` bytes each. When a write would take the
+current file past the size, the lines that fit are written, the file is
+renamed `<node>.log.1` (and `.1` to `.2` ..., the oldest dropped) and a new
+`<node>.log` takes the rest, so the newest
 lines are always in `<node>.log` and `jupiter logs` reads the files in
 order from the highest number down. One agent's output may come from two
 pipes at once (an agent that was restarted while the old one's last lines
@@ -43,13 +44,26 @@ class RotatingLog:
         return self.path.open("ab")
 
     def write(self, data: bytes) -> None:
-        """Append `data` (whole: a line is never split between two files, short of one longer than `size`)."""
+        """Append `data`, rotating between whole lines (only a line longer than `size` is split)."""
         with self._lock:
-            if self._written and self._written + len(data) > self.size:
+            while data:
+                room = self.size - self._written
+                if len(data) <= room:
+                    self._append(data)
+                    return
+                cut = data.rfind(b"\n", 0, room) + 1  # after the last whole line that fits
+                if cut == 0 and self._written:
+                    self._rotate()  # the next line starts the next file
+                    continue
+                cut = cut or room
+                self._append(data[:cut])
+                data = data[cut:]
                 self._rotate()
-            self._file.write(data)
-            self._file.flush()
-            self._written += len(data)
+
+    def _append(self, data: bytes) -> None:
+        self._file.write(data)
+        self._file.flush()
+        self._written += len(data)
 
     def _rotate(self) -> None:
         self._file.close()
