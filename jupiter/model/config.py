@@ -151,6 +151,8 @@ class ContainerSettings:
     """Memory request of every pod (a Kubernetes quantity)."""
     memory_limit: str = default("deploy.containers.memory_limit")
     """Memory limit of every agent pod (a Kubernetes quantity); empty = none."""
+    rbac_group: str = default("deploy.containers.rbac_group")
+    """Group the Role `jupiter render` shows (what the CLI needs in the namespaces) is bound to."""
     cpus: Mapping[str, float] = field(default_factory=lambda: default("deploy.containers.cpus"))
     """Per-node CPU limit (`node1:0.5, node2:2`): node speed on the docker backend, limits on kubernetes."""
 

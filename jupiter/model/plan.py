@@ -236,8 +236,8 @@ class Plan:
         """Files home receives per frame: one per task that lists home as a child."""
         return sum(1 for task in self.tasks.values() if HOME_TASK in task.children)
 
-    def to_json(self) -> str:
-        """Serialise for the agents."""
+    def to_json(self, compact: bool = False) -> str:
+        """Serialise for the agents (`compact`: no indentation, for size-limited objects such as a ConfigMap)."""
         data = {
             "deployment": self.deployment,
             "app_name": self.app_name,
@@ -260,6 +260,8 @@ class Plan:
             "testbed": self.testbed.to_json() if self.testbed is not None else None,
             "control": dataclasses.asdict(self.control),
         }
+        if compact:
+            return json.dumps(data, separators=(",", ":"), sort_keys=True)
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod

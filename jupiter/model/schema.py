@@ -792,6 +792,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "DEPLOY",
+        "RBAC_GROUP",
+        Text("group name"),
+        "jupiter-users",
+        doc="kubernetes: the group `jupiter render`'s Role and RoleBinding grant what the CLI needs "
+        "(for an administrator to apply; deploy never applies them)",
+        field="deploy.containers.rbac_group",
+    ),
+    Setting(
+        "DEPLOY",
         "CPUS",
         NodeCpus(),
         MappingProxyType({}),

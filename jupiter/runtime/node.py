@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -73,6 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--spool", type=Path, default=None, help="folder for the files in transit (default: the deployment folder)"
     )
+    parser.add_argument(
+        "--bind",
+        default=None,
+        help="address to listen on instead of the plan's (a pod listens on 0.0.0.0; its peers use its DNS name)",
+    )
     args = parser.parse_args(argv)
     # The control plane runs in threads; a short switch interval keeps a busy
     # request handler from holding the event loop off the GIL for 5 ms.
@@ -82,6 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     plan = Plan.load(args.plan)
     if args.node not in plan.nodes:
         parser.error(f"node {args.node!r} is not in the plan")
+    if args.bind:
+        # One plan serves every pod of a cluster deployment (a ConfigMap per node would grow with
+        # nodes x tasks): each agent listens where it is told, and is reached by the plan's address.
+        own = dataclasses.replace(plan.nodes[args.node], host=args.bind)
+        plan = dataclasses.replace(plan, nodes={**plan.nodes, args.node: own})
     asyncio.run(serve(build_agent(plan, args.node, token, args.root, args.spool)))
 
 
