@@ -28,6 +28,7 @@ import logging
 import resource
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask import Flask, Response, jsonify, request
@@ -148,8 +149,9 @@ class _TokenFirstParser(HTTPRequestParser):
                 self.completed = True
         elif self.error is not None and not isinstance(self.error, _Refusal):
             # waitress's own refusals (headers or body too large, bad chunking) in JSON too.
-            body = _LIMIT_REASONS.get(self.error.code, "") or one_line(self.error.body)
-            self.error = _Refusal(self.error.code, self.error.reason, body.format(limit=self.adj.max_request_body_size))
+            reason = _LIMIT_REASONS.get(self.error.code)
+            body = reason.format(limit=self.adj.max_request_body_size) if reason else one_line(self.error.body)
+            self.error = _Refusal(self.error.code, self.error.reason, body)
         return consumed
 
 
@@ -244,9 +246,34 @@ class ControlServer:
         self._stopping.set()
 
 
+class _Sparse(logging.Filter):
+    """Lets each message of waitress's through at most once per `interval` seconds.
+
+    Clients that open and close connections around the bound would
+    otherwise make waitress log "reached the connection limit" and
+    "dropped below the connection limit" as fast as they can.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        key = str(record.msg)
+        if now - self._last.get(key, -self.interval) < self.interval:
+            return False
+        self._last[key] = now
+        return True
+
+
 def start_control_plane(
     name: str, token: str, routes: Routes, host: str, port: int, limits: ControlLimits | None = None
 ) -> ControlServer:
     """Serve the control plane in a background thread; call `.shutdown()` to stop it."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    waitress_log = logging.getLogger("waitress")
+    if not any(isinstance(existing, _Sparse) for existing in waitress_log.filters):
+        waitress_log.addFilter(_Sparse())
     return ControlServer(create_app(name, token, routes), token, host, port, limits or ControlLimits()).start()

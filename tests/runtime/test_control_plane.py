@@ -211,3 +211,37 @@ def test_the_connection_bound_leaves_file_descriptors_for_the_rest(monkeypatch: 
     assert connection_limit(10) == 10
     monkeypatch.setattr(resource, "getrlimit", lambda _: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     assert connection_limit(100) == 100
+
+
+def _raw(server: ControlServer, request: bytes) -> tuple[bytes, Any]:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.split(b"\r\n", 1)[0], json.loads(body)
+
+
+def test_malformed_http_and_chunked_bodies_without_a_token_get_json_refusals() -> None:
+    with serving(ControlLimits()) as server:
+        status, answer = _raw(server, b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+        assert status == b"HTTP/1.1 400 Bad Request"
+        assert isinstance(answer["error"], str) and "\n" not in answer["error"]
+        chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+        status, answer = _raw(server, chunked)
+        assert status == b"HTTP/1.1 401 Unauthorized"
+        assert answer == {"error": "missing or wrong deployment token"}
+
+
+def test_waitress_says_the_same_thing_at_most_once_a_minute() -> None:
+    from jupiter.runtime.control import _Sparse
+
+    sparse = _Sparse(interval=60.0)
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("waitress", logging.WARNING, __file__, 1, message, (), None)
+
+    limit = "total open connections reached the connection limit, no longer accepting new connections"
+    assert [sparse.filter(record(limit)) for _ in range(3)] == [True, False, False]
+    assert sparse.filter(record("another message"))
