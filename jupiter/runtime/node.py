@@ -48,6 +48,17 @@ def build_agent(plan: Plan, node: str, token: str, root: Path, spool: Path | Non
     return agent
 
 
+def listening_on(plan: Plan, node: str, host: str) -> Plan:
+    """The plan as `node`'s agent uses it when told to listen on `host` (`--bind`).
+
+    One plan serves every pod of a cluster deployment (a plan per node would
+    grow with nodes x tasks): each agent listens where it is told, and its
+    peers reach it at the plan's address.
+    """
+    own = dataclasses.replace(plan.nodes[node], host=host)
+    return dataclasses.replace(plan, nodes={**plan.nodes, node: own})
+
+
 async def serve(agent: Agent) -> None:
     """Run an agent until SIGTERM or SIGINT."""
     await agent.start()
@@ -89,10 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.node not in plan.nodes:
         parser.error(f"node {args.node!r} is not in the plan")
     if args.bind:
-        # One plan serves every pod of a cluster deployment (a ConfigMap per node would grow with
-        # nodes x tasks): each agent listens where it is told, and is reached by the plan's address.
-        own = dataclasses.replace(plan.nodes[args.node], host=args.bind)
-        plan = dataclasses.replace(plan, nodes={**plan.nodes, args.node: own})
+        plan = listening_on(plan, args.node, args.bind)
     asyncio.run(serve(build_agent(plan, args.node, token, args.root, args.spool)))
 
 

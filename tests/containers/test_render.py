@@ -298,3 +298,13 @@ def test_what_is_rendered_grows_linearly_with_the_nodes(tmp_path: Path) -> None:
     # How long rendering takes is measured by bench/containers/render_bench.py.
     small, large = _rendered_bytes(tmp_path, 40), _rendered_bytes(tmp_path, 80)
     assert large < 2.1 * small
+
+
+def test_an_agent_told_to_bind_listens_everywhere_and_its_peers_keep_its_name(spec: ClusterSpec) -> None:
+    from jupiter.runtime.node import listening_on
+
+    shared = Plan.from_json(spec.plan)
+    mine = listening_on(shared, "node1", BIND_ALL)
+    assert mine.nodes["node1"].host == BIND_ALL
+    assert mine.nodes["node_2"] == shared.nodes["node_2"]
+    assert shared.nodes["node1"].host == "jupiter-node1.jupiter-test.svc"  # the shared plan is unchanged
