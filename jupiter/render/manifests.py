@@ -253,13 +253,21 @@ def render_manifests(spec: ClusterSpec) -> list[Stage]:
 def render_access(spec: ClusterSpec) -> tuple[dict[str, Any], ...]:
     """A Role and a RoleBinding per namespace: what `jupiter` needs there, granted to `[DEPLOY] RBAC_GROUP`.
 
-    For an administrator to apply (`jupiter render` shows them); creating
+    For an administrator to apply once, for every deployment to come
+    (`jupiter render` shows them); creating
     the namespaces themselves needs a cluster-wide right, so an
     administrator creates them too, or grants `create` on namespaces.
     """
+    # Not one deployment's objects: they outlive every deployment (no deployment-id label, no app).
+    access_labels = {
+        "app.kubernetes.io/name": "jupiter",
+        "app.kubernetes.io/component": "access",
+        "app.kubernetes.io/managed-by": "jupiter",
+        "app.kubernetes.io/version": spec.version,
+    }
     objects: list[dict[str, Any]] = []
     for namespace in spec.used_namespaces:
-        common = {"name": ACCESS_ROLE, "namespace": namespace, "labels": labels(spec, "access")}
+        common = {"name": ACCESS_ROLE, "namespace": namespace, "labels": access_labels}
         objects.append(_load("templates/role.yaml.j2", **common))
         objects.append(_load("templates/role-binding.yaml.j2", **common, group=spec.rbac_group))
     return tuple(objects)
