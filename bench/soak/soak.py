@@ -77,17 +77,19 @@ def size(text: str) -> int:
 
 @dataclass
 class Tally:
-    """What the background threads saw (each field is written by one thread only)."""
+    """What the background threads saw (the attack counts are shared by the attackers: `seen` locks)."""
 
     kills: Counter[str] = field(default_factory=Counter)
-    refused: int = 0
-    """Attack connections an agent answered with a refusal or closed."""
-    answered: int = 0
-    """Attack connections an agent answered otherwise (they should all be refusals)."""
-    down: int = 0
-    """Attacks that found the agent down (being restarted)."""
+    attacks: Counter[str] = field(default_factory=Counter)
+    """`refused`: connections an agent answered with a refusal or closed; `answered`: answered otherwise
+    (they should all be refusals); `down`: attacks that found the agent down (being restarted)."""
     rss: dict[str, int] = field(default_factory=dict)
     resubmitted: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def seen(self, outcome: str) -> None:
+        with self.lock:
+            self.attacks[outcome] += 1
 
 
 def workdir(root: Path, nodes: int, queue: int) -> Path:
@@ -130,7 +132,7 @@ def _exchange(host: str, port: int, data: bytes, tally: Tally, read: bool = True
             with contextlib.suppress(OSError):
                 sock.sendall(data)
             if not read:
-                tally.refused += 1
+                tally.seen("refused")
                 return
             answer = b""
             with contextlib.suppress(OSError):
@@ -141,18 +143,18 @@ def _exchange(host: str, port: int, data: bytes, tally: Tally, read: bool = True
                 or answer.startswith((b"HTTP/1.1 4", b"HTTP/1.0 4", b"HTTP/1.1 5"))
             )
             if refused:
-                tally.refused += 1
+                tally.seen("refused")
             else:
-                tally.answered += 1
+                tally.seen("answered")
     except OSError:
-        tally.down += 1
+        tally.seen("down")
 
 
 def _oversized(host: str, port: int, announced: int, send: int, tally: Tally) -> None:
     """A header announcing `announced` payload bytes, no token; then up to `send` of them."""
     header = json.dumps({"kind": "file", "name": "big.bin", "size": announced, "sum": "0"}).encode()
     try:
-        with socket.create_connection((host, port), timeout=5) as sock:
+        with socket.create_connection((host, port), timeout=ANSWER_SECONDS) as sock:
             sock.sendall(struct.pack(">I", len(header)) + header)
             chunk = b"\0" * 65536
             sent = 0
@@ -162,34 +164,35 @@ def _oversized(host: str, port: int, announced: int, send: int, tally: Tally) ->
                     sent += len(chunk)
             with contextlib.suppress(OSError):
                 sock.recv(4096)
-            tally.refused += 1
+            tally.seen("refused")
     except OSError:
-        tally.down += 1
+        tally.seen("down")
 
 
-def attacker(deployment: Deployment, args: argparse.Namespace, stop: threading.Event, tally: Tally) -> None:
-    rng = random.Random(args.seed + 1)
-    idle: list[socket.socket] = []
+def attacker(deployment: Deployment, node: str, args: argparse.Namespace, stop: threading.Event, tally: Tally) -> None:
+    """Attack one agent's ports every `--attack-every` seconds (one such thread per agent)."""
+    rng = random.Random(f"{args.seed}-{node}")
+    address = deployment.nodes[node]
+    data, control = (address.host, address.data_port), (address.host, address.control_port)
     forged = "file\n2026-01-01 00:00:00,000 home INFO forged line"
+    idle: list[socket.socket] = []
     try:
         while not stop.wait(args.attack_every):
-            for address in deployment.nodes.values():
-                data, control = (address.host, address.data_port), (address.host, address.control_port)
-                _exchange(*data, rng.randbytes(256), tally)
-                _exchange(*data, encode({"kind": forged, "token": "wrong", "name": "x"}, b"payload"), tally)
-                _exchange(*data, struct.pack(">I", 2**31) + b"{}", tally)
-                _oversized(*data, args.oversize, args.oversize_send, tally)
-                _exchange(*control, b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n", tally)
-                _exchange(*control, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n", tally)
-                _exchange(*control, rng.randbytes(512) + b"\r\n\r\n", tally)
-                for _ in range(args.idle):
-                    with contextlib.suppress(OSError):
-                        idle.append(socket.create_connection(control, timeout=5))
-                        idle.append(socket.create_connection(data, timeout=5))
-            # Keep the idle ones for one round, then let them go (the agents close them too).
-            for sock in idle[: -2 * args.idle * len(deployment.nodes)]:
+            _exchange(*data, rng.randbytes(256), tally)
+            _exchange(*data, encode({"kind": forged, "token": "wrong", "name": "x"}, b"payload"), tally)
+            _exchange(*data, struct.pack(">I", 2**31) + b"{}", tally)
+            _oversized(*data, args.oversize, args.oversize_send, tally)
+            _exchange(*control, b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n", tally)
+            _exchange(*control, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n", tally)
+            _exchange(*control, rng.randbytes(512) + b"\r\n\r\n", tally)
+            # This round's idle connections replace the last round's (the agents close idle ones too).
+            for sock in idle:
                 sock.close()
-            idle = idle[-2 * args.idle * len(deployment.nodes) :]
+            idle = []
+            for _ in range(args.idle):
+                with contextlib.suppress(OSError):
+                    idle.append(socket.create_connection(control, timeout=ANSWER_SECONDS))
+                    idle.append(socket.create_connection(data, timeout=ANSWER_SECONDS))
     finally:
         for sock in idle:
             sock.close()
@@ -298,7 +301,8 @@ def main() -> int:
     if args.kill_every > 0:
         threads.append(threading.Thread(target=killer, args=(deployment, args.kill_every, stop, tally, args.seed)))
     if args.attack_every > 0:
-        threads.append(threading.Thread(target=attacker, args=(deployment, args, stop, tally)))
+        for node in sorted(deployment.nodes):
+            threads.append(threading.Thread(target=attacker, args=(deployment, node, args, stop, tally)))
     started = time.time()
     try:
         for thread in threads:
@@ -329,8 +333,8 @@ def main() -> int:
     print("kills: " + (", ".join(f"{node} {count}" for node, count in sorted(tally.kills.items())) or "none"))
     print("peak RSS: " + ", ".join(f"{node} {rss / 1024**2:.0f} MB" for node, rss in sorted(tally.rss.items())))
     print(
-        f"attacks: {tally.refused} connections refused or closed by the agents, {tally.answered} answered "
-        f"otherwise, {tally.down} found the agent down"
+        f"attacks: {tally.attacks['refused']} connections refused or closed by the agents, "
+        f"{tally.attacks['answered']} answered otherwise, {tally.attacks['down']} found the agent down"
     )
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)

@@ -122,7 +122,17 @@ def test_counters_survive_a_kill_9(deployed: Deployment) -> None:
     before = deployment_status(deployed)["agents"]["node1"]
     assert (before["tasks"]["split"]["done"], before["tasks"]["split"]["failed"]) == (5, 1)
     victim = _agent_pid(deployed, "node1")
-    _wait(deployed.layout.node("node1").counters.exists, "the saved counters")
+    peaks = {task: counters["peak"] for task, counters in before["tasks"].items()}
+    saved = deployed.layout.node("node1").counters
+
+    def peaks_saved() -> bool:
+        # Saved once a second: wait until the file holds the peaks seen, so the kill cannot beat it.
+        try:
+            return bool(json.loads(saved.read_text())["peak"] == peaks)
+        except (OSError, ValueError, KeyError):
+            return False
+
+    _wait(peaks_saved, "the saved counters")
     os.kill(victim, signal.SIGKILL)
 
     def restarted() -> dict[str, Any] | None:
