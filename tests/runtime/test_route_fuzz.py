@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.plan import NodeAddress, PlanPricing
 from jupiter.model.workspace import Workspace
-from jupiter.runtime import agent as agent_module
 from jupiter.runtime.agent import Agent
 from jupiter.runtime.control import create_app
 from jupiter.runtime.extensions import home as home_module
@@ -49,7 +48,6 @@ KEYS = (
     "speed",
     "task",
     "context",
-    "mapping",
     "errors",
     "problem",
     "network",
@@ -101,7 +99,6 @@ def agent(fan_workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(Probing, "execution", quickly)
     monkeypatch.setattr(Agent, "_start_tasks", no_workers)
     monkeypatch.setattr(home_module, "WAIT_LIMIT", 0.01)
-    monkeypatch.setattr(agent_module, "CALL_TIMEOUT", 10.0)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
