@@ -605,8 +605,8 @@ SETTINGS: tuple[Setting, ...] = (
         "LOG_FILE_SIZE",
         Size(),
         10 * 1024**2,
-        doc="local backend: an agent's log (`logs/<node>.log`) is rotated at this size into `<node>.log.1` ...; "
-        "MAX_LOG files are kept",
+        doc="an agent's log is rotated at this size, MAX_LOG files kept (local: `logs/<node>.log` into "
+        "`<node>.log.1` ...; docker: the engine's log files)",
         field="other.log_file_size",
     ),
     Setting(
