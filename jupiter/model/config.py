@@ -88,7 +88,7 @@ class Other:
     max_log: int = default("other.max_log")
     """How many log files each agent keeps (`<node>.log` and its rotated `<node>.log.1` ...)."""
     log_file_size: int = default("other.log_file_size")
-    """Bytes at which an agent's log is rotated (local backend)."""
+    """Bytes at which an agent's log is rotated (local: by the supervisor; docker: by the engine)."""
     ssh_retry_num: int = default("other.ssh_retry_num")
     """How often a transfer is retried before it counts as failed."""
     task_queue_size: int = default("other.task_queue_size")

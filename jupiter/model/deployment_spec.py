@@ -96,7 +96,7 @@ class RuntimeSpec:
     max_log: int = 10
     """Log files kept per agent (`<node>.log` and the rotated ones)."""
     log_file_size: int = 10 * 1024**2
-    """Bytes at which an agent's log is rotated (local backend)."""
+    """Bytes at which an agent's log is rotated (local: by the supervisor; docker: by the engine)."""
     control: ControlLimits = field(default_factory=ControlLimits)
     """The agents' control-plane limits (`[LIMITS] CONTROL_*`)."""
 
