@@ -66,3 +66,31 @@ def test_saved_counters_are_written_only_when_they_change_and_read_back(tmp_path
     assert SavedCounters(saved.path).load() == {}  # a torn file: the counters start again, the agent runs
     assert whole_numbers({"a": 1, "b": "2", "c": True, "d": 2.5}) == {"a": 1}
     assert whole_numbers(["a"]) == {}
+
+
+def test_pricing_decisions_and_peaks_come_back_with_the_agent(fan_workspace: Workspace, tmp_path: Path) -> None:
+    import dataclasses
+
+    from jupiter.model.plan import PlanPricing
+    from jupiter.runtime.node import build_agent
+
+    spec = resolve_spec(fan_workspace, fan_workspace.config.base_dir / "mapping.txt")
+    addresses = {node.name: NodeAddress(node.name, node.role.value, "127.0.0.1", 1, 2) for node in spec.nodes}
+    plan = build_plan(spec, "counted", {"split": "node1", "join": "node1"}, addresses)
+    plan = dataclasses.replace(plan, pricing=PlanPricing("push"))
+    first = build_agent(plan, "node1", "t", tmp_path)
+    first.recover()
+    pricing = next(extension for extension in first.extensions if extension.name == "pricing")
+    assert first.counter_snapshot()["extensions"]["pricing"] == {"decided": 0}
+    first.inbox.counters["split"].peak = 4
+    pricing.decided = 17  # type: ignore[attr-defined]
+    first.saved_counters.save(first.counter_snapshot())
+    first.inbox.close()
+    first.outbox.journal.close()
+    again = build_agent(plan, "node1", "t", tmp_path)
+    again.recover()
+    restored = next(extension for extension in again.extensions if extension.name == "pricing")
+    assert restored.counters() == {"decided": 17}
+    assert again.inbox.counters["split"].peak == 4
+    again.inbox.close()
+    again.outbox.journal.close()
