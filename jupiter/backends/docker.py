@@ -248,6 +248,7 @@ class DockerBackend(Backend):
                     tmpfs={SPOOL: "mode=1777"},
                     command=command,
                     user=runs_as,
+                    log_files=(self.spec.runtime.log_file_size, self.spec.runtime.max_log),
                 )
             info["public_hosts"] = {node: engine.address(container_name(deployment, node), network) for node in nodes}
             for node in shaped:

@@ -153,13 +153,16 @@ class DockerEngine:
         cap_add: list[str] | None = None,
         no_new_privileges: bool = False,
         tmpfs: dict[str, str] | None = None,
+        log_files: tuple[int, int] | None = None,
     ) -> None:
         """Start a detached container on `network`, reachable there as `alias`; restarted if it fails.
 
         `entrypoint` replaces the image's; `cap_add` adds Linux capabilities
         (e.g. NET_ADMIN); `no_new_privileges` keeps its processes from gaining
         any (setuid binaries) once they have dropped them; `tmpfs` mounts
-        memory file systems (path -> mount options).
+        memory file systems (path -> mount options); `log_files` = (bytes,
+        files): the engine keeps the container's output in at most that many
+        files of that size (`[OTHER] LOG_FILE_SIZE`, `MAX_LOG`).
         """
         types = self._docker.types
         with self._calling(f"start container {name}"):
@@ -177,6 +180,14 @@ class DockerEngine:
                 cap_add=cap_add,
                 security_opt=["no-new-privileges"] if no_new_privileges else None,
                 tmpfs=tmpfs,
+                log_config=(
+                    types.LogConfig(
+                        type="json-file",
+                        config={"max-size": f"{max(1, log_files[0] // 1024)}k", "max-file": str(log_files[1])},
+                    )
+                    if log_files is not None
+                    else None
+                ),
                 network=network,
                 networking_config={network: self.client.api.create_endpoint_config(aliases=[alias])},
                 restart_policy={"Name": "on-failure", "MaximumRetryCount": 5},

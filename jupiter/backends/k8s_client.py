@@ -94,7 +94,7 @@ class Cluster(Protocol):
         ...
 
     def delete_all(self, namespace: str, selector: str) -> list[str]:
-        """Delete every object we create (Deployments, Jobs, Services, ConfigMaps, Secrets) by label.
+        """Delete every object we create (Deployments, Jobs, Services, ConfigMaps, Secrets, NetworkPolicies) by label.
 
         Returns `kind/name` of what was deleted; an absent namespace or object is not an error.
         """
@@ -161,6 +161,7 @@ class KubeClient:
         self.core: Any = kubernetes.client.CoreV1Api(self.api)
         self.apps: Any = kubernetes.client.AppsV1Api(self.api)
         self.batch: Any = kubernetes.client.BatchV1Api(self.api)
+        self.networking: Any = kubernetes.client.NetworkingV1Api(self.api)
 
     def _load(self, config: KubeConfig) -> Any:
         k8s = self._k8s
@@ -209,6 +210,7 @@ class KubeClient:
             "Service": lambda: self.core.create_namespaced_service(namespace, body),
             "Deployment": lambda: self.apps.create_namespaced_deployment(namespace, body),
             "Job": lambda: self.batch.create_namespaced_job(namespace, body),
+            "NetworkPolicy": lambda: self.networking.create_namespaced_network_policy(namespace, body),
         }
         if kind not in creators:
             raise ClusterError(f"cannot create a {kind}: not an object Jupiter makes")
@@ -402,6 +404,11 @@ class KubeClient:
             ("Service", self.core.list_namespaced_service, self.core.delete_namespaced_service),
             ("ConfigMap", self.core.list_namespaced_config_map, self.core.delete_namespaced_config_map),
             ("Secret", self.core.list_namespaced_secret, self.core.delete_namespaced_secret),
+            (
+                "NetworkPolicy",
+                self.networking.list_namespaced_network_policy,
+                self.networking.delete_namespaced_network_policy,
+            ),
         ]
         for kind, lister, deleter in kinds:
             listing = self._call(

@@ -44,7 +44,7 @@ from jupiter.render.manifests import (
     render_manifests,
     render_mapper,
 )
-from jupiter.render.spec import PLAN_CONFIGMAP, cluster_addresses, cluster_spec, node_plans, service_name
+from jupiter.render.spec import PLAN_CONFIGMAP, cluster_addresses, cluster_spec, service_name, shared_plan
 
 DEFAULT_TIMEOUT = 300.0
 LOG_LINES = 5
@@ -147,7 +147,7 @@ class KubernetesHandle(Handle):
         not from this machine's plan.json; without this a restarted pod
         would come back with the plan it started with, i.e. without tasks.
         """
-        data = plans_data(node_plans(plan))
+        data = plans_data(shared_plan(plan))
         try:
             self.cluster().update_config_map(self.info["circe_namespace"], PLAN_CONFIGMAP, data)
         except ClusterError as exc:

@@ -112,10 +112,14 @@ def remove_spool(spool: Path) -> None:
         shutil.rmtree(spool, ignore_errors=True)
 
 
-def start_supervisor(root: Path) -> int:
-    """Start the detached supervisor; returns its pid (= the deployment's process group id)."""
+def start_supervisor(root: Path, log_size: int = 10 * 1024**2, max_log: int = 10) -> int:
+    """Start the detached supervisor; returns its pid (= the deployment's process group id).
+
+    It writes each agent's output into `logs/<node>.log`, rotated at `log_size` bytes, `max_log` files kept.
+    """
+    logs = ["--log-size", str(log_size), "--max-log", str(max_log)]
     done = subprocess.run(  # noqa: S603 - argument list, our own interpreter
-        [sys.executable, "-m", "jupiter.backends.supervisor", "--daemon", str(root)],
+        [sys.executable, "-m", "jupiter.backends.supervisor", "--daemon", *logs, str(root)],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -223,7 +227,8 @@ class LocalBackend(Backend):
         root = layout.root
         try:
             layout.agents.write_text(json.dumps({name: agent_argv(root, name, spool) for name in nodes}))
-            info: dict[str, Any] = {"pgid": start_supervisor(root)}
+            runtime = self.spec.runtime
+            info: dict[str, Any] = {"pgid": start_supervisor(root, runtime.log_file_size, runtime.max_log)}
         except BaseException:
             if spool is not None:
                 remove_spool(spool)

@@ -6,36 +6,52 @@ SIGTERM stops them all and exits. Because every agent is in the
 supervisor's session, `jupiter teardown` can stop the whole deployment by
 process group even if the CLI that deployed it has crashed.
 
-Run as `python -m jupiter.backends.supervisor DEPLOYMENT_DIR`; it reads
-`agents.json` (node -> argument list) and writes `pids.json`. An agent whose
-name is in the `held/` folder is not restarted (fault injection).
+Run as `python -m jupiter.backends.supervisor [--daemon] [--max-log N]
+[--log-size BYTES] DEPLOYMENT_DIR`; it reads `agents.json` (node ->
+argument list) and writes `pids.json`. An agent whose name is in the
+`held/` folder is not restarted (fault injection).
+
+Each agent's output (its standard output and error) comes to the supervisor
+through a pipe, read by one thread per agent process, and goes into
+`logs/<node>.log`, rotated at `--log-size` bytes with `--max-log` files kept
+(`[OTHER] LOG_FILE_SIZE` and `MAX_LOG`, `jupiter.backends.rotating_log`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import IO
+
+from jupiter.backends.rotating_log import RotatingLog
 
 POLL_SECONDS = 0.1
 STOP_GRACE_SECONDS = 5.0
+DRAIN_SECONDS = 5.0
+"""Seconds the last lines of stopped agents get to reach their logs."""
+LOG_SIZE = 10 * 1024**2
+MAX_LOG = 10
 
 
 class Supervisor:
     """Starts, watches and restarts agent processes."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, log_size: int = LOG_SIZE, max_log: int = MAX_LOG) -> None:
         self.root = root
         self.specs: dict[str, list[str]] = json.loads((root / "agents.json").read_text())
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, list[float]] = {name: [] for name in self.specs}
-        self.logs: dict[str, IO[bytes]] = {}
+        self.log_size = log_size
+        self.max_log = max_log
+        self.logs: dict[str, RotatingLog] = {}
+        self.pumps: list[threading.Thread] = []
         self.stopping = False
         self.held: set[str] = set()
 
@@ -43,11 +59,16 @@ class Supervisor:
         log = self.logs.get(node)
         if log is None:
             (self.root / "logs").mkdir(exist_ok=True)
-            log = (self.root / "logs" / f"{node}.log").open("ab")
+            log = RotatingLog(self.root / "logs" / f"{node}.log", self.log_size, self.max_log)
             self.logs[node] = log
-        self.processes[node] = subprocess.Popen(  # noqa: S603 - argument list built by deploy
-            self.specs[node], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        process = subprocess.Popen(  # noqa: S603 - argument list built by deploy
+            self.specs[node], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
+        assert process.stdout is not None
+        pump = threading.Thread(target=log.pump, args=(process.stdout,), name=f"log-{node}", daemon=True)
+        pump.start()
+        self.pumps = [*(thread for thread in self.pumps if thread.is_alive()), pump]
+        self.processes[node] = process
 
     def _write_pids(self) -> None:
         pids = {node: process.pid for node, process in self.processes.items()}
@@ -104,6 +125,9 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        deadline = time.time() + DRAIN_SECONDS
+        for pump in self.pumps:
+            pump.join(max(0.0, deadline - time.time()))
         for log in self.logs.values():
             log.close()
 
@@ -130,11 +154,16 @@ def daemonize(root: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m jupiter.backends.supervisor [--daemon] DEPLOYMENT_DIR`."""
-    root = Path(argv[-1])
-    if "--daemon" in argv[:-1]:
-        daemonize(root)
-    Supervisor(root).run()
+    """`python -m jupiter.backends.supervisor [--daemon] [--max-log N] [--log-size BYTES] DEPLOYMENT_DIR`."""
+    parser = argparse.ArgumentParser(prog="python -m jupiter.backends.supervisor")
+    parser.add_argument("--daemon", action="store_true", help="detach and print the pid")
+    parser.add_argument("--max-log", type=int, default=MAX_LOG, help="log files kept per agent")
+    parser.add_argument("--log-size", type=int, default=LOG_SIZE, help="bytes at which a log is rotated")
+    parser.add_argument("root", type=Path, help="deployment folder")
+    args = parser.parse_args(argv)
+    if args.daemon:
+        daemonize(args.root)
+    Supervisor(args.root, args.log_size, args.max_log).run()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from jupiter.cli.runtime_cmds import (
     submit_command,
     teardown_command,
 )
+from jupiter.cli.signals import Terminated
 from jupiter.cli.validate_cmd import validate_command
 from jupiter.model.errors import JupiterError, ValidationFailed
 
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except JupiterError as exc:
         click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except Terminated as exc:
+        click.echo(f"stopped by {exc.name}; the deployment was torn down", err=True)
         return exc.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted; the deployment was torn down", err=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from jupiter.cli.context import CliContext, pass_context
+from jupiter.cli.signals import stopping_like_ctrl_c
 from jupiter.report import write_report
 from jupiter.runtime.node import main as agent_main
 from jupiter.service import deploy as deploying
@@ -42,7 +43,9 @@ def _progress(message: str) -> None:
 @pass_context
 def deploy_command(ctx: CliContext, mapping_file: Path | None, timeout: float) -> None:
     """Start one agent per node, map the tasks, and return when all are ready."""
-    deployment = deploying.deploy(ctx.spec(mapping_file), timeout=timeout, progress=_progress)
+    spec = ctx.spec(mapping_file)
+    with stopping_like_ctrl_c():  # a deploy stopped while it starts leaves nothing running
+        deployment = deploying.deploy(spec, timeout=timeout, progress=_progress)
     click.echo(f"deployment {deployment.id} is running ({len(deployment.nodes)} agents)")
     click.echo(f"submit files with `jupiter submit FILE...` or drop them into {deployment.home_layout().input}")
 
@@ -186,15 +189,16 @@ def run_command(
                 bar.update(done - shown)
                 shown = done
 
-        summary = running.run(
-            spec,
-            inputs=inputs,
-            frames=frames,
-            timeout=timeout,
-            progress=_progress,
-            on_frames=advance,
-            keep=keep,
-        )
+        with stopping_like_ctrl_c():  # SIGTERM and SIGHUP tear the deployment down, as Ctrl-C does
+            summary = running.run(
+                spec,
+                inputs=inputs,
+                frames=frames,
+                timeout=timeout,
+                progress=_progress,
+                on_frames=advance,
+                keep=keep,
+            )
     click.echo(
         f"{summary.done} of {summary.frames} frames done, {summary.failed} failed in {summary.seconds:.2f} s "
         f"({summary.throughput:.2f} frames/s)"

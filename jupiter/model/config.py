@@ -86,11 +86,27 @@ class Other:
     """`[OTHER]`: limits of the runtime."""
 
     max_log: int = default("other.max_log")
-    """How many log files each agent keeps."""
+    """How many log files each agent keeps (`<node>.log` and its rotated `<node>.log.1` ...)."""
+    log_file_size: int = default("other.log_file_size")
+    """Bytes at which an agent's log is rotated (local: by the supervisor; docker: by the engine)."""
     ssh_retry_num: int = default("other.ssh_retry_num")
     """How often a transfer is retried before it counts as failed."""
     task_queue_size: int = default("other.task_queue_size")
     """Frames a task may hold (waiting for inputs, queued or running) before senders are held back; -1 = unbounded."""
+
+
+@dataclass(frozen=True)
+class ControlLimits:
+    """`[LIMITS] CONTROL_*`: what an agent's control plane (HTTP) serves at once, and for how long."""
+
+    connections: int = default("limits.control.connections")
+    """Connections kept open at once; further ones wait in the listen queue."""
+    threads: int = default("limits.control.threads")
+    """Requests handled at once; idle connections hold no thread."""
+    idle_timeout: float = default("limits.control.idle_timeout")
+    """Seconds without a byte from a client (and no request running) before its connection is closed."""
+    max_body: int = default("limits.control.max_body")
+    """Largest request body in bytes; a body is read only once its token has been checked."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class LimitsSettings:
     max_connections: int = default("limits.max_connections")
     batch_bytes: int = default("limits.batch_bytes")
     spool_free: int = default("limits.spool_free")
+    control: ControlLimits = field(default_factory=ControlLimits)
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,10 @@ class ContainerSettings:
     """CPU request of every pod (a Kubernetes quantity)."""
     memory_request: str = default("deploy.containers.memory_request")
     """Memory request of every pod (a Kubernetes quantity)."""
+    memory_limit: str = default("deploy.containers.memory_limit")
+    """Memory limit of every agent pod (a Kubernetes quantity); empty = none."""
+    rbac_group: str = default("deploy.containers.rbac_group")
+    """Group the Role `jupiter render` shows (what the CLI needs in the namespaces) is bound to."""
     cpus: Mapping[str, float] = field(default_factory=lambda: default("deploy.containers.cpus"))
     """Per-node CPU limit (`node1:0.5, node2:2`): node speed on the docker backend, limits on kubernetes."""
 

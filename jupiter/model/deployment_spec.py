@@ -14,7 +14,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from jupiter.model.app import App
-from jupiter.model.config import ContainerSettings, JupiterConfig, MapperSettings, Ports, PricingSettings
+from jupiter.model.config import (
+    ContainerSettings,
+    ControlLimits,
+    JupiterConfig,
+    MapperSettings,
+    Ports,
+    PricingSettings,
+)
 from jupiter.model.errors import InputError
 from jupiter.model.links import parse_link_list
 from jupiter.model.nodes import NodeList, NodeRole
@@ -87,6 +94,11 @@ class RuntimeSpec:
     retries: int = 20
     receiver_stats: bool = True
     max_log: int = 10
+    """Log files kept per agent (`<node>.log` and the rotated ones)."""
+    log_file_size: int = 10 * 1024**2
+    """Bytes at which an agent's log is rotated (local: by the supervisor; docker: by the engine)."""
+    control: ControlLimits = field(default_factory=ControlLimits)
+    """The agents' control-plane limits (`[LIMITS] CONTROL_*`)."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +252,8 @@ def resolve_spec(workspace: Workspace, mapping_file: Path | None = None) -> Depl
             retries=config.other.ssh_retry_num,
             receiver_stats=config.receiver_stats,
             max_log=config.other.max_log,
+            log_file_size=config.other.log_file_size,
+            control=config.limits.control,
         ),
         ingress=workspace.ingress_tasks,
         pricing=(

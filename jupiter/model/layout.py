@@ -98,7 +98,13 @@ class NodeLayout:
 
     @property
     def done(self) -> Path:
+        """(task, frame) pairs finished here, one per line (`task frame`, `task frame failed`)."""
         return self.dir / "done.log"
+
+    @property
+    def counters(self) -> Path:
+        """Counters `done.log` cannot tell after a restart (peaks, pricing's decisions)."""
+        return self.dir / "counters.json"
 
     @property
     def staging(self) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jupiter.mapping.problem import Problem
-from jupiter.model.config import PricingSettings
+from jupiter.model.config import ControlLimits, PricingSettings
 from jupiter.model.problem_files import problem_from_json, problem_to_json
 from jupiter.model.testbed import Testbed
 
@@ -232,6 +232,8 @@ class Plan:
     testbed: Testbed | None = None
     """The emulated testbed (local backend), or None."""
     limits: Limits = field(default_factory=Limits)
+    control: ControlLimits = field(default_factory=ControlLimits)
+    """What the agents' control plane serves at once (`[LIMITS] CONTROL_*`)."""
 
     @property
     def priced(self) -> bool:
@@ -265,8 +267,8 @@ class Plan:
         """Files home receives per frame: one per task that lists home as a child."""
         return sum(1 for task in self.tasks.values() if HOME_TASK in task.children)
 
-    def to_json(self) -> str:
-        """Serialise for the agents."""
+    def to_json(self, compact: bool = False) -> str:
+        """Serialise for the agents (`compact`: no indentation, for size-limited objects such as a ConfigMap)."""
         data = {
             "deployment": self.deployment,
             "app_name": self.app_name,
@@ -288,7 +290,10 @@ class Plan:
             "store": self.store.to_json() if self.store is not None else None,
             "testbed": self.testbed.to_json() if self.testbed is not None else None,
             "limits": self.limits.to_json(),
+            "control": dataclasses.asdict(self.control),
         }
+        if compact:
+            return json.dumps(data, separators=(",", ":"), sort_keys=True)
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
@@ -323,6 +328,7 @@ class Plan:
             store=StoreSpec.from_json(store) if store else None,
             testbed=Testbed.from_json(testbed) if testbed else None,
             limits=Limits.from_json(data.get("limits") or {}),
+            control=_control_limits(data.get("control") or {}),
         )
 
     @classmethod
@@ -335,3 +341,14 @@ class Plan:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(self.to_json())
         tmp.replace(path)
+
+
+def _control_limits(data: Mapping[str, Any]) -> ControlLimits:
+    """The plan's control-plane limits (the defaults for a plan written before they existed)."""
+    defaults = ControlLimits()
+    return ControlLimits(
+        connections=int(data.get("connections", defaults.connections)),
+        threads=int(data.get("threads", defaults.threads)),
+        idle_timeout=float(data.get("idle_timeout", defaults.idle_timeout)),
+        max_body=int(data.get("max_body", defaults.max_body)),
+    )

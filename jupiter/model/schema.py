@@ -608,6 +608,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTHER", "MAX_LOG", Integer(minimum=1), 10, doc="log files kept per agent", field="other.max_log"),
     Setting(
         "OTHER",
+        "LOG_FILE_SIZE",
+        Size(),
+        10 * 1024**2,
+        doc="an agent's log is rotated at this size, MAX_LOG files kept (local: `logs/<node>.log` into "
+        "`<node>.log.1` ...; docker: the engine's log files)",
+        field="other.log_file_size",
+    ),
+    Setting(
+        "OTHER",
         "SSH_RETRY_NUM",
         Integer(minimum=0),
         20,
@@ -687,6 +696,41 @@ SETTINGS: tuple[Setting, ...] = (
         64 * 1024**2,
         doc="free space below which an agent takes no new frames into its spool (senders keep them and retry)",
         field="limits.spool_free",
+    ),
+    # [LIMITS]: bounds on what peers can make an agent spend (docs/security.md).
+    Setting(
+        "LIMITS",
+        "CONTROL_CONNECTIONS",
+        Integer(minimum=1),
+        100,
+        doc="connections an agent's control plane keeps open at once; more wait to be accepted "
+        "(at most a quarter of the agent's file descriptor limit)",
+        field="limits.control.connections",
+    ),
+    Setting(
+        "LIMITS",
+        "CONTROL_THREADS",
+        Integer(minimum=1),
+        8,
+        doc="control-plane requests an agent handles at once (idle connections use no thread)",
+        field="limits.control.threads",
+    ),
+    Setting(
+        "LIMITS",
+        "CONTROL_IDLE_TIMEOUT",
+        Number(positive=True, unit="seconds", example="30"),
+        30.0,
+        doc="seconds a control-plane connection may stay idle (or send a request this slowly) before it is closed",
+        field="limits.control.idle_timeout",
+    ),
+    Setting(
+        "LIMITS",
+        "CONTROL_MAX_BODY",
+        Size(),
+        1024**3,
+        doc="largest control-plane request body (`jupiter submit` uploads); a body is read only after "
+        "the token is checked",
+        field="limits.control.max_body",
     ),
     # [DEPLOY]: new in this rebuild.
     Setting(
@@ -807,6 +851,24 @@ SETTINGS: tuple[Setting, ...] = (
         "128Mi",
         doc="memory request of every pod",
         field="deploy.containers.memory_request",
+    ),
+    Setting(
+        "DEPLOY",
+        "MEMORY_LIMIT",
+        Text("Kubernetes quantity", _QUANTITY, _QUANTITY_ERROR),
+        "",
+        doc="kubernetes: memory limit of every agent pod (e.g. 2Gi); empty = none",
+        field="deploy.containers.memory_limit",
+        shown_default="none",
+    ),
+    Setting(
+        "DEPLOY",
+        "RBAC_GROUP",
+        Text("group name"),
+        "jupiter-users",
+        doc="kubernetes: the group `jupiter render`'s Role and RoleBinding grant what the CLI needs "
+        "(for an administrator to apply; deploy never applies them)",
+        field="deploy.containers.rbac_group",
     ),
     Setting(
         "DEPLOY",

@@ -10,7 +10,7 @@ value escaped through JSON, which is valid YAML.
 """
 
 from jupiter.render.dockerfile import render_dockerfile
-from jupiter.render.manifests import Stage, render_manifests, render_mapper
+from jupiter.render.manifests import Stage, render_access, render_manifests, render_mapper
 from jupiter.render.spec import (
     ClusterSpec,
     ImageSpec,
@@ -28,6 +28,7 @@ __all__ = [
     "container_plan",
     "image_name",
     "image_spec",
+    "render_access",
     "render_dockerfile",
     "render_manifests",
     "render_mapper",

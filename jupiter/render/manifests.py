@@ -1,17 +1,35 @@
 """Kubernetes manifests of a deployment, rendered from `templates/*.yaml.j2`, in deploy order.
 
 `render_manifests` returns the stages in the order the kubernetes backend
-applies them: the shared objects (namespaces, the token Secret, the plans),
-the agents (one Deployment and one Service per node), then the mapper Job.
-That is the original's order profilers -> mapper -> CIRCE: the same agents
-first profile, the mapper Job maps from their measurements, and CIRCE is the
-mapping dispatched to them, which needs no objects of its own. A measured
-deployment has no mapping problem when it starts; the backend renders the
-mapper stage with `render_mapper` once the profile exists, and dispatch
-sends the plans again (`plans_data`) with the mapping in them. Every object
-carries the recommended `app.kubernetes.io/*` labels and the deployment-id
-label teardown selects on. Only `v1`, `apps/v1` and `batch/v1` objects are
-made.
+applies them: the shared objects (namespaces, the token Secret, the plan,
+the NetworkPolicy), the agents (one Deployment and one Service per node),
+then the mapper Job. That is the original's order profilers -> mapper ->
+CIRCE: the same agents first profile, the mapper Job maps from their
+measurements, and CIRCE is the mapping dispatched to them, which needs no
+objects of its own. A measured deployment has no mapping problem when it
+starts; the backend renders the mapper stage with `render_mapper` once the
+profile exists, and dispatch sends the plan again (`plans_data`) with the
+mapping in it. Every object carries the recommended `app.kubernetes.io/*`
+labels and the deployment-id label teardown selects on. Only `v1`,
+`apps/v1`, `batch/v1` and `networking.k8s.io/v1` objects are applied;
+`render_access` makes the Role and RoleBinding an administrator grants the
+CLI's users (`rbac.authorization.k8s.io/v1`, shown by `jupiter render`,
+never applied by the CLI, which could not grant itself rights).
+
+What a cluster would refuse is refused here, with the fix: a ConfigMap
+holds at most 1 MiB (`CONFIGMAP_LIMIT`), so the agents share one plan
+(`shared_plan`: its size grows with tasks + nodes) and a plan or a mapping
+problem that still does not fit is an error naming its size. Every object
+is rendered once and loaded with libyaml when it is there, so rendering
+takes time in proportion to the number of nodes plus tasks.
+
+Pods run as the image's non-root user with every capability dropped, no
+privilege escalation and the runtime's default seccomp profile (what the
+`restricted` Pod Security level asks), with an optional memory limit
+(`[DEPLOY] MEMORY_LIMIT`). The NetworkPolicy lets only the deployment's own
+pods reach the agents' data and app ports; the control port stays open to
+the cluster, since the CLI reaches it through the API server's proxy and
+the kubelet probes it, and every route but `/health` needs the token.
 """
 
 from __future__ import annotations
@@ -22,6 +40,7 @@ from typing import Any, Literal
 
 import yaml
 
+from jupiter.model.errors import InputError
 from jupiter.render._jinja import render
 from jupiter.render.spec import (
     AGENT_UID,
@@ -38,6 +57,13 @@ from jupiter.render.spec import (
 
 MAPPER_JOB = "jupiter-mapper"
 PROBLEM_KEY = "problem.json"
+PLAN_KEY = "plan.json"
+"""ConfigMap key (and file name under `/etc/jupiter`) of the plan every agent reads."""
+CONFIGMAP_LIMIT = 1024 * 1024
+"""Bytes of data a ConfigMap may hold (the API server refuses more)."""
+NETWORK_POLICY = "jupiter-agents"
+ACCESS_ROLE = "jupiter-cli"
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Wait = Literal["none", "ready", "complete"]
 
@@ -52,18 +78,30 @@ class Stage:
     """`ready`: every Deployment of the stage available; `complete`: every Job succeeded."""
 
 
-def plan_key(node: str) -> str:
-    """ConfigMap key (and file name under `/etc/jupiter`) of a node's plan."""
-    return f"plan-{node}.json"
+def fits(what: str, data: Mapping[str, str], fix: str) -> dict[str, str]:
+    """`data` if a ConfigMap can hold it; else an InputError naming `what`, its size, and `fix`."""
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in data.items())
+    if size > CONFIGMAP_LIMIT:
+        raise InputError(
+            None,
+            None,
+            f"{what} is {size / 1024**2:.2f} MiB, more than the 1 MiB a Kubernetes ConfigMap holds; {fix}",
+        )
+    return dict(data)
 
 
-def plans_data(plans: Mapping[str, str]) -> dict[str, str]:
-    """The plans ConfigMap's data: each node's plan (JSON) under `plan_key(node)`.
+def plans_data(plan: str) -> dict[str, str]:
+    """The plans ConfigMap's data: the plan every agent reads (compact JSON) under `PLAN_KEY`.
 
     Rendered at deploy time and sent again by dispatch, so an agent pod
-    restarted after dispatch reads the mapping it was given.
+    restarted after dispatch reads the mapping it was given. An InputError
+    when it cannot fit in a ConfigMap.
     """
-    return {plan_key(node): plan for node, plan in sorted(plans.items())}
+    return fits(
+        "the deployment's plan",
+        {PLAN_KEY: plan},
+        "split the app or the node list into several deployments",
+    )
 
 
 def labels(spec: ClusterSpec, component: str, node: str | None = None) -> dict[str, str]:
@@ -88,7 +126,7 @@ def deployment_selector(deployment_id: str) -> str:
 
 
 def _load(template: str, **context: Any) -> dict[str, Any]:
-    loaded = yaml.safe_load(render(template, **context))
+    loaded = yaml.load(render(template, **context), Loader=_LOADER)  # noqa: S506 - a safe loader, C or Python
     assert isinstance(loaded, dict), f"{template} does not render one object"
     return loaded
 
@@ -110,7 +148,7 @@ def _agent_objects(spec: ClusterSpec, agent: AgentSpec) -> tuple[dict[str, Any],
         **common,
         image=spec.image,
         uid=AGENT_UID,
-        plan_path=f"{CONFIG_DIR}/{plan_key(agent.node)}",
+        plan_path=f"{CONFIG_DIR}/{PLAN_KEY}",
         state_dir=STATE_DIR,
         config_dir=CONFIG_DIR,
         secret=TOKEN_SECRET,
@@ -134,12 +172,17 @@ def render_mapper(spec: ClusterSpec) -> Stage:
         raise ValueError("the mapper stage needs a mapping problem")
     mapper_ns = spec.namespaces["mapper"]
     mapper_labels = labels(spec, "mapper")
+    problem = fits(
+        "the mapping problem of the mapper Job",
+        {PROBLEM_KEY: spec.problem},
+        "map with a static mapping ([CONFIG] STATIC_MAPPING = 1 and [DEPLOY] MAPPING) instead",
+    )
     config = _load(
         "templates/configmap.yaml.j2",
         name=MAPPER_CONFIGMAP,
         namespace=mapper_ns,
         labels=mapper_labels,
-        data={PROBLEM_KEY: spec.problem},
+        data=problem,
     )
     job = _load(
         "templates/mapper-job.yaml.j2",
@@ -183,7 +226,19 @@ def render_manifests(spec: ClusterSpec) -> list[Stage]:
             name=PLAN_CONFIGMAP,
             namespace=circe_ns,
             labels=labels(spec, "plans"),
-            data=plans_data(spec.plans),
+            data=plans_data(spec.plan),
+        )
+    )
+    setup.append(
+        _load(
+            "templates/network-policy.yaml.j2",
+            name=NETWORK_POLICY,
+            namespace=circe_ns,
+            labels=labels(spec, "network-policy"),
+            selector={LABEL_DEPLOYMENT: spec.deployment_id},
+            control_port=spec.control_port,
+            data_port=spec.data_port,
+            app_ports=spec.app_ports,
         )
     )
     agents: list[dict[str, Any]] = []
@@ -193,3 +248,26 @@ def render_manifests(spec: ClusterSpec) -> list[Stage]:
     if spec.problem is not None:
         stages.append(render_mapper(spec))
     return stages
+
+
+def render_access(spec: ClusterSpec) -> tuple[dict[str, Any], ...]:
+    """A Role and a RoleBinding per namespace: what `jupiter` needs there, granted to `[DEPLOY] RBAC_GROUP`.
+
+    For an administrator to apply once, for every deployment to come
+    (`jupiter render` shows them); creating
+    the namespaces themselves needs a cluster-wide right, so an
+    administrator creates them too, or grants `create` on namespaces.
+    """
+    # Not one deployment's objects: they outlive every deployment (no deployment-id label, no app).
+    access_labels = {
+        "app.kubernetes.io/name": "jupiter",
+        "app.kubernetes.io/component": "access",
+        "app.kubernetes.io/managed-by": "jupiter",
+        "app.kubernetes.io/version": spec.version,
+    }
+    objects: list[dict[str, Any]] = []
+    for namespace in spec.used_namespaces:
+        common = {"name": ACCESS_ROLE, "namespace": namespace, "labels": access_labels}
+        objects.append(_load("templates/role.yaml.j2", **common))
+        objects.append(_load("templates/role-binding.yaml.j2", **common, group=spec.rbac_group))
+    return tuple(objects)

@@ -5,7 +5,8 @@ cluster, the deployment's plan and token) into frozen specs; the renderers
 read only these. Paths and names inside containers are fixed here, once:
 the app's files live in `/app`, configuration is mounted at `/etc/jupiter`,
 agents keep their state in `/var/lib/jupiter`, and each agent's own plan
-says it listens on `0.0.0.0` while its peers are reached by DNS name.
+says it listens on `0.0.0.0` while its peers are reached by DNS name
+(one plan for every pod, each agent told to listen on `0.0.0.0` by `--bind`).
 """
 
 from __future__ import annotations
@@ -122,9 +123,14 @@ def container_plan(plan: Plan, node: str | None = None) -> Plan:
     )
 
 
-def node_plans(plan: Plan) -> dict[str, str]:
-    """Every node's own plan (JSON) as `container_plan` makes it: what the plans ConfigMap holds."""
-    return {node: container_plan(plan, node).to_json() for node in plan.nodes}
+def shared_plan(plan: Plan) -> str:
+    """The one plan every agent pod reads (compact JSON): `container_plan` without a node of its own.
+
+    Each agent listens on `0.0.0.0` by its `--bind` option, so the plan is
+    the same for every node and its size grows with tasks + nodes, not
+    with their product as one plan per node would.
+    """
+    return container_plan(plan).to_json(compact=True)
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,8 @@ class AgentSpec:
     """Its Service's name; peers reach it as `<service>.<namespace>.svc`."""
     cpus: float | None = None
     """CPU limit (`[DEPLOY] CPUS`); None = no limit."""
+    memory: str = ""
+    """Memory limit (`[DEPLOY] MEMORY_LIMIT`, a Kubernetes quantity); empty = no limit."""
 
 
 @dataclass(frozen=True)
@@ -167,8 +175,8 @@ class ClusterSpec:
     cpu_request: str
     memory_request: str
     token: str
-    plans: Mapping[str, str]
-    """Node -> its plan (JSON), as `container_plan` makes it."""
+    plan: str
+    """The plan every agent reads (compact JSON), as `shared_plan` makes it."""
     problem: str | None
     """Mapping problem (JSON) of the mapper Job; None = no mapper Job rendered.
 
@@ -180,6 +188,8 @@ class ClusterSpec:
     """The agents start without tasks; profiling, the mapper Job and dispatch follow."""
     mapper_options: tuple[str, ...] = ()
     """More `jupiter map` options of the mapper Job (e.g. `--max-tasks-per-node 3` for heft_modified)."""
+    rbac_group: str = "jupiter-users"
+    """Group the rendered Role is bound to: the users who run `jupiter` against these namespaces."""
 
     @property
     def used_namespaces(self) -> tuple[str, ...]:
@@ -237,6 +247,7 @@ def cluster_spec(spec: DeploymentSpec, plan: Plan, token: str, problem: str | No
             hostname=by_name[name].hostname,
             service=service_name(name),
             cpus=settings.cpus.get(name),
+            memory=settings.memory_limit,
         )
         for name, address in plan.nodes.items()
     )
@@ -257,10 +268,11 @@ def cluster_spec(spec: DeploymentSpec, plan: Plan, token: str, problem: str | No
         cpu_request=settings.cpu_request,
         memory_request=settings.memory_request,
         token=token,
-        plans=node_plans(plan),
+        plan=shared_plan(plan),
         problem=problem,
         scheduler=spec.mapping.scheduler,
         measured=not plan.mapping,
+        rbac_group=settings.rbac_group,
     )
 
 

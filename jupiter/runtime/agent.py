@@ -42,10 +42,11 @@ from typing import Any
 from jupiter.model.events import Event
 from jupiter.model.layout import DeploymentLayout
 from jupiter.model.plan import HOME_TASK, Plan
-from jupiter.runtime.counters import TaskCounters
+from jupiter.runtime.counters import SavedCounters, TaskCounters, whole_numbers
 from jupiter.runtime.emulation import Emulation
 from jupiter.runtime.event_sink import EventSink, RemoteSink
 from jupiter.runtime.inbox import Inbox
+from jupiter.runtime.logs import RefusalLog
 from jupiter.runtime.outbox import Outbox
 from jupiter.runtime.peers import Peer
 from jupiter.runtime.protocol import (
@@ -66,7 +67,6 @@ from jupiter.runtime.protocol import (
     reply,
     stream_payload,
 )
-from jupiter.runtime.refusals import RefusalLog
 from jupiter.runtime.router import MappedRouter, Router
 from jupiter.runtime.routes import HttpError, Request, Routes
 from jupiter.runtime.runner import TaskRunner
@@ -81,6 +81,8 @@ SMALL_PAYLOAD = 256 * 1024
 """Files up to this size are read whole and stored in one write; bigger ones are streamed in chunks."""
 CALL_TIMEOUT = 30.0
 """Seconds a control-plane request may wait for the event loop."""
+COUNTERS_SECONDS = 1.0
+"""How often the counters no folder can rebuild are saved (`jupiter.runtime.counters`)."""
 
 
 class Agent:
@@ -131,7 +133,9 @@ class Agent:
         self.requests: dict[str, RequestHandler] = {}
         self.results: ResultHandler | None = None
         self.connections = 0
+        self.saved_counters = SavedCounters(self.layout.counters)
         self.refusals = RefusalLog(log)
+        """Refused messages are logged rate-limited, their peers' text escaped (`jupiter.runtime.logs`)."""
         self.routes = Routes()
         self._core_routes()
         for task in plan.tasks_on(node):
@@ -243,7 +247,7 @@ class Agent:
         peer = writer.get_extra_info("peername")
         limits = self._plan.limits
         if self.connections >= limits.max_connections:
-            self.refusals.refused(f"too many connections (at most {limits.max_connections})", "connect", peer)
+            self.refusals.refused("connect", peer, f"too many connections (at most {limits.max_connections})")
             writer.close()
             return
         self.connections += 1
@@ -255,13 +259,13 @@ class Agent:
                         return
                     problem = check_auth(header, self.token)
                     if problem is not None:
-                        self.refusals.refused(problem.reason, header.get("kind"), peer)
+                        self.refusals.refused(header.get("kind"), peer, problem.reason)
                         writer.write(refusal_reply(problem))
                         await writer.drain()
                         return
                     answer = await self._serve(header, reader, peer)
                 except ProtocolError as exc:
-                    self.refusals.refused(f"protocol error: {exc}", "?", peer)
+                    self.refusals.refused("?", peer, f"protocol error: {exc}")
                     writer.write(reply(False, f"protocol error: {exc}", refusal="refused"))
                     await writer.drain()
                     return
@@ -304,7 +308,7 @@ class Agent:
         message = Message(header, await read_payload(reader, size, limits))
         problem = check(message, self.token)
         if problem is not None:
-            self.refusals.refused(problem.reason, kind, peer)
+            self.refusals.refused(kind, peer, problem.reason)
             return refusal_reply(problem)
         request = self.requests.get(kind)
         if request is not None:
@@ -332,7 +336,7 @@ class Agent:
                     else:
                         problem = self._take_file(header, payload, peer)
                     if problem is not None:
-                        self.refusals.refused(problem.reason, "file", peer)
+                        self._refused(problem, peer)
                     return problem
                 opened = self._open_file(header, peer)
                 if opened is None or isinstance(opened, Refusal):
@@ -344,7 +348,7 @@ class Agent:
         if sink is None:
             await stream_payload(reader, size, limits, None)  # keep the stream in step: the payload is not needed
             if problem is not None:
-                self.refusals.refused(problem.reason, "file", peer)
+                self._refused(problem, peer)
             return problem
         try:
             received = await stream_payload(reader, size, limits, sink.write)
@@ -356,6 +360,11 @@ class Agent:
             return Refusal.retry("checksum mismatch: payload corrupted in transit")
         sink.commit()
         return None
+
+    def _refused(self, problem: Refusal, peer: object) -> None:
+        """Log a refused file; backpressure (`busy`) is the normal flow of a full pipeline, not worth a line."""
+        if not problem.busy:
+            self.refusals.refused("file", peer, problem.reason)
 
     def _peer_name(self, header: dict[str, Any]) -> str:
         """The node that sent a file (its source task's node is not known here; home for home's inputs)."""
@@ -465,6 +474,18 @@ class Agent:
             status.update(extension.status())
         return status
 
+    def counter_snapshot(self) -> dict[str, Any]:
+        """What `counters.json` keeps: the tasks' peaks and the extensions' counters."""
+        return {
+            "peak": {task: counters.peak for task, counters in self.inbox.counters.items()},
+            "extensions": {extension.name: dict(extension.counters()) for extension in self.extensions},
+        }
+
+    async def _keep_counters(self) -> None:
+        while True:
+            await asyncio.sleep(COUNTERS_SECONDS)
+            self.saved_counters.save(self.counter_snapshot())
+
     async def flush(self) -> None:
         """Deliver every queued event and make every extension's buffers durable (before a run is summarised)."""
         await self.sink.flush()
@@ -478,6 +499,12 @@ class Agent:
         self.layout.logs.mkdir(parents=True, exist_ok=True)
         if self.staging is not None:
             os.makedirs(self.staging.folder, exist_ok=True)
+        saved = self.saved_counters.load()
+        self.inbox.restore_peaks(whole_numbers(saved.get("peak")))
+        extensions = saved.get("extensions")
+        for extension in self.extensions:
+            if isinstance(extensions, dict):
+                extension.restore_counters(whole_numbers(extensions.get(extension.name)))
         self.inbox.recover()
         referenced = self.outbox.recover()
         for task in self.inbox.counters:
@@ -522,6 +549,8 @@ class Agent:
             await extension.start()
         await self._start_tasks(list(self.inbox.counters))
         self.spawn(self.sink.run())
+        self.spawn(self.refusals.run())
+        self.spawn(self._keep_counters())
         for extension in self.extensions:
             for coroutine in extension.loops():
                 self.spawn(coroutine)
@@ -547,5 +576,7 @@ class Agent:
             await worker.stop()
         for peer in self.peers.values():
             await peer.close()
+        with contextlib.suppress(OSError):
+            self.saved_counters.save(self.counter_snapshot())
         self.inbox.close()
         self.outbox.journal.close()

@@ -1,27 +1,50 @@
-"""The control plane: the agent's route table (`jupiter.runtime.routes`) served with Flask.
+"""The control plane: the agent's route table (`jupiter.runtime.routes`) served with Flask, bounded.
 
 `GET /health` answers as soon as the agent serves (readiness); every other
-route needs the deployment token in `X-Jupiter-Token`. A handler's
-`HttpError` becomes its status with `{"error": reason}` (JSON, so the
-Kubernetes API server's proxy passes the reason through); a body that is
-not JSON where JSON is expected is a 400. Handlers run in the server's
-threads and reach the agent through its event loop.
+route needs the deployment token in `X-Jupiter-Token`. Every answer is JSON
+(the Kubernetes API server's proxy passes the reason through): a handler's
+`HttpError` becomes its status with `{"error": reason}`; a body that is not
+JSON where JSON is expected is a 400; an unknown path or method is a 404 or
+405; a handler that fails unexpectedly is a 500 with a one-line reason, its
+traceback in the agent's log; a handler that waits too long for the agent's
+event loop is a 504.
+
+Serving is bounded, so that clients that connect and say nothing cannot
+wear the agent down (`[LIMITS] CONTROL_*`, `jupiter.model.config.ControlLimits`):
+waitress reads requests on one event loop, so an idle connection costs a
+socket and no thread; `threads` handler threads run requests; at most
+`connections` connections are open at once (the rest wait in the listen
+queue); a connection that sends nothing for `idle_timeout` seconds, with no
+request running, is closed; and a request with a body is refused before
+the body is read unless its token is right, so unauthenticated clients can
+make the agent buffer nothing but headers (`max_body` bounds the others).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import json
 import logging
 import os
+import resource
+import socket
 import tempfile
 import threading
-from typing import IO, TYPE_CHECKING, Any
+import time
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from flask.wrappers import Request as FlaskRequest
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.serving import BaseWSGIServer, make_server
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.utilities import Error as WaitressError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from jupiter.model.config import ControlLimits
+from jupiter.runtime.logs import clean, untrusted
 from jupiter.runtime.protocol import token_ok
 from jupiter.runtime.routes import HttpError, Request, Route, Routes, Upload
 
@@ -30,6 +53,19 @@ if TYPE_CHECKING:
 
 UPLOADS = "jupiter.uploads"
 """WSGI environ key naming the folder a route's uploads are streamed into."""
+
+log = logging.getLogger("jupiter.control")
+
+TOKEN_HEADER = "X-Jupiter-Token"  # noqa: S105 - a header's name, not a secret
+UNAUTHENTICATED = "missing or wrong deployment token"
+FD_SHARE = 4
+"""At most 1/FD_SHARE of the process's file descriptors go to control-plane connections (the data plane,
+task workers and files need the rest)."""
+STOP_SECONDS = 5.0
+DRAIN_SECONDS = 1
+"""Seconds requests still running at shutdown get to end (the supervisor allows an agent 5 s to stop)."""
+MAX_HEADERS = 64 * 1024
+"""Largest request line and headers, in bytes."""
 
 
 class StreamingRequest(FlaskRequest):
@@ -76,6 +112,12 @@ def _request(route: Route) -> Request:
     return Request(args=dict(request.args), body=body, files=files, form=form)
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """A reason as one short line (an exception's text may span several)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def create_app(name: str, token: str, routes: Routes) -> Flask:
     """The Flask app serving `routes` for the agent of node `name`."""
     app = Flask(f"jupiter-{name}")
@@ -83,16 +125,22 @@ def create_app(name: str, token: str, routes: Routes) -> Flask:
 
     def view(route: Route) -> Any:
         def handle() -> ResponseReturnValue:
-            if route.auth and not token_ok(token, request.headers.get("X-Jupiter-Token")):
-                return jsonify({"error": "missing or wrong deployment token"}), 401
+            if route.auth and not token_ok(token, request.headers.get(TOKEN_HEADER)):
+                return jsonify({"error": UNAUTHENTICATED}), 401
             parsed: Request | None = None
             try:
                 parsed = _request(route)
                 answer = route.handler(parsed)
             except HttpError as exc:
-                return jsonify({"error": exc.reason}), exc.status
+                return jsonify({"error": one_line(exc.reason)}), exc.status
             except RequestEntityTooLarge:
                 return jsonify({"error": f"the request is over the limit of {route.max_bytes} bytes"}), 413
+            except (TimeoutError, concurrent.futures.TimeoutError):
+                return jsonify({"error": f"{name} did not answer {route.path} in time; try again"}), 504
+            except Exception as exc:  # any handler failure is answered, not a Flask error page
+                log.exception("%s %s failed", route.method, route.path)
+                reason = f"{name} failed on {route.method} {route.path}: {type(exc).__name__}: {exc}"
+                return jsonify({"error": one_line(reason) + " (traceback in the agent's log)"}), 500
             finally:
                 # Uploads the handler did not move (it refused them, or failed) go.
                 for upload in parsed.files if parsed is not None else ():
@@ -105,12 +153,178 @@ def create_app(name: str, token: str, routes: Routes) -> Flask:
 
     for route in routes:
         app.add_url_rule(route.path, view_func=view(route), methods=[route.method])
+
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        # Unknown paths and methods, malformed requests: JSON like every other answer.
+        # The path is the client's text: quoted and clipped, as in a log.
+        reason = f"{exc.code} {exc.name}: {clean(request.method, 10)} {untrusted(request.path, 100)}"
+        response = Response(json.dumps({"error": reason}), status=exc.code or 500, mimetype="application/json")
+        for key, value in exc.get_headers():
+            if key.lower() != "content-type":  # e.g. a 405's Allow
+                response.headers[key] = value
+        return response
+
+    app.register_error_handler(HTTPException, http_error)
     return app
 
 
-def start_control_plane(name: str, token: str, routes: Routes, host: str, port: int) -> BaseWSGIServer:
+class _Refusal(WaitressError):
+    """An answer waitress gives before the app sees the request, in the app's JSON form."""
+
+    def __init__(self, code: int, reason: str, body: str) -> None:
+        super().__init__(body)
+        self.code = code
+        self.reason = reason
+
+    # waitress writes the body it returns as bytes (its stubs say str).
+    def to_response(self, ident: str | None = None) -> tuple[str, list[tuple[str, str]], bytes]:  # type: ignore[override]
+        return (
+            f"{self.code} {self.reason}",
+            [("Content-Type", "application/json")],
+            json.dumps({"error": self.body}).encode(),
+        )
+
+
+class _TokenFirstParser(HTTPRequestParser):
+    """Refuses a request whose body would follow unless its token is right, before reading the body."""
+
+    token: ClassVar[str] = ""
+
+    def received(self, data: bytes) -> int:
+        consumed: int = super().received(data)
+        if self.headers_finished and not self.completed and self.error is None:
+            # Headers read, a body announced: waitress would buffer it (to memory, then a
+            # temporary file) before the app could check anything.
+            if not token_ok(self.token, self.headers.get(TOKEN_HEADER.upper().replace("-", "_"))):
+                self.error = _Refusal(401, "Unauthorized", UNAUTHENTICATED)
+                self.completed = True
+        elif self.error is not None and not isinstance(self.error, _Refusal):
+            # waitress's own refusals (headers or body too large, bad chunking) in JSON too.
+            reason = _LIMIT_REASONS.get(self.error.code)
+            body = reason.format(limit=self.adj.max_request_body_size) if reason else one_line(self.error.body)
+            self.error = _Refusal(self.error.code, self.error.reason, body)
+        return consumed
+
+
+_LIMIT_REASONS = {
+    413: "the request body is larger than [LIMITS] CONTROL_MAX_BODY ({limit} bytes)",
+    431: f"the request headers are larger than {MAX_HEADERS // 1024} KB",
+}
+
+
+def connection_limit(configured: int) -> int:
+    """The configured connection bound, at most 1/FD_SHARE of this process's file descriptor limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(1, min(configured, soft // FD_SHARE))
+
+
+class ControlServer:
+    """The control plane of one agent, served in a background thread (module docstring)."""
+
+    def __init__(self, app: Flask, token: str, host: str, port: int, limits: ControlLimits) -> None:
+        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((host, port))
+        except OSError:
+            listener.close()
+            raise
+        self.limits = limits
+        self.connections = connection_limit(limits.connections)
+        parser = type("TokenFirstParser", (_TokenFirstParser,), {"token": token})
+        channel = type("Channel", (HTTPChannel,), {"parser_class": parser})
+        self._map: dict[int, Any] = {}
+        self._server = TcpWSGIServer(
+            app,
+            map=self._map,
+            _sock=listener,
+            bind_socket=False,
+            threads=limits.threads,
+            connection_limit=self.connections,
+            asyncore_loop_timeout=1,  # the serving loop wakes at least once a second
+            asyncore_use_poll=True,  # select() cannot watch descriptors above 1024
+            max_request_body_size=limits.max_body,
+            max_request_header_size=MAX_HEADERS,
+            expose_tracebacks=False,
+            ident="jupiter",
+            clear_untrusted_proxy_headers=True,
+        )
+        self._server.channel_class = channel
+        # waitress reads these two as whole seconds; set them after it did, so that a
+        # fraction of a second stays one (idle connections are looked for on every loop wake-up).
+        adjustments: Any = self._server.adj
+        adjustments.channel_timeout = limits.idle_timeout
+        adjustments.cleanup_interval = min(limits.idle_timeout / 4, 30.0)
+        self.port: int = listener.getsockname()[1]
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="control-plane", daemon=True)
+
+    def start(self) -> ControlServer:
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        # waitress's own loop runs until its map is empty, i.e. until its trigger is closed too,
+        # while a handler thread may still pull it: this one stops when told, the trigger left open.
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=1.0, map=self._map, use_poll=True, count=1)
+
+    def shutdown(self) -> None:
+        """Close the listener and every connection; give requests still running a moment to end.
+
+        Call it from another thread than the agent's event loop: a request
+        still running may be waiting for that loop (`Agent.on_loop`).
+        """
+        trigger: Any = self._server.trigger  # (waitress's stubs give it the wrong type)
+        trigger.pull_trigger(self._close_connections)
+        self._thread.join(STOP_SECONDS)
+        dispatcher = self._server.task_dispatcher
+        dispatcher.shutdown(cancel_pending=True, timeout=DRAIN_SECONDS)
+        if not dispatcher.threads:
+            trigger.close()
+        # else: a request still runs (e.g. a long poll); its thread is a daemon, and the trigger it
+        # will pull when it ends stays open for it.
+
+    def _close_connections(self) -> None:
+        # Runs in the serving thread (through waitress's trigger): nothing else touches the map then.
+        for dispatcher in list(self._map.values()):
+            if dispatcher is self._server:
+                wasyncore.dispatcher.close(dispatcher)  # the listener only (the server's close() closes the trigger)
+            elif dispatcher is not self._server.trigger:
+                dispatcher.close()
+        self._stopping.set()
+
+
+class _Sparse(logging.Filter):
+    """Lets each message of waitress's through at most once per `interval` seconds.
+
+    Clients that open and close connections around the bound would
+    otherwise make waitress log "reached the connection limit" and
+    "dropped below the connection limit" as fast as they can.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        key = str(record.msg)
+        if now - self._last.get(key, -self.interval) < self.interval:
+            return False
+        self._last[key] = now
+        return True
+
+
+def start_control_plane(
+    name: str, token: str, routes: Routes, host: str, port: int, limits: ControlLimits | None = None
+) -> ControlServer:
     """Serve the control plane in a background thread; call `.shutdown()` to stop it."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(host, port, create_app(name, token, routes), threaded=True)
-    threading.Thread(target=server.serve_forever, name="control-plane", daemon=True).start()
-    return server
+    waitress_log = logging.getLogger("waitress")
+    if not any(isinstance(existing, _Sparse) for existing in waitress_log.filters):
+        waitress_log.addFilter(_Sparse())
+    return ControlServer(create_app(name, token, routes), token, host, port, limits or ControlLimits()).start()

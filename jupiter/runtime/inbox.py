@@ -22,6 +22,11 @@ agent the oldest frame it still has in flight (in its answer to their
 events), and every frame before it is finished at home — its done pairs are
 forgotten, and a late re-send of one of its inputs is acknowledged and
 dropped. `done.log` is compacted as entries are forgotten.
+
+Recovery after a restart rebuilds the slots from the folders' markers and the
+done pairs from `done.log`, whose lines also say which frames failed (and,
+once compacted, how many pairs were forgotten), so the tasks' done and
+failed counters survive a restart too.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ from jupiter.runtime.spool import FolderPool, Incoming, read_slots, store_input
 
 COMPACT_EVERY = 10_000
 """Forgotten done pairs after which `done.log` is rewritten with only the live ones."""
+
+FAILED = "failed"
+"""Last word of a `done.log` line of a frame that failed."""
+FORGOTTEN = "#forgotten"
+"""First word of a `done.log` line counting a task's pairs forgotten by compaction: `#forgotten task done failed`."""
 
 
 @dataclass
@@ -98,8 +108,14 @@ class Inbox:
         self.done_home: dict[str, str] = {}
         self.oldest: dict[str, int] = {}
         """home -> the sequence number of the oldest frame it has in flight (every older one is finished)."""
+        self.failed: set[tuple[str, str]] = set()
+        """(task, frame) pairs of `done` that failed."""
         self.forgotten = 0
+        self.forgotten_counts: dict[str, list[int]] = {}
+        """task -> [done, failed] pairs forgotten from `done.log` (kept there as one line per task)."""
         self.done_log: Any = None
+        self._finished: dict[str, TaskCounters] = {}
+        """Per task: frames done and failed before a restart, as `done.log` tells them."""
 
     @property
     def plan(self) -> Plan:
@@ -108,7 +124,8 @@ class Inbox:
     def add_task(self, task: str) -> None:
         """Start taking inputs of a task (at start, or when a mapping gives it to this node)."""
         if task not in self.counters:
-            self.counters[task] = TaskCounters()
+            before = self._finished.get(task, TaskCounters())
+            self.counters[task] = TaskCounters(done=before.done, failed=before.failed, peak=before.peak)
             self.queues[task] = asyncio.Queue()
 
     def inbox(self, task: str) -> FolderPool:
@@ -116,16 +133,41 @@ class Inbox:
 
     # --------------------------------------------------------------- recovery
 
+    def restore_peaks(self, peaks: Mapping[str, int]) -> None:
+        """Before `recover`: the tasks' peaks saved before a restart (`jupiter.runtime.counters`)."""
+        for task, peak in peaks.items():
+            self._finished.setdefault(task, TaskCounters()).peak = peak
+
     def recover(self) -> None:
         """Rebuild the done pairs and every frame's inputs from the node's folders."""
         done_path = self.layout.done
         if done_path.exists():
             for line in done_path.read_text().splitlines():
                 task, _, rest = line.partition(" ")
-                frame, _, home = rest.partition(" ")
+                if task == FORGOTTEN:
+                    name, done, failed = ([*rest.split(), "0", "0", "0"])[:3]
+                    if done.isdigit() and failed.isdigit():
+                        self._count_forgotten(name, int(done), int(failed))
+                    continue
+                frame, home, outcome = ([*rest.split(), "", "", ""])[:3]
+                if home == FAILED:  # a line written before lines named the frame's home
+                    home, outcome = "", FAILED
                 if frame:
                     self.done.setdefault(frame, set()).add(task)
                     self.done_home[frame] = home or self.plan.home
+                    if outcome == FAILED:
+                        self.failed.add((task, frame))
+        for frame, tasks in self.done.items():
+            for task in tasks:
+                finished = self._finished.setdefault(task, TaskCounters())
+                if (task, frame) in self.failed:
+                    finished.failed += 1
+                else:
+                    finished.done += 1
+        for task, counters in self.counters.items():
+            finished = self._finished.get(task, TaskCounters())
+            counters.done, counters.failed = finished.done, finished.failed
+            counters.peak = max(counters.peak, finished.peak)
         self._rewrite_done_log()
         for task in self.counters:
             inbox = self.inbox(task)
@@ -145,12 +187,28 @@ class Inbox:
         path = self.layout.done
         tmp = path.with_name(".done.log.tmp")
         with tmp.open("w") as fresh:
+            for task, (done, failed) in sorted(self.forgotten_counts.items()):
+                fresh.write(f"{FORGOTTEN} {task} {done} {failed}\n")
             for frame, tasks in self.done.items():
                 home = self.done_home.get(frame, "")
-                fresh.writelines(f"{task} {frame} {home}\n" for task in sorted(tasks))
+                for task in sorted(tasks):
+                    fresh.write(
+                        f"{task} {frame} {home} {FAILED}\n"
+                        if (task, frame) in self.failed
+                        else f"{task} {frame} {home}\n"
+                    )
         tmp.replace(path)
         self.done_log = path.open("a", buffering=1)
         self.forgotten = 0
+
+    def _count_forgotten(self, task: str, done: int, failed: int) -> None:
+        counts = self.forgotten_counts.setdefault(task, [0, 0])
+        counts[0] += done
+        counts[1] += failed
+        finished = self._finished.setdefault(task, TaskCounters())
+        if self.done_log is None:  # recovering: these count towards the counters restored
+            finished.done += done
+            finished.failed += failed
 
     def forget_before(self, home: str, oldest: int) -> None:
         """Home's oldest frame in flight is number `oldest`: every earlier frame of it is finished."""
@@ -163,7 +221,12 @@ class Inbox:
             if owner == home and (sequence := frame_sequence(frame)) is not None and sequence < oldest
         ]
         for frame in finished:
-            self.forgotten += len(self.done.pop(frame, ()))
+            tasks = self.done.pop(frame, set())
+            self.forgotten += len(tasks)
+            for task in tasks:
+                failed = (task, frame) in self.failed
+                self.failed.discard((task, frame))
+                self._count_forgotten(task, int(not failed), int(failed))
             del self.done_home[frame]
         if self.forgotten >= COMPACT_EVERY:
             self._rewrite_done_log()
@@ -305,14 +368,16 @@ class Inbox:
                 total += os.path.getsize(f"{inputs.folder}/{name}")
         return total
 
-    def finish(self, task: str, frame: str) -> None:
-        """A task is done with a frame: remember it, free its inputs."""
+    def finish(self, task: str, frame: str, ok: bool = True) -> None:
+        """A task is done with a frame (`ok`: it succeeded): remember it, free its inputs."""
         inputs = self.frames.pop((task, frame), None)
         home = inputs.home if inputs is not None and inputs.home else self.plan.home
         self.done.setdefault(frame, set()).add(task)
         self.done_home[frame] = home
+        if not ok:
+            self.failed.add((task, frame))
         assert self.done_log is not None
-        self.done_log.write(f"{task} {frame} {home}\n")
+        self.done_log.write(f"{task} {frame} {home}\n" if ok else f"{task} {frame} {home} {FAILED}\n")
         if inputs is not None:
             self.inbox(task).release(inputs.folder)
 

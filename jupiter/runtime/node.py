@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import dataclasses
 import os
 import signal
 import sys
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from jupiter.model.layout import DeploymentLayout
 from jupiter.model.plan import Plan
+from jupiter.runtime import logs
 from jupiter.runtime.agent import Agent, log
 from jupiter.runtime.control import start_control_plane
 from jupiter.runtime.event_sink import RecordingSink
@@ -47,6 +48,17 @@ def build_agent(plan: Plan, node: str, token: str, root: Path, spool: Path | Non
     return agent
 
 
+def listening_on(plan: Plan, node: str, host: str) -> Plan:
+    """The plan as `node`'s agent uses it when told to listen on `host` (`--bind`).
+
+    One plan serves every pod of a cluster deployment (a plan per node would
+    grow with nodes x tasks): each agent listens where it is told, and its
+    peers reach it at the plan's address.
+    """
+    own = dataclasses.replace(plan.nodes[node], host=host)
+    return dataclasses.replace(plan, nodes={**plan.nodes, node: own})
+
+
 async def serve(agent: Agent) -> None:
     """Run an agent until SIGTERM or SIGINT."""
     await agent.start()
@@ -54,10 +66,13 @@ async def serve(agent: Agent) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.stopping.set)
     address = agent.address
-    control = start_control_plane(agent.node, agent.token, agent.routes, address.host, address.control_port)
+    control = start_control_plane(
+        agent.node, agent.token, agent.routes, address.host, address.control_port, agent.plan.control
+    )
     log.info("agent %s ready: data port %d, control port %d", agent.node, address.data_port, address.control_port)
     await agent.stopping.wait()
-    control.shutdown()
+    # In a thread: requests still running may be waiting for this event loop.
+    await asyncio.to_thread(control.shutdown)
     await agent.stop()
 
 
@@ -70,15 +85,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--spool", type=Path, default=None, help="folder for the files in transit (default: the deployment folder)"
     )
+    parser.add_argument(
+        "--bind",
+        default=None,
+        help="address to listen on instead of the plan's (a pod listens on 0.0.0.0; its peers use its DNS name)",
+    )
     args = parser.parse_args(argv)
     # The control plane runs in threads; a short switch interval keeps a busy
     # request handler from holding the event loop off the GIL for 5 ms.
     sys.setswitchinterval(0.0005)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.node} %(levelname)s %(message)s")
+    logs.configure(args.node)
     token = os.environ.get("JUPITER_TOKEN") or (args.root / "token").read_text().strip()
     plan = Plan.load(args.plan)
     if args.node not in plan.nodes:
         parser.error(f"node {args.node!r} is not in the plan")
+    if args.bind:
+        plan = listening_on(plan, args.node, args.bind)
     asyncio.run(serve(build_agent(plan, args.node, token, args.root, args.spool)))
 
 

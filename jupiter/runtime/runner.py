@@ -211,13 +211,13 @@ class TaskRunner:
             kept = [index for index, answer in enumerate(answers) if not answer.get("retry")]
             frames, outs = [frames[i] for i in kept], [outs[i] for i in kept]
             jobs, answers = [jobs[i] for i in kept], [answers[i] for i in kept]
-        records = self._settle(frames, jobs, outs, answers, enter)
+        records, failed = self._settle(frames, jobs, outs, answers, enter)
         if records:
             records = await self.router.place(records)
             records = self.outbox.hand_over(records)
             self.outbox.send(records)
         for frame in frames:
-            self.inbox.finish(self.task, frame)
+            self.inbox.finish(self.task, frame, ok=frame not in failed)
 
     def _run_again(self, frames: list[str], outs: list[str]) -> None:
         """Frames whose task found the disk full: their partial outputs dropped, queued again in a while."""
@@ -245,11 +245,12 @@ class TaskRunner:
         outs: list[str],
         answers: list[dict[str, Any]],
         enter: float,
-    ) -> list[OutboxRecord]:
-        """Count each frame's result, report it, and make the records of its outputs."""
+    ) -> tuple[list[OutboxRecord], set[str]]:
+        """Count each frame's result, report it, and make the records of its outputs; also returns the failed frames."""
         plan = self._plan()
         counters = self.counters
         records: list[OutboxRecord] = []
+        failed: set[str] = set()
         for frame, job, out, answer in zip(frames, jobs, outs, answers, strict=True):
             inputs = self.inbox.frames[(self.task, frame)]
             error = str(answer.get("error")) if not answer.get("ok") else None
@@ -265,6 +266,7 @@ class TaskRunner:
                 counters.done += 1
             else:
                 counters.failed += 1
+                failed.add(frame)
                 self.work.release(out)
             self.emit(
                 TaskRun(
@@ -281,4 +283,4 @@ class TaskRunner:
                     home=inputs.home or plan.home,
                 )
             )
-        return records
+        return records, failed

@@ -137,6 +137,13 @@ class Extension:
         """This extension's part of `/status` (merged into the agent's)."""
         return {}
 
+    def counters(self) -> Mapping[str, int]:
+        """Counters of this extension to keep when the agent restarts (`restore_counters` gets them back)."""
+        return {}
+
+    def restore_counters(self, saved: Mapping[str, int]) -> None:
+        """After a restart, before `start`: the counters `counters()` gave when they were last saved."""
+
     async def start(self) -> None:
         """Called once the agent recovered its state, before it serves."""
 

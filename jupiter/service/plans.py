@@ -91,4 +91,5 @@ def build_plan(
         store=store,
         testbed=spec.testbed,
         limits=spec.limits,
+        control=spec.runtime.control,
     )

@@ -251,6 +251,10 @@ def two_nodes(work: Path, root: Path, testbed: str) -> Workspace:
 UPLINK_10MBIT = "[uplinks]\nnode1 = 10mbit 1ms\n"
 SIZE = 2_000_000
 WIRE_SECONDS = SIZE * 8 / 10e6  # 1.6 s at 10 Mbit/s
+# The kernel paces a shaped transfer: it cannot end much before its time on the wire (a TBF burst
+# lets the first few KB through at once), while a loaded 2-core machine may add tens of ms of
+# scheduling delay to either end. The bounds below hold whatever else runs here.
+SHAPED_BOUNDS = (0.9 * WIRE_SECONDS, WIRE_SECONDS + 1.0)
 
 
 def test_tc_shapes_a_node_uplink_and_the_agents_keep_only_latency(
@@ -275,7 +279,7 @@ def test_tc_shapes_a_node_uplink_and_the_agents_keep_only_latency(
         # The kernel shapes node1 -> home to 10 Mbit/s, and only that direction.
         shaped = _transfer_seconds(node1, home, deployment.info["public_hosts"]["home"], SIZE)
         unshaped = _transfer_seconds(home, node1, deployment.info["public_hosts"]["node1"], SIZE)
-        assert shaped == pytest.approx(WIRE_SECONDS, rel=0.25)
+        assert SHAPED_BOUNDS[0] <= shaped < SHAPED_BOUNDS[1]
         assert unshaped < WIRE_SECONDS / 4
         sent = int(_qdiscs(node1).split("Sent ", 1)[1].split()[0])
         assert sent >= SIZE
@@ -284,7 +288,8 @@ def test_tc_shapes_a_node_uplink_and_the_agents_keep_only_latency(
         body = {"peers": ["home"], "sizes": [SIZE], "samples": 2}
         answer = deployment.control.post("node1", "/profile/network", body, 120.0)
         profiled = [seconds for _src, _dst, _size, seconds in answer["samples"]]
-        assert profiled == [pytest.approx(WIRE_SECONDS, rel=0.25)] * 2
+        assert len(profiled) == 2
+        assert all(SHAPED_BOUNDS[0] <= seconds < SHAPED_BOUNDS[1] for seconds in profiled), profiled
         # ... while the agents' own emulation keeps the latency only (bandwidth is not shaped twice).
         plan = json.loads((deployment.root / "plans" / "plan-node1.json").read_text())
         assert plan["testbed"]["uplinks"] == {"node1": [float("inf"), 0.001]}

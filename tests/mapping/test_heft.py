@@ -131,7 +131,10 @@ def test_heft_speed_1000_tasks_16_nodes() -> None:
         t0 = time.perf_counter()
         HeftMapper().schedule(p)
         times.append(time.perf_counter() - t0)
-    assert min(times) < 0.05
+    # Unloaded, this takes 12-25 ms here (bench/mapping/speed.py measures it). The bound only
+    # catches a change of complexity: 20 times that holds however busy a 2-core machine is
+    # (the best of three runs gets at least a good share of one core).
+    assert min(times) < 0.5
 
 
 @pytest.mark.load

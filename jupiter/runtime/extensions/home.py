@@ -38,8 +38,8 @@ from jupiter.model.inputs import group_by_name, prefix
 from jupiter.model.layout import HomeLayout
 from jupiter.runtime.archive import pack_home_folder, statistics_sizes
 from jupiter.runtime.frames import FrameTracker, Submitted
+from jupiter.runtime.logs import untrusted
 from jupiter.runtime.protocol import Message, Refusal, refusal_reply, safe_name
-from jupiter.runtime.refusals import untrusted
 from jupiter.runtime.routes import HttpError, Request, Routes, Upload
 from jupiter.runtime.services import AcceptHandler, AgentServices, Extension, RequestHandler, ResultHandler
 from jupiter.runtime.spool import SpaceWatch

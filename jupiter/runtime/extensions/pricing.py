@@ -55,6 +55,7 @@ from typing import Any
 import psutil
 
 from jupiter.mapping.price_function import AGGREGATES, CostModel, NodeReport, PriceWeights, choose, price_terms
+from jupiter.model.errors import InputError
 from jupiter.model.events import NodesDead
 from jupiter.model.plan import HOME_TASK, PlanPricing
 from jupiter.model.problem_files import problem_from_json
@@ -589,7 +590,7 @@ class Pricing(Extension):
             raise HttpError(400, 'send {"problem": <problem document>, "network": true|false}')
         try:
             model = CostModel.from_problem(problem_from_json(problem), network=bool(data.get("network", True)))
-        except ValueError as exc:
+        except (ValueError, InputError) as exc:
             raise HttpError(400, f"not a problem document: {exc}") from None
 
         async def install() -> None:
@@ -660,6 +661,12 @@ class Pricing(Extension):
 
     def status(self) -> Mapping[str, Any]:
         return {"pricing": self.summary()}
+
+    def counters(self) -> Mapping[str, int]:
+        return {"decided": self.decided}
+
+    def restore_counters(self, saved: Mapping[str, int]) -> None:
+        self.decided = saved.get("decided", self.decided)
 
     def summary(self) -> dict[str, Any]:
         """What `jupiter status` shows of pricing."""
