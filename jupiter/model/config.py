@@ -56,6 +56,7 @@ __all__ = [
     "PricingSettings",
     "ProfilingSettings",
     "SshKeys",
+    "TaskLimits",
     "parse_config",
 ]
 
@@ -154,10 +155,26 @@ class DeploySettings:
     spool_dir: Path | None = field(default=default("deploy.spool_dir"))
     """Local backend: where the files in transit between tasks live (each node's inbox and
     outputs); None = /dev/shm when it is a memory file system, else the deployment folder."""
+    umask: int = default("deploy.umask")
+    """Umask of everything a deployment writes (0o077: folders 0700, files 0600)."""
+    env_dir: Path | None = field(default=default("deploy.env_dir"))
+    """Local backend: cache of per-app environments; None = $XDG_CACHE_HOME/jupiter/envs or ~/.cache/jupiter/envs."""
+    wheels: Path | None = field(default=default("deploy.wheels"))
+    """Folder of wheels requirements.txt is installed from offline; None = pip's index."""
     mapping: Path | None = field(default=default("deploy.mapping"))
     """Static mapping file (`task node` lines), used when STATIC_MAPPING = 1."""
     containers: ContainerSettings = field(default_factory=ContainerSettings)
     """Images and clusters (docker and kubernetes backends)."""
+
+
+@dataclass(frozen=True)
+class TaskLimits:
+    """`[RUNTIME]`: the limits every task runs under unless scripts/config.json says otherwise."""
+
+    task_timeout: float = default("limits.task_timeout")
+    """Seconds one frame may run; 0 = no limit."""
+    task_memory: int = default("limits.task_memory")
+    """Bytes of data a task's worker may allocate; 0 = no limit."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +257,7 @@ class JupiterConfig:
     username: str = default("username")
     ssh: SshKeys = field(default_factory=SshKeys)
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    limits: TaskLimits = field(default_factory=TaskLimits)
     mapper: MapperSettings = field(default_factory=MapperSettings)
     profiling: ProfilingSettings = field(default_factory=ProfilingSettings)
     path: Path | None = None

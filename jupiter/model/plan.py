@@ -50,6 +50,23 @@ class TaskSpec:
     parents: tuple[str, ...]
     script: str
     """Absolute path of the task's script."""
+    worker: str = "fresh"
+    """`fresh`: every frame in a fresh copy of the imported script; `resident`: one process for all frames."""
+    timeout: float = 0.0
+    """Seconds one frame may run before its worker is stopped; 0 = no limit."""
+    memory: int = 0
+    """Bytes of data the worker may allocate (RLIMIT_DATA); 0 = no limit."""
+
+
+@dataclass(frozen=True)
+class HelperSpec:
+    """One of the app's helper processes (`jupiter.model.app.Helper`) as the agent of its node starts it."""
+
+    name: str
+    script: str
+    """Path of the script relative to the app folder (`scripts/dftslave.py`); `.py` runs with Python, else `sh`."""
+    args: tuple[str, ...]
+    node: str
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,12 @@ class Plan:
     """Home's store of profiles and statistics; None = the files only."""
     testbed: Testbed | None = None
     """The emulated testbed (local backend), or None."""
+    helpers: Mapping[str, HelperSpec] = field(default_factory=dict)
+    """The app's helper processes, each run by the agent of its node."""
+    app_env: str = ""
+    """Folder of the app's installed requirements, first on the task workers' PYTHONPATH; empty = none."""
+    umask: int = 0o077
+    """The agents' umask: deployment folders 0700 and files 0600 by default (`[DEPLOY] UMASK`)."""
 
     @property
     def priced(self) -> bool:
@@ -225,6 +248,10 @@ class Plan:
         if self.priced and self.mapping and self.nodes[node].role == "compute":
             return self.order
         return tuple(task for task in self.order if self.mapping.get(task) == node)
+
+    def helpers_on(self, node: str) -> tuple[HelperSpec, ...]:
+        """The helper processes a node's agent runs."""
+        return tuple(helper for helper in self.helpers.values() if helper.node == node)
 
     def controls(self, node: str) -> tuple[str, ...]:
         """Tasks whose controller is this node (pricing: the node the mapper chose)."""
@@ -256,6 +283,9 @@ class Plan:
             "profiling": self.profiling.to_json(),
             "store": self.store.to_json() if self.store is not None else None,
             "testbed": self.testbed.to_json() if self.testbed is not None else None,
+            "helpers": {name: dataclasses.asdict(helper) for name, helper in self.helpers.items()},
+            "app_env": self.app_env,
+            "umask": self.umask,
         }
         return json.dumps(data, indent=2, sort_keys=True)
 
@@ -290,6 +320,12 @@ class Plan:
             profiling=PlanProfiling.from_json(data.get("profiling") or {}),
             store=StoreSpec.from_json(store) if store else None,
             testbed=Testbed.from_json(testbed) if testbed else None,
+            helpers={
+                name: HelperSpec(**{**helper, "args": tuple(helper["args"])})
+                for name, helper in data.get("helpers", {}).items()
+            },
+            app_env=str(data.get("app_env", "")),
+            umask=int(data.get("umask", 0o077)),
         )
 
     @classmethod
