@@ -1,28 +1,46 @@
-"""The resident worker: runs one task's `task()` for frame after frame.
+"""The task worker: runs one task's `task()` for frame after frame.
 
-The agent starts one worker process per task it hosts. The worker imports the
-task's script once, then answers JSON-line requests on a private pipe; a
-request carries every frame that was waiting (`{"jobs": [...]}`), so a
-backlog costs one round trip, not one per frame. The
-script's own prints go to stderr (the agent's log), never into the protocol.
-A task that raises is reported with its traceback and the worker carries on;
-a task that kills the process is noticed by the agent, which restarts it.
+The agent starts one worker process per task it hosts. The worker caps its
+memory (`--memory`, before anything of the script runs), imports the task's
+script once, then answers JSON-line requests on a private pipe; a request
+carries every frame that was waiting (`{"jobs": [...]}`) and the worker
+answers one line per frame as soon as that frame is done, so the agent
+knows which frames finished when one of them overruns its time limit.
 
-Run as `python -m jupiter.runtime.worker SCRIPT`.
+Two modes (`jupiter.model.task_settings`):
+
+* `--fresh` (the default of apps): each frame runs in a child forked from the
+  worker right after the import, as the original forked a process per
+  invocation, so what a frame leaves in module-level variables dies with it;
+  a crash or a memory breach only ends that child;
+* resident: the worker calls `task()` itself; module-level state carries
+  over from frame to frame, and a memory breach ends the worker (the agent
+  starts a new one for the next frames).
+
+The script's own prints go to stderr (the agent's log), never into the
+protocol. A task that raises is reported with its traceback and the worker
+carries on. What `task()` returned travels as text (`returned`); the agent
+decides which files are its outputs (`jupiter.runtime.outputs`).
+
+Run as `python -m jupiter.runtime.worker SCRIPT [--fresh] [--memory BYTES]`.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
+from jupiter.model.task_settings import show_size
 from jupiter.runtime.emulation import dilate
+from jupiter.runtime.processes import die_with_parent, limit_memory
 
 
 def _load(script: Path) -> Any:
@@ -35,65 +53,139 @@ def _load(script: Path) -> Any:
     return module
 
 
-def _run(module: Any, request: dict[str, Any]) -> dict[str, Any]:
-    files: list[str] = request["files"]
-    argument: str | list[str] = files[0] if request["single"] else files
-    started = time.time()
-    wall_start, cpu_start = time.perf_counter(), time.process_time()
-    try:
-        outputs = module.task(argument, request["pathin"], request["pathout"])
-    # The task is user code: any exception is reported with its traceback.
-    except Exception:  # noqa: BLE001
-        return {"ok": False, "error": traceback.format_exc(), "execute": started, "finish": time.time()}
-    speed = request.get("speed")
-    # A testbed's slower node: pad to cpu_time / speed (the agent sends its current speed with each job).
-    dilate(wall_start, cpu_start, float(speed) if isinstance(speed, int | float) else None)
-    finished = time.time()
+def _returned(outputs: object) -> list[str] | str:
+    """What task() returned as a list of texts (empty for nothing), or why it cannot be outputs."""
+    if outputs is None:
+        return []
     if isinstance(outputs, str | os.PathLike):
         outputs = [outputs]
-    if not isinstance(outputs, list | tuple):
-        return {
-            "ok": False,
-            "error": f"task() returned {type(outputs).__name__}; it must return a list of output paths",
-            "execute": started,
-            "finish": finished,
-        }
-    paths = []
-    for output in outputs:
-        path = Path(request["pathout"], output)
-        if not path.is_file():
+    if not isinstance(outputs, list | tuple) or not all(isinstance(item, str | os.PathLike) for item in outputs):
+        return f"task() returned {type(outputs).__name__}; it must return a list of output paths (or nothing)"
+    return [os.fspath(item) for item in outputs]
+
+
+class Worker:
+    """Runs jobs of one imported script (module docstring)."""
+
+    def __init__(self, module: Any, fresh: bool, memory: int) -> None:
+        self.module = module
+        self.fresh = fresh
+        self.memory = memory
+
+    def _call(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Run task() on one job in this process."""
+        files: list[str] = job["files"]
+        argument: str | list[str] = files[0] if job["single"] else files
+        started = time.time()
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        try:
+            outputs = self.module.task(argument, job["pathin"], job["pathout"])
+        except MemoryError:
+            error = traceback.format_exc()
+            limit = f" of {show_size(self.memory)} (TASK_MEMORY)" if self.memory else ""
             return {
                 "ok": False,
-                "error": f"task() returned {output!s}, which is not a file",
+                "error": f"task() ran out of memory{limit} and was stopped; later frames go on\n{error}",
+                "limit": "memory",
+                "restart": not self.fresh,  # a resident process may be left half-changed: start a new one
                 "execute": started,
-                "finish": finished,
+                "finish": time.time(),
             }
-        paths.append(str(path))
-    return {"ok": True, "outputs": paths, "execute": started, "finish": finished}
+        # The task is user code: any exception is reported with its traceback.
+        except Exception:  # noqa: BLE001
+            return {"ok": False, "error": traceback.format_exc(), "execute": started, "finish": time.time()}
+        speed = job.get("speed")
+        # A testbed's slower node: pad to cpu_time / speed (the agent sends its current speed with each job).
+        dilate(wall_start, cpu_start, float(speed) if isinstance(speed, int | float) else None)
+        finished = time.time()
+        returned = _returned(outputs)
+        if isinstance(returned, str):  # not outputs at all: the message
+            return {"ok": False, "error": returned, "execute": started, "finish": finished}
+        return {"ok": True, "returned": returned, "execute": started, "finish": finished}
+
+    def _forked(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Run task() on one job in a child forked from the imported script (`--fresh`)."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        started = time.time()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: one frame, then gone
+            os.close(read_end)
+            code = 0
+            try:
+                die_with_parent()
+                payload = json.dumps(self._call(job)).encode()
+                with os.fdopen(write_end, "wb") as answer:
+                    answer.write(payload)
+            # Whatever happens, the child must end here and never return into the worker's loop.
+            except BaseException:  # noqa: BLE001
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as answer:
+            payload = answer.read()
+        _, status = os.waitpid(pid, 0)
+        if payload:
+            result: dict[str, Any] = json.loads(payload)
+            return result
+        return {"ok": False, "error": self._death(status), "execute": started, "finish": time.time()}
+
+    def _death(self, status: int) -> str:
+        """Why a frame's child ended without an answer."""
+        if os.WIFSIGNALED(status):
+            how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        else:
+            how = f"exited with code {os.WEXITSTATUS(status)}"
+        hint = f" (its memory limit is {show_size(self.memory)}, TASK_MEMORY)" if self.memory else ""
+        return f"the process running task() {how} before task() returned{hint}; later frames go on"
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        """One job's answer."""
+        return self._forked(job) if self.fresh else self._call(job)
 
 
-def serve(script: Path, requests: TextIO, answers: TextIO) -> None:
-    """Import the script, then answer requests until stdin closes."""
+def serve(script: Path, requests: TextIO, answers: TextIO, fresh: bool = False, memory: int = 0) -> None:
+    """Import the script, then answer requests (one line per job) until stdin closes."""
     try:
         module = _load(script)
     # Import errors of user code are reported to the agent, then the worker exits.
-    except BaseException:  # noqa: BLE001
-        answers.write(json.dumps({"ok": False, "fatal": True, "error": traceback.format_exc()}) + "\n")
+    except BaseException as exc:  # noqa: BLE001
+        error = traceback.format_exc()
+        if isinstance(exc, MemoryError) and memory:
+            error = f"importing the script ran out of its memory limit of {show_size(memory)} (TASK_MEMORY)\n{error}"
+        answers.write(json.dumps({"ok": False, "fatal": True, "error": error}) + "\n")
         answers.flush()
         return
+    worker = Worker(module, fresh, memory)
     answers.write(json.dumps({"ok": True, "ready": True}) + "\n")
     answers.flush()
     for line in requests:
-        jobs = json.loads(line)["jobs"]
-        answers.write(json.dumps({"results": [_run(module, job) for job in jobs]}) + "\n")
-        answers.flush()
+        for job in json.loads(line)["jobs"]:
+            result = worker.run(job)
+            answers.write(json.dumps(result) + "\n")
+            answers.flush()
+            if result.get("restart"):
+                return  # the agent sends the frames left to a new worker
 
 
-def main() -> None:
-    """Entry point: keep the real stdout for the protocol, send prints to stderr."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: die with the agent, cap memory, keep the real stdout for the protocol, send prints to stderr."""
+    parser = argparse.ArgumentParser(prog="python -m jupiter.runtime.worker")
+    parser.add_argument("script", type=Path)
+    parser.add_argument("--fresh", action="store_true", help="run each frame in a fresh fork of the imported script")
+    parser.add_argument("--memory", type=int, default=0, help="bytes of data the process may allocate; 0 = no limit")
+    args = parser.parse_args(argv)
+    die_with_parent()
+    if args.memory:
+        limit_memory(args.memory)
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
-    serve(Path(sys.argv[1]), sys.stdin, protocol)
+    serve(args.script, sys.stdin, protocol, fresh=args.fresh, memory=args.memory)
 
 
 if __name__ == "__main__":
