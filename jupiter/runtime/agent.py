@@ -225,6 +225,8 @@ class Agent:
         started = [task for task in self._plan.tasks_on(self.node) if task not in self.inbox.counters]
         for task in started:
             self.inbox.add_task(task)
+        for helper in self.helpers:
+            await helper.refresh()  # it now learns where every task runs, before any task starts
         await self._start_tasks(started)
         return started
 
@@ -432,14 +434,12 @@ class Agent:
 
     async def _start_helpers(self) -> None:
         """Start the app's helper processes of this node and keep them running (`jupiter.runtime.helpers`)."""
-        env = self.worker_env()
         for spec in self._plan.helpers_on(self.node):
             helper = HelperProcess(
-                spec, Path(self._plan.app_path), self.deployment.helper_log(self.node, spec.name), env
+                spec, Path(self._plan.app_path), self.deployment.helper_log(self.node, spec.name), self.worker_env
             )
             await helper.start()
             self.helpers.append(helper)
-            self.spawn(helper.supervise())
 
     async def start(self) -> None:
         """Recover, start helpers, workers, the extensions, the data server and the background loops."""

@@ -5,8 +5,11 @@ the anomaly app's `dftslave00`) is a long-lived program of the app's
 `scripts/`: a `.py` file runs with the agent's Python (unbuffered, as the
 original's `python3 -u`), anything else with `sh`, each with its arguments,
 in the scripts folder. The agent of the helper's node starts it before it
-starts any task worker and restarts it when it exits (after 1 s, doubling
-up to 30 s while it keeps exiting within 10 s of its start). Its output goes
+starts any task worker (so the execution profiler finds it too) and
+restarts it when it exits (after 1 s, doubling up to 30 s while it keeps
+exiting within 10 s of its start). When the mapping is dispatched, a helper
+that started before the tasks had nodes is started once more, so that its
+`ALL_NODES` names every task's host. Its output goes
 to `logs/<node>-<helper>.log` of the deployment folder, with a line for each
 start and exit. It dies with the agent (`jupiter.runtime.processes`), so an
 agent the supervisor restarts does not find the old helper on its port.
@@ -25,6 +28,7 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,16 +47,21 @@ STOP_GRACE = 3.0
 class HelperProcess:
     """One supervised helper (module docstring)."""
 
-    def __init__(self, spec: HelperSpec, app_path: Path, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, spec: HelperSpec, app_path: Path, log_path: Path, environment: Callable[[], dict[str, str]]
+    ) -> None:
         self.spec = spec
         self.script = app_path / spec.script
         self.log_path = log_path
-        self.env = {**env, "TASK": spec.name, "JUPITER_HELPER": spec.name}
+        self.environment = environment
+        """The agent's environment for its workers, read again at every start (`ALL_NODES` grows at dispatch)."""
+        self.env: dict[str, str] = {}
         self.process: asyncio.subprocess.Process | None = None
         self.started_at = 0.0
         self.starts = 0
         self.last_exit: int | None = None
         self._log: IO[bytes] | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     def argv(self) -> list[str]:
         """The command line: through `jupiter.runtime.helper_exec`, which ties the helper's life to the agent's."""
@@ -68,16 +77,19 @@ class HelperProcess:
         ]
 
     def _note(self, text: str) -> None:
-        assert self._log is not None
-        self._log.write(f"[jupiter {time.strftime('%H:%M:%S')}] {text}\n".encode())
-        self._log.flush()
+        if self._log is not None:
+            self._log.write(f"[jupiter {time.strftime('%H:%M:%S')}] {text}\n".encode())
+            self._log.flush()
 
-    async def start(self) -> None:
-        """Start the helper process (it is not waited for: tasks that need it retry, as the original's did)."""
+    def _environment(self) -> dict[str, str]:
+        return {**self.environment(), "TASK": self.spec.name, "JUPITER_HELPER": self.spec.name}
+
+    async def _spawn(self) -> None:
         if self._log is None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
         self.starts += 1
+        self.env = self._environment()
         self._note(f"starting helper {self.spec.name}: {' '.join(self.argv()[4:])}")
         self.process = await asyncio.create_subprocess_exec(
             *self.argv(),
@@ -89,8 +101,13 @@ class HelperProcess:
         )
         self.started_at = time.monotonic()
 
-    async def supervise(self) -> None:
-        """Restart the helper whenever it exits, until cancelled (the agent stops)."""
+    async def start(self) -> None:
+        """Start the helper and keep it running (it is not waited for: tasks that need it retry, as the original's)."""
+        await self._spawn()
+        self._watch = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        """Start the helper again whenever it exits, until stopped."""
         delay = FIRST_DELAY
         while True:
             assert self.process is not None
@@ -103,22 +120,43 @@ class HelperProcess:
             log.warning("helper %s exited with code %s; restarting in %g s", self.spec.name, code, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY)
-            await self.start()
+            await self._spawn()
+
+    async def refresh(self) -> bool:
+        """Start the helper again if the agent's environment changed since it started (dispatch placed the tasks)."""
+        if self._environment().get("ALL_NODES") == self.env.get("ALL_NODES"):
+            return False
+        self._note(f"restarting helper {self.spec.name}: the tasks were placed (ALL_NODES changed)")
+        await self._end()
+        await self.start()
+        return True
+
+    async def _end(self) -> None:
+        """Stop supervising, then SIGTERM the process and SIGKILL it after a grace period."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        process = self.process
+        if process is None:
+            return
+        # At teardown the process group may have had the signal already.
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+        try:
+            code = await asyncio.wait_for(process.wait(), STOP_GRACE)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            code = await process.wait()
+        self.last_exit = code
+        self._note(f"helper {self.spec.name} stopped (exit code {code})")
 
     async def stop(self) -> None:
-        """SIGTERM, then SIGKILL after a grace period (at teardown it may have had the signal already)."""
-        process = self.process
-        if process is not None:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
-            try:
-                code = await asyncio.wait_for(process.wait(), STOP_GRACE)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                code = await process.wait()
-            self._note(f"helper {self.spec.name} stopped (exit code {code})")
+        """Stop the helper for good (the agent stops)."""
+        await self._end()
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -15,7 +15,6 @@ Task workers and helper processes call these before they run any user code:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import resource
 import signal
@@ -26,11 +25,9 @@ _PR_SET_PDEATHSIG = 1
 def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
     """Ask the kernel to send `sig` to this process when its parent exits; exits now if it already has."""
     parent = os.getppid()
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
+        # The process's own symbols include the C library's: no search for libc.so (which runs ldconfig).
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):
         return  # not Linux: the agent's own teardown stops its children

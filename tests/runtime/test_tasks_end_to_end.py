@@ -133,7 +133,7 @@ SLAVE = textwrap.dedent(
     from ports import helper_port, node_dict
 
     server = socket.create_server((node_dict()[os.environ["TASK"]], helper_port()), reuse_port=True)
-    print("dftslave", sys.argv[1], "listening", flush=True)
+    print("dftslave", sys.argv[1], "listening; ALL_NODES", os.environ["ALL_NODES"], flush=True)
     while True:
         conn, _ = server.accept()
         with conn:
@@ -390,3 +390,63 @@ def test_requirements_are_installed_offline_and_reused(tmp_path: Path, run: Call
         "find a version that satisfies the requirement tinypkg==2.0 (from versions: 1.0)); fix requirements.txt, "
         "or set [DEPLOY] WHEELS to a folder holding every wheel it needs\n"
     )
+
+
+def _processes_running(marker: str) -> list[int]:
+    """Pids of live processes whose command line mentions `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def test_workers_and_their_frames_die_with_a_killed_agent(tmp_path: Path) -> None:
+    app = tmp_path / "app_specific_files" / "stuck"
+    (app / "scripts").mkdir(parents=True)
+    (app / "sample_input").mkdir()
+    (app / "sample_input" / "a.txt").write_text("fine\n")
+    (app / "configuration.txt").write_text("1\nwork 1 true home\n")
+    (app / "scripts" / "work.py").write_text(LIMITED)
+    (tmp_path / "nodes.txt").write_text("home localhost\nnode1 localhost\n")
+    (tmp_path / "jupiter_config.ini").write_text("[DEPLOY]\nAPP = app_specific_files/stuck\n")
+    script = str(app / "scripts" / "work.py")
+    deployment = _deploy(tmp_path)
+    try:
+        submit(deployment, [("hang.txt", b"hang\n")])
+        # The worker and the child it forked for the hanging frame.
+        _wait(lambda: len(_processes_running(script)) == 2)
+        deployment.handle.kill_node("node1")
+        left = _wait(lambda: _processes_running(script) == [] or None, timeout=30)
+    finally:
+        teardown(deployment)
+    assert left is True
+
+
+def test_with_a_measured_mapping_helpers_serve_the_profiler_and_learn_the_tasks_at_dispatch(tmp_path: Path) -> None:
+    root = _workdir(tmp_path)
+    (root / "jupiter_config.ini").write_text(
+        "[CONFIG]\nSCHEDULER = heft\n[DEPLOY]\nAPP = app_specific_files/tinycount\n"
+        "[PROFILING]\nNETWORK_SIZES = 1K\nNETWORK_SAMPLES = 1\nEXEC_RUNS = 1\n"
+    )
+    deployment = _deploy(root)  # the execution profiler runs `echo`, which needs the helper, on every node
+    try:
+        frames = submit(deployment, [("5botnet.ipsum", b"measured\n")])
+        counts = _finished(deployment, 1)
+        outputs = _outputs(deployment, frames[0])
+        helper = status(deployment)["agents"]["home"]["helpers"]["dftslave00"]
+        log = deployment.layout.helper_log("home", "dftslave00").read_text()
+    finally:
+        teardown(deployment)
+    assert (counts["done"], counts["failed"]) == (1, 0)
+    assert outputs == {"5botnet_count.txt": "1", "5botnet_echo.txt": "slave 7: MEASURED\n"}
+    assert "restarting helper dftslave00: the tasks were placed (ALL_NODES changed)" in log
+    assert helper["starts"] == 2
+    # Before dispatch it knew only the helpers; after it, every task's node too.
+    assert log.count("dftslave 7 listening; ALL_NODES dftslave00\n") == 1
+    assert log.rstrip().endswith("dftslave 7 listening; ALL_NODES ingest:count:echo:dftslave00")
