@@ -38,7 +38,7 @@ from typing import TypeVar
 
 from jupiter.model.dag import Dag, parse_dag
 from jupiter.model.errors import InputError, ValidationFailed
-from jupiter.model.script_state import state_warnings
+from jupiter.model.script_state import effective_worker, script_findings, state_warnings
 from jupiter.model.task_settings import TaskSettings, parse_task_settings
 from jupiter.model.textfile import read_text, significant_lines
 
@@ -124,6 +124,8 @@ class App:
     """`file[:line]: message` for what the app's files say that is accepted but ignored."""
     helpers: Mapping[str, Helper] = field(default_factory=dict)
     """The app's helper processes, by name (module docstring)."""
+    workers: Mapping[str, str] = field(default_factory=dict)
+    """task -> `fresh` or `resident`: its `worker` setting, `auto` resolved by the script's module-level state."""
 
     @property
     def name(self) -> str:
@@ -459,19 +461,20 @@ def load_app(path: Path) -> App:
                     )
                 )
     helpers: dict[str, Helper] = {}
+    workers: dict[str, str] = {}
     warnings = list(scripts_config.warnings)
     if dag is not None:
         helpers, helper_errors = _helpers(path, dag, scripts_config)
         errors += helper_errors
-        for script, mode in dict.fromkeys(
-            (
-                path / "scripts" / f"{scripts_config.script_of(task.name)}.py",
-                scripts_config.settings.worker_of(task.name),
-            )
-            for task in dag
-        ):
-            if script.is_file():
-                warnings += state_warnings(script, mode)
+        scanned: dict[tuple[Path, str], list[str]] = {}
+        for task in dag:
+            script = path / "scripts" / f"{scripts_config.script_of(task.name)}.py"
+            configured = scripts_config.settings.worker_of(task.name)
+            findings = script_findings(script) if script.is_file() else []
+            workers[task.name] = effective_worker(configured, findings)
+            if (script, configured) not in scanned:  # one script may serve several tasks: warn once
+                scanned[(script, configured)] = state_warnings(script, findings, configured)
+        warnings += [warning for found in scanned.values() for warning in found]
     if errors or dag is None:
         raise ValidationFailed(errors)
     requirements = path / "requirements.txt"
@@ -488,4 +491,5 @@ def load_app(path: Path) -> App:
         io_names=name_convert.io_names,
         warnings=tuple(warnings),
         helpers=helpers,
+        workers=workers,
     )

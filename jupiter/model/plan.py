@@ -50,7 +50,7 @@ class TaskSpec:
     parents: tuple[str, ...]
     script: str
     """Absolute path of the task's script."""
-    worker: str = "fresh"
+    worker: str = "resident"
     """`fresh`: every frame in a fresh copy of the imported script; `resident`: one process for all frames."""
     timeout: float = 0.0
     """Seconds one frame may run before its worker is stopped; 0 = no limit."""

@@ -5,7 +5,8 @@ a module-level variable is there for the next frame) or each in a fresh copy
 of the imported script (it is lost after every frame, as in the original);
 see `jupiter.model.task_settings`. Either way a script that changes
 module-level state behaves differently from one frame to the next or from
-what its author may expect, so `jupiter validate` names what it can see:
+what its author may expect, so `jupiter validate` names what it can see, and a task left at `worker:
+auto` runs fresh when it finds something (`effective_worker`):
 
 * a module-level name bound to a dict, list or set literal (or comprehension)
   or to a call (`defaultdict(int)`, `Counter()`, `dict()`, ...) that a
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from jupiter.model.task_settings import RESIDENT
+from jupiter.model.task_settings import AUTO, FRESH, RESIDENT
 
 MUTATORS = frozenset(
     {
@@ -148,21 +149,38 @@ def find_state(source: str) -> list[Finding]:
     return sorted(findings.values(), key=lambda finding: (finding.defined, finding.name))
 
 
-def state_warnings(script: Path, worker: str) -> list[str]:
-    """`file:line: message` for each finding of a task script, worded for the task's worker mode."""
+def effective_worker(configured: str, findings: list[Finding]) -> str:
+    """What a task's `worker` setting means for its script: `auto` is fresh where state is changed, else resident."""
+    if configured != AUTO:
+        return configured
+    return FRESH if findings else RESIDENT
+
+
+def script_findings(script: Path) -> list[Finding]:
+    """The findings of a script file; none for one that cannot be read or parsed (the import check reports it)."""
     try:
-        findings = find_state(script.read_text(errors="replace"))
+        return find_state(script.read_text(errors="replace"))
     except (SyntaxError, ValueError, OSError):
-        return []  # the import check reports a script that does not parse or cannot be read
-    if worker == RESIDENT:
+        return []
+
+
+def state_warnings(script: Path, findings: list[Finding], configured: str) -> list[str]:
+    """`file:line: message` for each finding of a task script, worded for the task's worker setting."""
+    if configured == RESIDENT:
         effect = (
             'it runs in a resident worker, so what one frame leaves there the next frame sees; set "worker": '
             '"fresh" in scripts/config.json to start every frame from the imported script, as the original did'
         )
-    else:
+    elif configured == FRESH:
         effect = (
             "every frame runs in a fresh copy of the imported script (as in the original), so changes are lost "
             'after each frame; set "worker": "resident" in scripts/config.json if they should carry over'
+        )
+    else:
+        effect = (
+            "the task therefore runs every frame in a fresh copy of the imported script, as the original did, so "
+            'changes are lost after each frame; set "worker": "resident" in scripts/config.json if they should carry '
+            "over"
         )
     return [
         f"{script}:{finding.line}: module-level `{finding.name}` {finding.how} in {finding.function}() "

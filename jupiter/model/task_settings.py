@@ -4,16 +4,20 @@ Three optional keys of `scripts/config.json`, each either one value for the
 whole app or an object of per-task values in which `"*"` stands for the
 app's other tasks:
 
-    "worker":       "fresh" | "resident"          e.g. {"*": "fresh", "local_pro": "resident"}
+    "worker":       "auto" | "fresh" | "resident"  e.g. {"*": "auto", "local_pro": "resident"}
     "task_timeout": seconds, 0 = none              e.g. 60, or {"dft_detector0": 300}
     "task_memory":  bytes or "512M", "2G"; 0 = none
 
-`fresh` (the default) runs every frame in a fresh copy of the imported
-script, as the original did (it forked a process per invocation), so what a
-frame leaves in module-level variables never reaches the next frame;
-`resident` keeps one process per task for all frames, which saves about a
-millisecond or two per frame but lets state carry over. A per-task value
-wins over the app's value, which wins over `[RUNTIME] TASK_TIMEOUT` /
+`fresh` runs every frame in a fresh copy of the imported script, as the
+original did (it forked a process per invocation), so what a frame leaves in
+module-level variables never reaches the next frame; `resident` keeps one
+process per task for all frames, so state carries over. `auto`, the
+default, is `fresh` for a task whose script visibly changes module-level
+state (`jupiter.model.script_state`: such a script gives the original's
+results only when run fresh) and `resident` for every other task, which
+would pay a fork per frame for nothing it could see (1 to 2 ms on an idle
+machine, several on a loaded one). A per-task value wins over the app's
+value; time and memory limits also win over `[RUNTIME] TASK_TIMEOUT` /
 `TASK_MEMORY` of `jupiter_config.ini`.
 """
 
@@ -28,11 +32,12 @@ from typing import Any
 
 from jupiter.model.errors import InputError
 
+AUTO = "auto"
 FRESH = "fresh"
 RESIDENT = "resident"
-WORKER_MODES = (FRESH, RESIDENT)
-DEFAULT_WORKER = FRESH
-"""Each frame starts from the imported script, as in the original (module docstring)."""
+WORKER_MODES = (AUTO, FRESH, RESIDENT)
+DEFAULT_WORKER = AUTO
+"""Fresh where a script changes module-level state, resident elsewhere (module docstring)."""
 APP_WIDE = "*"
 """Key of a per-task object that stands for every task not named in it."""
 
@@ -67,7 +72,7 @@ class TaskSettings:
     """Bytes; 0 = no limit."""
 
     def worker_of(self, task: str) -> str:
-        """`fresh` or `resident`."""
+        """`auto`, `fresh` or `resident`, as configured (`App.workers` has what `auto` became)."""
         return self.worker.get(task, self.worker.get(APP_WIDE, DEFAULT_WORKER))
 
     def timeout_of(self, task: str, default: float) -> float:
@@ -81,7 +86,7 @@ class TaskSettings:
 
 def _worker(value: object) -> str:
     if value not in WORKER_MODES:
-        raise ValueError(f"expected {' or '.join(repr(mode) for mode in WORKER_MODES)}, got {value!r}")
+        raise ValueError(f"expected {', '.join(repr(mode) for mode in WORKER_MODES)}, got {value!r}")
     return str(value)
 
 

@@ -9,10 +9,11 @@ knows which frames finished when one of them overruns its time limit.
 
 Two modes (`jupiter.model.task_settings`):
 
-* `--fresh` (the default of apps): each frame runs in a child forked from the
-  worker right after the import, as the original forked a process per
-  invocation, so what a frame leaves in module-level variables dies with it;
-  a crash or a memory breach only ends that child;
+* `--fresh` (by default for a script that changes module-level state): each
+  frame runs in a child forked from the worker right after the import, as
+  the original forked a process per invocation, so what a frame leaves in
+  module-level variables dies with it; a crash or a memory breach only ends
+  that child;
 * resident: the worker calls `task()` itself; module-level state carries
   over from frame to frame, and a memory breach ends the worker (the agent
   starts a new one for the next frames).

@@ -43,8 +43,9 @@ def build_plan(
 ) -> Plan:
     """The plan of a deployment (`layout`: where home's SQLite store goes; None = no store).
 
-    Each task's worker mode and limits: scripts/config.json's per-task value,
-    else its app-wide one, else `[RUNTIME]`'s. Helpers run on the first home
+    Each task's worker mode (`auto` already resolved, `App.workers`) and
+    limits: scripts/config.json's per-task value, else its app-wide one, else
+    `[RUNTIME]`'s. Helpers run on the first home
     node: they are not part of the mapping problem (no execution profile, they
     never finish), and home is known, and running, before any task starts,
     whatever the mapping. `app_env`: the app's installed requirements (local backend).
@@ -60,7 +61,7 @@ def build_plan(
             children=task.children,
             parents=dag.parents(task.name),
             script=str(app.script_path(task.name).resolve()),
-            worker=settings.worker_of(task.name),
+            worker=app.workers.get(task.name, "resident"),
             timeout=settings.timeout_of(task.name, spec.runtime.task_timeout),
             memory=settings.memory_of(task.name, spec.runtime.task_memory),
         )

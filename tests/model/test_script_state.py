@@ -82,16 +82,26 @@ def _app(tmp_path: Path, config_json: str | None = None) -> Path:
 
 def test_app_warnings_say_what_each_worker_mode_does(tmp_path: Path) -> None:
     script = tmp_path / "demo" / "scripts" / "detect.py"
-    fresh = load_app(_app(tmp_path)).warnings
-    assert fresh[0] == (
-        f"{script}:15: module-level `counts` is changed in place in task() (line 6); every frame runs in a fresh "
-        "copy of the imported script (as in the original), so changes are lost after each frame; set "
-        '"worker": "resident" in scripts/config.json if they should carry over'
+    app = load_app(_app(tmp_path))
+    # By default (`auto`) the script that changes module-level state runs fresh, the other resident.
+    assert app.workers == {"detect": "fresh", "plain": "resident"}
+    assert app.warnings[0] == (
+        f"{script}:15: module-level `counts` is changed in place in task() (line 6); the task therefore runs every "
+        "frame in a fresh copy of the imported script, as the original did, so changes are lost after each frame; "
+        'set "worker": "resident" in scripts/config.json if they should carry over'
     )
-    assert len(fresh) == 3
+    assert len(app.warnings) == 3
+    (tmp_path / "demo" / "scripts" / "config.json").write_text('{"worker": "fresh"}')
+    fresh = load_app(tmp_path / "demo")
+    assert fresh.workers == {"detect": "fresh", "plain": "fresh"}
+    assert fresh.warnings[0].endswith(
+        "(line 6); every frame runs in a fresh copy of the imported script (as in the original), so changes are "
+        'lost after each frame; set "worker": "resident" in scripts/config.json if they should carry over'
+    )
     (tmp_path / "demo" / "scripts" / "config.json").write_text('{"worker": {"detect": "resident"}}')
-    resident = load_app(tmp_path / "demo").warnings
-    assert resident[2] == (
+    resident = load_app(tmp_path / "demo")
+    assert resident.workers == {"detect": "resident", "plain": "resident"}
+    assert resident.warnings[2] == (
         f"{script}:13: module-level `total` is rebound through `global` in task() (line 9); it runs in a "
         'resident worker, so what one frame leaves there the next frame sees; set "worker": "fresh" in '
         "scripts/config.json to start every frame from the imported script, as the original did"

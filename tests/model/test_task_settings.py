@@ -57,14 +57,19 @@ def test_sizes_are_shown_exactly() -> None:
         parse_size("lots")
 
 
-def test_defaults_are_fresh_workers_without_limits(tmp_path: Path) -> None:
+def test_defaults_are_auto_workers_without_limits(tmp_path: Path) -> None:
     work = _workdir(tmp_path)
+    # `left` keeps a tally at module level: `auto` runs it fresh, as the original did; the others resident.
+    (work / "app_specific_files" / "demo" / "scripts" / "left.py").write_text(
+        "seen = []\n\n\ndef task(filename, pathin, pathout):\n    seen.append(filename)\n    return []\n"
+    )
     spec = resolve_spec(load_workspace(work / "jupiter_config.ini", work / "nodes.txt", None))
+    assert spec.app.scripts.settings.worker_of("left") == "auto"
     plan = build_plan(spec, "d", {}, {})
     assert {(t.name, t.worker, t.timeout, t.memory) for t in plan.tasks.values()} == {
-        ("split", "fresh", 0.0, 0),
+        ("split", "resident", 0.0, 0),
         ("left", "fresh", 0.0, 0),
-        ("right", "fresh", 0.0, 0),
+        ("right", "resident", 0.0, 0),
     }
     assert plan.umask == 0o077
 
@@ -96,7 +101,7 @@ def test_config_json_overrides_the_ini_per_app_and_per_task(tmp_path: Path) -> N
     [
         (
             '{"worker": "forked"}',
-            "config.json:1: `worker`: expected 'fresh' or 'resident', got 'forked'",
+            "config.json:1: `worker`: expected 'auto', 'fresh', 'resident', got 'forked'",
         ),
         (
             '{\n "task_timeout": {"left": -1}}',

@@ -236,7 +236,8 @@ def test_original_style_app_with_a_helper_and_unreturned_outputs(tmp_path: Path)
         name = f"{index if index < 3 else 9}botnet"
         text = f"frame {index}" if index < 3 else "after the restart"
         # ingest returned nothing: the file it wrote went to both children (FLAG true).
-        # count: every frame starts from the imported script (fresh workers), so its tally is 1.
+        # count changes module-level state, so by default (auto) every frame starts from the imported
+        # script, as in the original: its tally is 1.
         assert outputs[frame] == {f"{name}_count.txt": "1", f"{name}_echo.txt": f"slave 7: {text.upper()}\n"}
     assert "starting helper dftslave00: " in log and "dftslave 7 listening" in log
     assert "helper dftslave00 exited with code -9" in log and log.count("dftslave 7 listening") == 2
@@ -413,6 +414,7 @@ def test_workers_and_their_frames_die_with_a_killed_agent(tmp_path: Path) -> Non
     (app / "sample_input" / "a.txt").write_text("fine\n")
     (app / "configuration.txt").write_text("1\nwork 1 true home\n")
     (app / "scripts" / "work.py").write_text(LIMITED)
+    (app / "scripts" / "config.json").write_text('{"worker": "fresh"}')
     (tmp_path / "nodes.txt").write_text("home localhost\nnode1 localhost\n")
     (tmp_path / "jupiter_config.ini").write_text("[DEPLOY]\nAPP = app_specific_files/stuck\n")
     script = str(app / "scripts" / "work.py")
