@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Result, Workdir
 
 Run = Callable[..., Result]
@@ -31,7 +33,7 @@ def test_helpers_and_module_state_are_shown(workdir: Workdir, run: Run) -> None:
     assert result.code == 0, result.err
     assert result.err == (
         f"warning: {APP}/scripts/left.py:7: module-level `totals` is changed in place in task() (line 3); it runs "
-        "in a resident worker, so what one frame leaves there the next frame sees; set \"worker\": \"fresh\" in "
+        'in a resident worker, so what one frame leaves there the next frame sees; set "worker": "fresh" in '
         "scripts/config.json to start every frame from the imported script, as the original did\n"
     )
     assert result.out.splitlines()[-2:] == [
@@ -41,6 +43,7 @@ def test_helpers_and_module_state_are_shown(workdir: Workdir, run: Run) -> None:
     assert f"dag      {APP}/configuration.txt: 4 tasks, 4 edges" in result.out
 
 
+@pytest.mark.adversarial
 def test_a_sample_input_linking_out_is_refused_by_validate_and_run(workdir: Workdir, run: Run, tmp_path: Path) -> None:
     secret = tmp_path / "secret.key"
     secret.write_text("do not send\n")

@@ -105,6 +105,7 @@ def test_a_helper_is_no_child(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.adversarial
 def test_a_sample_input_linking_out_of_the_app_is_refused(tmp_path: Path) -> None:
     app = _app(tmp_path)
     secret = tmp_path / "id_rsa"

@@ -9,6 +9,8 @@ import pytest
 
 from jupiter.runtime.outputs import task_outputs
 
+pytestmark = pytest.mark.adversarial
+
 FIX = "write outputs into pathout and return their paths"
 
 

@@ -97,6 +97,7 @@ def test_resident_frames_see_what_earlier_frames_left(tmp_path: Path) -> None:
     assert _counts(results) == ["1", "2", "3"]
 
 
+@pytest.mark.adversarial
 @pytest.mark.parametrize("mode", ["fresh", "resident"])
 def test_a_hanging_frame_times_out_and_the_batch_goes_on(tmp_path: Path, mode: str) -> None:
     # Generous: the limit must only catch the frame that sleeps for an hour, never a slow start on a busy machine.
@@ -112,6 +113,7 @@ def test_a_hanging_frame_times_out_and_the_batch_goes_on(tmp_path: Path, mode: s
     assert _counts(results) == expected
 
 
+@pytest.mark.adversarial
 @pytest.mark.parametrize("allocation", ["calloc", "touch"])
 @pytest.mark.parametrize("mode", ["fresh", "resident"])
 def test_a_frame_over_its_memory_limit_fails_and_later_frames_go_on(tmp_path: Path, mode: str, allocation: str) -> None:
@@ -124,6 +126,7 @@ def test_a_frame_over_its_memory_limit_fails_and_later_frames_go_on(tmp_path: Pa
     assert worker.restarts == (1 if mode == "resident" else 0)
 
 
+@pytest.mark.adversarial
 @pytest.mark.parametrize("mode", ["fresh", "resident"])
 def test_a_frame_that_kills_its_process_fails_alone(tmp_path: Path, mode: str) -> None:
     results, worker = _run(_spec(tmp_path, mode), tmp_path, ["a", "crash", "c"])
@@ -141,6 +144,7 @@ def test_a_frame_that_kills_its_process_fails_alone(tmp_path: Path, mode: str) -
         assert worker.restarts == 1
 
 
+@pytest.mark.adversarial
 def test_outputs_outside_pathout_fail_and_written_ones_are_found(tmp_path: Path) -> None:
     results, _ = _run(_spec(tmp_path), tmp_path, ["passwd", "quiet"])
     assert results[0]["ok"] is False

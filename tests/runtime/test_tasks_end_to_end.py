@@ -294,6 +294,7 @@ LIMITED = textwrap.dedent(
 )
 
 
+@pytest.mark.adversarial
 @pytest.mark.parametrize("worker", ["fresh", "resident"])
 def test_limits_and_refused_outputs_fail_their_frame_only(tmp_path: Path, worker: str) -> None:
     app = tmp_path / "app_specific_files" / "limited"
@@ -407,6 +408,7 @@ def _processes_running(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.adversarial
 def test_workers_and_their_frames_die_with_a_killed_agent(tmp_path: Path) -> None:
     app = tmp_path / "app_specific_files" / "stuck"
     (app / "scripts").mkdir(parents=True)
