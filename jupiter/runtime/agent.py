@@ -408,7 +408,7 @@ class Agent:
                     work.release(f"{work.parent}/{folder}")
 
     async def _start_tasks(self, tasks: list[str]) -> None:
-        """Start the resident workers of some tasks side by side (each imports its script once), then their runners."""
+        """Start the workers of some tasks side by side (each imports its script once), then their runners."""
         plan = self._plan
         workers = [TaskWorker(plan.tasks[task], self.layout.task_log(task), self.worker_env()) for task in tasks]
         await asyncio.gather(*(worker.start() for worker in workers))
