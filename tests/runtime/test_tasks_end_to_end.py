@@ -49,6 +49,7 @@ CONFIG_JSON = {
         "count": ["count", True],
         "echo": ["echo", True],
         "dftslave00": ["dftslave", False, 7],
+        "ticker": ["ticker", False, "a", 2],  # a shell helper, declared in config.json only
     },
     "exec_profiler": {"ingest": True, "count": True, "echo": True, "dftslave00": False},
 }
@@ -156,6 +157,7 @@ def _workdir(root: Path, config_json: dict[str, Any] = CONFIG_JSON) -> Path:
     (app / "app_config.ini").write_text(f"[DOCKER_PORT]\nslave = {port}\n[SVC_PORT]\nslave = {port}\n")
     for name, source in (("ingest", INGEST), ("count", COUNT), ("echo", ECHO), ("dftslave", SLAVE), ("ports", PORT_OF)):
         (app / "scripts" / f"{name}.py").write_text(source)
+    (app / "scripts" / "ticker.sh").write_text('echo "ticker $TASK: $*"\nexec sleep 3600\n')
     (root / "nodes.txt").write_text(NODES)
     (root / "mapping.txt").write_text(MAPPING)
     (root / "jupiter_config.ini").write_text(
@@ -219,6 +221,8 @@ def test_original_style_app_with_a_helper_and_unreturned_outputs(tmp_path: Path)
         restarted = status(deployment)["agents"]["home"]["helpers"]["dftslave00"]["pid"]
         outputs = {frame: _outputs(deployment, frame) for frame in frames}
         log = deployment.layout.helper_log("home", "dftslave00").read_text()
+        ticker = status(deployment)["agents"]["home"]["helpers"]["ticker"]
+        ticker_log = deployment.layout.helper_log("home", "ticker").read_text()
         private = {
             "deployment folder": _mode(deployment.root),
             "plan": _mode(deployment.layout.plan),
@@ -251,7 +255,9 @@ def test_original_style_app_with_a_helper_and_unreturned_outputs(tmp_path: Path)
         "output": 0o600,
         "spool": 0o700,
     }
-    assert not alive(restarted), "teardown stops the helpers"
+    assert ticker["running"] and ticker["starts"] == 1
+    assert "ticker ticker: a 2\n" in ticker_log
+    assert not alive(restarted) and not alive(ticker["pid"]), "teardown stops the helpers"
 
 
 def test_resident_workers_keep_module_state_between_frames(tmp_path: Path) -> None:
@@ -452,5 +458,5 @@ def test_with_a_measured_mapping_helpers_serve_the_profiler_and_learn_the_tasks_
     assert "restarting helper dftslave00: the tasks were placed (ALL_NODES changed)" in log
     assert helper["starts"] == 2
     # Before dispatch it knew only the helpers; after it, every task's node too.
-    assert log.count("dftslave 7 listening; ALL_NODES dftslave00\n") == 1
-    assert log.rstrip().endswith("dftslave 7 listening; ALL_NODES ingest:count:echo:dftslave00")
+    assert log.count("dftslave 7 listening; ALL_NODES dftslave00:ticker\n") == 1
+    assert log.rstrip().endswith("dftslave 7 listening; ALL_NODES ingest:count:echo:dftslave00:ticker")
