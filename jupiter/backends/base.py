@@ -120,6 +120,9 @@ class Backend(ABC):
 
     name: ClassVar[str] = ""
     handle: ClassVar[type[Handle]]
+    tasks_use_app_environment: ClassVar[bool] = False
+    """Whether tasks run on this machine with Jupiter's Python, so the app's requirements.txt must be
+    installed here first (`jupiter.service.app_env`); images install them when they are built."""
 
     def __init__(self, spec: DeploymentSpec, progress: Progress = lambda _: None, timeout: float = 30.0) -> None:
         self.spec = spec

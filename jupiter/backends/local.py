@@ -214,6 +214,7 @@ class LocalBackend(Backend):
 
     name = "local"
     handle = LocalHandle
+    tasks_use_app_environment = True
 
     def addresses(self, nodes: list[tuple[str, str]]) -> dict[str, NodeAddress]:
         ports = free_ports(2 * len(nodes))

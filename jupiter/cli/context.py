@@ -13,7 +13,7 @@ from jupiter.model.config import parse_config
 from jupiter.model.deployment_spec import DeploymentSpec, resolve_spec, state_dir
 from jupiter.model.workspace import Workspace
 from jupiter.service.record import Deployment, find
-from jupiter.service.validation import load_checked
+from jupiter.service.validation import Checked, check
 
 
 def with_settings(workspace: Workspace, **changes: Any) -> Workspace:
@@ -39,10 +39,16 @@ class CliContext:
     backend: str | None = None
     """`--backend` of `deploy`/`run`: overrides `[DEPLOY] BACKEND`."""
 
+    def checked(self, scripts: bool = True) -> Checked:
+        """Load and check the working folder the options point to, with the app's environment."""
+        checked = check(self.config_path, self.nodes_path, self.app_path, scripts=scripts)
+        if self.backend:
+            return dataclasses.replace(checked, workspace=with_settings(checked.workspace, backend=self.backend))
+        return checked
+
     def workspace(self, scripts: bool = True) -> Workspace:
         """Load and check the working folder the options point to."""
-        workspace = load_checked(self.config_path, self.nodes_path, self.app_path, scripts=scripts)
-        return with_settings(workspace, backend=self.backend) if self.backend else workspace
+        return self.checked(scripts).workspace
 
     def spec(self, mapping_file: Path | None = None, scripts: bool = True) -> DeploymentSpec:
         """The deployment spec of the working folder, resolved once."""

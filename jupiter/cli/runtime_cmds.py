@@ -74,6 +74,12 @@ def status_command(ctx: CliContext) -> None:
                 else ""
             )
             click.echo(f"{node:<12} {agent['role']:<8} {agent['pid']:>7} {task:<22} {numbers}")
+    for node, agent in report["agents"].items():
+        for name, helper in agent.get("helpers", {}).items():
+            state = f"running as pid {helper['pid']}" if helper["running"] else "not running"
+            exits = f", last exit code {helper['last_exit']}" if helper["last_exit"] is not None else ""
+            times = "once" if helper["starts"] == 1 else f"{helper['starts']} times"
+            click.echo(f"helper {name} on {node}: {state}, started {times}{exits}")
     home = report["agents"].get(deployment.home, {})
     pricing = home.get("pricing")
     if pricing:

@@ -5,13 +5,22 @@ from __future__ import annotations
 import click
 
 from jupiter.cli.context import CliContext, pass_context
-from jupiter.model.workspace import Workspace
+from jupiter.service.app_env import AppEnvironment
+from jupiter.service.validation import Checked
 
 
-def summary(workspace: Workspace) -> list[str]:
+def summary(checked: Checked) -> list[str]:
     """One line per thing checked, for the user to see what was validated."""
+    workspace = checked.workspace
     config, nodes, app = workspace.config, workspace.nodes, workspace.app
     dag = app.dag
+    extra = []
+    environment: AppEnvironment | None = checked.environment
+    if environment is not None:
+        extra.append(f"packages {environment.describe()}")
+    if app.helpers:
+        names = ", ".join(f"{helper.name} ({helper.script.name})" for helper in app.helpers.values())
+        extra.append(f"helpers  {len(app.helpers)} long-lived on the home node: {names}")
     return [
         f"config   {config.path}: scheduler {config.scheduler}, pricing {config.pricing}, "
         f"backend {config.deploy.backend}",
@@ -21,6 +30,7 @@ def summary(workspace: Workspace) -> list[str]:
         f"entry {', '.join(dag.entry_tasks)}, exit {', '.join(dag.exit_tasks)}",
         f"scripts  {app.scripts_dir}: {len(dag)} scripts import and define task(filename, pathin, pathout)",
         f"inputs   {app.path / 'sample_input'}: {len(app.sample_inputs)} sample input files",
+        *extra,
     ]
 
 
@@ -28,9 +38,10 @@ def summary(workspace: Workspace) -> list[str]:
 @pass_context
 def validate_command(ctx: CliContext) -> None:
     """Check jupiter_config.ini, nodes.txt, the app's DAG, scripts and inputs."""
-    workspace = ctx.workspace()
+    checked = ctx.checked()
+    workspace = checked.workspace
     for warning in (*workspace.config.warnings, *workspace.nodes.warnings, *workspace.app.warnings):
         click.echo(f"warning: {warning}", err=True)
-    for line in summary(workspace):
+    for line in summary(checked):
         click.echo(line)
     click.echo(f"ok: {workspace.app.name} is ready to run")

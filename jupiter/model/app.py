@@ -12,6 +12,18 @@ What the original accepted loads here too: the `input` row of
 `taskname_map` entries for tasks the DAG does not have (ignored, with a
 warning in `App.warnings`), and helper entries with arguments
 (`"dftslave00": ["dftslave", false, 0, 0, 3]`, `TaskEntry.args`).
+
+Helpers (`App.helpers`): the original's non-DAG part of an app, long-lived
+processes started beside the DAG's tasks. One is declared by a `false` entry
+of `taskname_map`, by a self-loop line of `configuration.txt`
+(`dftslave00 1 False dftslave00`), or both; it runs `scripts/<script>.py`
+(with Python) or `scripts/<script>.sh` (with `sh`) and its arguments.
+
+`scripts/config.json` may also say how each task runs (`worker`,
+`task_timeout`, `task_memory`: `jupiter.model.task_settings`), and every
+DAG script is scanned for module-level state a frame may leave behind
+(`jupiter.model.script_state`), which `App.warnings` reports. A file of
+`sample_input/` that is a symbolic link must point inside the app folder.
 """
 
 from __future__ import annotations
@@ -26,6 +38,8 @@ from typing import TypeVar
 
 from jupiter.model.dag import Dag, parse_dag
 from jupiter.model.errors import InputError, ValidationFailed
+from jupiter.model.script_state import effective_worker, script_findings, state_warnings
+from jupiter.model.task_settings import TaskSettings, parse_task_settings
 from jupiter.model.textfile import read_text, significant_lines
 
 T = TypeVar("T")
@@ -52,6 +66,8 @@ class ScriptsConfig:
     exec_profiler: Mapping[str, bool] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     """`file[:line]: message` for entries accepted but ignored."""
+    settings: TaskSettings = field(default_factory=TaskSettings)
+    """How each task runs: worker mode, time and memory limits (`jupiter.model.task_settings`)."""
 
     def script_of(self, task: str) -> str:
         """Script name that implements a DAG task."""
@@ -61,6 +77,21 @@ class ScriptsConfig:
     def profiled(self, task: str) -> bool:
         """Whether the execution profiler runs this task (default: yes)."""
         return self.exec_profiler.get(task, True)
+
+
+@dataclass(frozen=True)
+class Helper:
+    """A long-lived helper process of the app (module docstring), started on the home node."""
+
+    name: str
+    script: Path
+    """The script file, inside the app's `scripts/` (`.py` runs with Python, anything else with `sh`)."""
+    args: tuple[str, ...] = ()
+
+    @property
+    def python(self) -> bool:
+        """Whether the script runs with Python (else with `sh`)."""
+        return self.script.suffix == ".py"
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,10 @@ class App:
     """(output name, input name) of the app as a whole: the `input` row of `name_convert.txt`."""
     warnings: tuple[str, ...] = ()
     """`file[:line]: message` for what the app's files say that is accepted but ignored."""
+    helpers: Mapping[str, Helper] = field(default_factory=dict)
+    """The app's helper processes, by name (module docstring)."""
+    workers: Mapping[str, str] = field(default_factory=dict)
+    """task -> `fresh` or `resident`: its `worker` setting, `auto` resolved by the script's module-level state."""
 
     @property
     def name(self) -> str:
@@ -111,6 +146,12 @@ def _key_line(text: str, key: str) -> int | None:
     """Line of `"key":` inside `taskname_map` of a JSON text (json.loads keeps no positions)."""
     start = text.find('"taskname_map"')
     match = re.compile(re.escape(json.dumps(key)) + r"\s*:").search(text, max(start, 0))
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _top_key_line(text: str, key: str) -> int | None:
+    """Line of a top-level `"key":` of a JSON text."""
+    match = re.compile(re.escape(json.dumps(key)) + r"\s*:").search(text)
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
@@ -163,7 +204,7 @@ def parse_scripts_config(path: Path, dag: Dag | None) -> ScriptsConfig:
         raise InputError(path, None, "`exec_profiler` must be an object of task: true|false")
     if dag is not None:
         for task, entry in list(entries.items()):
-            if entry.in_dag and task not in dag:
+            if entry.in_dag and task not in dag and task not in dag.helpers:
                 line = _key_line(text, task)
                 where = f"{path}:{line}" if line is not None else str(path)
                 warnings.append(
@@ -171,7 +212,12 @@ def parse_scripts_config(path: Path, dag: Dag | None) -> ScriptsConfig:
                     "task; the entry is ignored (fix the name, set its flag to false, or delete it)"
                 )
                 del entries[task]
-    return ScriptsConfig(taskname_map=entries, exec_profiler=dict(profiler), warnings=tuple(warnings))
+    settings = parse_task_settings(
+        path, data, frozenset(dag.tasks) if dag is not None else None, lambda key: _top_key_line(text, key)
+    )
+    return ScriptsConfig(
+        taskname_map=entries, exec_profiler=dict(profiler), warnings=tuple(warnings), settings=settings
+    )
 
 
 def parse_app_ports(path: Path) -> AppPorts:
@@ -265,6 +311,76 @@ def parse_input_nodes(path: Path, dag: Dag | None) -> tuple[dict[str, str], dict
     return nodes, lines
 
 
+def outside_app(app: Path, sample: Path) -> Path | None:
+    """Where a file of the app really is, when that is outside the app folder (a symbolic link out), else None.
+
+    Such a file would be read and sent to the deployment's nodes as if it
+    were the app's, whatever it points to (`~/.ssh/id_rsa`).
+    """
+    target = sample.resolve()
+    return None if target.is_relative_to(app.resolve()) else target
+
+
+def _helper_script(app: Path, script: str) -> Path | str:
+    """The file a helper runs (`scripts/<script>.py`, else `.sh`), or what to create instead."""
+    scripts = app / "scripts"
+    base = scripts / script
+    if not base.resolve().is_relative_to(scripts.resolve()):
+        return f"its script {script!r} is outside scripts/; name a script inside the app's scripts/ folder"
+    candidates = (
+        [base] if base.suffix in (".py", ".sh") else [base.with_name(base.name + ext) for ext in (".py", ".sh")]
+    )
+    for candidate in candidates:
+        if candidate.is_file() and candidate.resolve().is_relative_to(scripts.resolve()):
+            return candidate
+    tried = " or ".join(str(candidate.relative_to(app)) for candidate in candidates)
+    return f"create {tried} (inside scripts/)"
+
+
+def _helpers(path: Path, dag: Dag, scripts: ScriptsConfig) -> tuple[dict[str, Helper], list[InputError]]:
+    """The app's helpers, from self-loop lines of configuration.txt and `false` entries of taskname_map."""
+    config_json = path / "scripts" / "config.json"
+    text = config_json.read_text(errors="replace") if config_json.is_file() else ""
+    declared: dict[str, tuple[Path | None, int | None]] = {name: (dag.path, line) for name, line in dag.helpers.items()}
+    errors: list[InputError] = []
+    for name, entry in scripts.taskname_map.items():
+        if entry.in_dag:
+            if name in dag.helpers:
+                errors.append(
+                    InputError(
+                        config_json,
+                        _key_line(text, name),
+                        f"taskname_map marks {name!r} true (a DAG task), but configuration.txt:{dag.helpers[name]} "
+                        "declares it a helper; set it to false",
+                    )
+                )
+            continue
+        if name in dag:
+            errors.append(
+                InputError(
+                    config_json,
+                    _key_line(text, name),
+                    f"taskname_map marks {name!r} false (a helper), but configuration.txt:{dag[name].line} has a DAG "
+                    f"line for it; set it to true, or make that line `{name} 1 False {name}`",
+                )
+            )
+            continue
+        declared.setdefault(name, (config_json, _key_line(text, name)))
+    helpers: dict[str, Helper] = {}
+    for name, (declared_in, declared_on) in declared.items():
+        declaration = scripts.taskname_map.get(name)
+        script = _helper_script(path, declaration.script if declaration is not None else name)
+        if isinstance(script, str):
+            # Named where the script is named: config.json's entry, else the self-loop line.
+            where, line = (
+                (config_json, _key_line(text, name)) if declaration is not None else (declared_in, declared_on)
+            )
+            errors.append(InputError(where, line, f"helper {name} has no script; {script}"))
+            continue
+        helpers[name] = Helper(name=name, script=script, args=declaration.args if declaration is not None else ())
+    return helpers, errors
+
+
 def _collect(errors: list[InputError], parse: Callable[[], T]) -> T | None:
     try:
         return parse()
@@ -312,6 +428,17 @@ def load_app(path: Path) -> App:
         )
     else:
         samples = tuple(sorted(p for p in sample_dir.iterdir() if p.is_file() and not p.name.startswith(".")))
+        for sample in samples:
+            target = outside_app(path, sample)
+            if target is not None:
+                errors.append(
+                    InputError(
+                        sample,
+                        None,
+                        f"is a symbolic link to {target}, outside the app folder; copy the file into sample_input/ "
+                        "(Jupiter sends sample inputs to the deployment's nodes)",
+                    )
+                )
         if not samples:
             errors.append(
                 InputError(
@@ -333,6 +460,21 @@ def load_app(path: Path) -> App:
                         "with `def task(filename, pathin, pathout)`",
                     )
                 )
+    helpers: dict[str, Helper] = {}
+    workers: dict[str, str] = {}
+    warnings = list(scripts_config.warnings)
+    if dag is not None:
+        helpers, helper_errors = _helpers(path, dag, scripts_config)
+        errors += helper_errors
+        scanned: dict[tuple[Path, str], list[str]] = {}
+        for task in dag:
+            script = path / "scripts" / f"{scripts_config.script_of(task.name)}.py"
+            configured = scripts_config.settings.worker_of(task.name)
+            findings = script_findings(script) if script.is_file() else []
+            workers[task.name] = effective_worker(configured, findings)
+            if (script, configured) not in scanned:  # one script may serve several tasks: warn once
+                scanned[(script, configured)] = state_warnings(script, findings, configured)
+        warnings += [warning for found in scanned.values() for warning in found]
     if errors or dag is None:
         raise ValidationFailed(errors)
     requirements = path / "requirements.txt"
@@ -347,5 +489,7 @@ def load_app(path: Path) -> App:
         sample_inputs=samples,
         requirements=requirements if requirements.is_file() else None,
         io_names=name_convert.io_names,
-        warnings=scripts_config.warnings,
+        warnings=tuple(warnings),
+        helpers=helpers,
+        workers=workers,
     )

@@ -123,6 +123,10 @@ class LimitsSettings:
     batch_bytes: int = default("limits.batch_bytes")
     spool_free: int = default("limits.spool_free")
     control: ControlLimits = field(default_factory=ControlLimits)
+    task_timeout: float = default("limits.task_timeout")
+    """`[RUNTIME] TASK_TIMEOUT`: seconds one frame may run unless scripts/config.json says otherwise; 0 = no limit."""
+    task_memory: int = default("limits.task_memory")
+    """`[RUNTIME] TASK_MEMORY`: bytes of data a task's worker may allocate (same); 0 = no limit."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,12 @@ class DeploySettings:
     spool_dir: Path | None = field(default=default("deploy.spool_dir"))
     """Local backend: where the files in transit between tasks live (each node's inbox and
     outputs); None = /dev/shm when it is a memory file system, else the deployment folder."""
+    umask: int = default("deploy.umask")
+    """Umask of everything a deployment writes (0o077: folders 0700, files 0600)."""
+    env_dir: Path | None = field(default=default("deploy.env_dir"))
+    """Local backend: cache of per-app environments; None = $XDG_CACHE_HOME/jupiter/envs or ~/.cache/jupiter/envs."""
+    wheels: Path | None = field(default=default("deploy.wheels"))
+    """Folder of wheels requirements.txt is installed from offline; None = pip's index."""
     mapping: Path | None = field(default=default("deploy.mapping"))
     """Static mapping file (`task node` lines), used when STATIC_MAPPING = 1."""
     containers: ContainerSettings = field(default_factory=ContainerSettings)

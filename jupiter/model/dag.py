@@ -8,13 +8,18 @@ multi-file frame). FLAG `true` sends every output of the task to every
 child; `false` sends the i-th output to the i-th listed child. A child named
 `home` (legacy: `scheduler`, `datasink*`) sends the output home as a final
 result.
+
+A line whose only child is the task itself, `dftslave00 1 False dftslave00`,
+is how the original's READMEs declare a *helper*: a long-lived process of
+the app's non-DAG part, not a task of the DAG (`Dag.helpers`; see
+`jupiter.model.app` for its script and arguments).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
@@ -58,6 +63,14 @@ class Task:
 
 
 @dataclass(frozen=True)
+class HelperLine:
+    """A line that names only itself as a child: a helper declaration, not a DAG task."""
+
+    name: str
+    line: int
+
+
+@dataclass(frozen=True)
 class Dag:
     """A validated application DAG."""
 
@@ -66,6 +79,8 @@ class Dag:
     order: tuple[str, ...]
     """Tasks in a topological order (stable: file order breaks ties)."""
     path: Path | None = None
+    helpers: Mapping[str, int] = field(default_factory=dict)
+    """Helpers declared by self-loop lines (`name 1 False name`): name -> line."""
 
     def __iter__(self) -> Iterator[Task]:
         return (self.tasks[name] for name in self.order)
@@ -108,7 +123,7 @@ class Dag:
         return int(nx.dag_longest_path_length(self.graph)) + 1
 
 
-def _parse_task(path: Path, number: int, text: str) -> Task:
+def _parse_task(path: Path, number: int, text: str) -> Task | HelperLine:
     fields = text.split()
     if len(fields) < 3:
         raise InputError(path, number, f"expected `task NUM_INPUTS FLAG child...`, got {text!r}")
@@ -134,6 +149,8 @@ def _parse_task(path: Path, number: int, text: str) -> Task:
     if not children:
         raise InputError(path, number, f"{name} lists no children; list `home` to send its outputs home")
     canonical = tuple(HOME if is_home_alias(child) else child for child in children)
+    if canonical == (name,):
+        return HelperLine(name, number)
     seen: set[str] = set()
     for child in canonical:
         if child in seen:
@@ -145,7 +162,12 @@ def _parse_task(path: Path, number: int, text: str) -> Task:
             raise InputError(path, number, f"{name} lists child {child!r} twice; {why}")
         seen.add(child)
     if name in canonical:
-        raise InputError(path, number, f"{name} lists itself as a child; a DAG cannot loop")
+        raise InputError(
+            path,
+            number,
+            f"{name} lists itself among other children; a DAG cannot loop (a line `{name} 1 False {name}` "
+            "with no other child declares a helper process)",
+        )
     return Task(name=name, num_inputs=num_inputs, flag=flag, children=canonical, line=number)
 
 
@@ -167,8 +189,17 @@ def parse_dag(path: Path) -> Dag:
     if count == 0:
         raise InputError(path, count_line, "the DAG has no tasks; add `task NUM_INPUTS FLAG child...` lines")
     tasks: dict[str, Task] = {}
+    helpers: dict[str, int] = {}
     for number, text in body:
         task = _parse_task(path, number, text)
+        if task.name in helpers or (isinstance(task, HelperLine) and task.name in tasks):
+            first = helpers.get(task.name) or tasks[task.name].line
+            raise InputError(
+                path, number, f"{task.name} is already declared on line {first}; give each task or helper one line"
+            )
+        if isinstance(task, HelperLine):
+            helpers[task.name] = task.line
+            continue
         if task.name in tasks:
             raise InputError(
                 path,
@@ -181,6 +212,13 @@ def parse_dag(path: Path) -> Dag:
     graph.add_nodes_from(tasks)
     for task in tasks.values():
         for child in task.task_children:
+            if child in helpers:
+                raise InputError(
+                    path,
+                    task.line,
+                    f"child {child!r} of {task.name} is a helper (line {helpers[child]}), not a DAG task; "
+                    "helpers are reached over the network, not sent files",
+                )
             if child not in tasks:
                 raise InputError(
                     path,
@@ -217,4 +255,4 @@ def parse_dag(path: Path) -> Dag:
             )
     if not any(task.sends_home for task in tasks.values()):
         raise InputError(path, None, "no task sends its output home; list `home` as a child of the exit task(s)")
-    return Dag(tasks=tasks, graph=graph, order=order, path=path)
+    return Dag(tasks=tasks, graph=graph, order=order, path=path, helpers=helpers)

@@ -10,6 +10,8 @@ re-reads the workspace or the config file.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -99,6 +101,10 @@ class RuntimeSpec:
     """Bytes at which an agent's log is rotated (local: by the supervisor; docker: by the engine)."""
     control: ControlLimits = field(default_factory=ControlLimits)
     """The agents' control-plane limits (`[LIMITS] CONTROL_*`)."""
+    task_timeout: float = 0.0
+    """`[RUNTIME] TASK_TIMEOUT`: seconds a frame may run, unless the app says otherwise; 0 = no limit."""
+    task_memory: int = 0
+    """`[RUNTIME] TASK_MEMORY`: bytes a task's worker may allocate, unless the app says otherwise; 0 = no limit."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,12 @@ class DeploymentSpec:
     testbed: Testbed | None = None
     limits: Limits = field(default_factory=Limits)
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    umask: int = 0o077
+    """`[DEPLOY] UMASK` of everything the deployment writes."""
+    env_dir: Path = field(default_factory=lambda: default_env_dir({}))
+    """Absolute cache folder of per-app environments (`[DEPLOY] ENV_DIR`)."""
+    wheels: Path | None = None
+    """Absolute folder of wheels requirements are installed from offline (`[DEPLOY] WHEELS`), or None."""
 
     @property
     def homes(self) -> tuple[str, ...]:
@@ -167,6 +179,24 @@ class DeploymentSpec:
     def with_static_mapping(self, path: Path | None) -> DeploymentSpec:
         """The same deployment with a static mapping file (None: measure and map)."""
         return replace(self, mapping=replace(self.mapping, static_file=path))
+
+
+def default_env_dir(environ: Mapping[str, str]) -> Path:
+    """Where per-app environments are cached when `[DEPLOY] ENV_DIR` is empty (the XDG cache folder)."""
+    cache = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "jupiter" / "envs"
+
+
+def env_dir(config: JupiterConfig) -> Path:
+    """The absolute cache folder of per-app environments (`[DEPLOY] ENV_DIR`, else the XDG cache folder)."""
+    folder = config.deploy.env_dir
+    return (config.resolve(folder.expanduser()) if folder is not None else default_env_dir(os.environ)).resolve()
+
+
+def wheels_dir(config: JupiterConfig) -> Path | None:
+    """The absolute folder of wheels requirements are installed from offline (`[DEPLOY] WHEELS`), or None."""
+    folder = config.deploy.wheels
+    return config.resolve(folder.expanduser()).resolve() if folder is not None else None
 
 
 def state_dir(config: JupiterConfig) -> Path:
@@ -254,6 +284,8 @@ def resolve_spec(workspace: Workspace, mapping_file: Path | None = None) -> Depl
             max_log=config.other.max_log,
             log_file_size=config.other.log_file_size,
             control=config.limits.control,
+            task_timeout=config.limits.task_timeout,
+            task_memory=config.limits.task_memory,
         ),
         ingress=workspace.ingress_tasks,
         pricing=(
@@ -264,4 +296,7 @@ def resolve_spec(workspace: Workspace, mapping_file: Path | None = None) -> Depl
         testbed=testbed,
         limits=resolve_limits(workspace),
         warnings=config.warnings,
+        umask=config.deploy.umask,
+        env_dir=env_dir(config),
+        wheels=wheels_dir(config),
     )

@@ -9,7 +9,7 @@ written down once::
          token             the deployment's secret (0600)
          plan.json         what every agent reads
          profile.json      the profilers' measurements; mapping.json the predicted schedule
-         logs/<node>.log   each agent's log
+         logs/<node>.log   each agent's log; logs/<node>-<helper>.log each helper process's
          nodes/<node>/     an agent's own state (journals, task logs)
          home/             the first home's statistics, event log, outputs (`output/<frame>/`)
          <home2>/          further homes' (pricing with several homes)
@@ -163,6 +163,10 @@ class DeploymentLayout:
 
     def log(self, node: str) -> Path:
         return self.logs / f"{node}.log"
+
+    def helper_log(self, node: str, helper: str) -> Path:
+        """Output of one of the app's helper processes (`jupiter.runtime.helpers`)."""
+        return self.logs / f"{node}-{helper}.log"
 
     @property
     def report(self) -> Path:

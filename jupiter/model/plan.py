@@ -50,6 +50,23 @@ class TaskSpec:
     parents: tuple[str, ...]
     script: str
     """Absolute path of the task's script."""
+    worker: str = "resident"
+    """`fresh`: every frame in a fresh copy of the imported script; `resident`: one process for all frames."""
+    timeout: float = 0.0
+    """Seconds one frame may run before its worker is stopped; 0 = no limit."""
+    memory: int = 0
+    """Bytes of data the worker may allocate (RLIMIT_DATA); 0 = no limit."""
+
+
+@dataclass(frozen=True)
+class HelperSpec:
+    """One of the app's helper processes (`jupiter.model.app.Helper`) as the agent of its node starts it."""
+
+    name: str
+    script: str
+    """Path of the script relative to the app folder (`scripts/dftslave.py`); `.py` runs with Python, else `sh`."""
+    args: tuple[str, ...]
+    node: str
 
 
 @dataclass(frozen=True)
@@ -234,6 +251,12 @@ class Plan:
     limits: Limits = field(default_factory=Limits)
     control: ControlLimits = field(default_factory=ControlLimits)
     """What the agents' control plane serves at once (`[LIMITS] CONTROL_*`)."""
+    helpers: Mapping[str, HelperSpec] = field(default_factory=dict)
+    """The app's helper processes, each run by the agent of its node."""
+    app_env: str = ""
+    """Folder of the app's installed requirements, first on the task workers' PYTHONPATH; empty = none."""
+    umask: int = 0o077
+    """The agents' umask: deployment folders 0700 and files 0600 by default (`[DEPLOY] UMASK`)."""
 
     @property
     def priced(self) -> bool:
@@ -258,6 +281,10 @@ class Plan:
         if self.priced and self.mapping and self.nodes[node].role == "compute":
             return self.order
         return tuple(task for task in self.order if self.mapping.get(task) == node)
+
+    def helpers_on(self, node: str) -> tuple[HelperSpec, ...]:
+        """The helper processes a node's agent runs."""
+        return tuple(helper for helper in self.helpers.values() if helper.node == node)
 
     def controls(self, node: str) -> tuple[str, ...]:
         """Tasks whose controller is this node (pricing: the node the mapper chose)."""
@@ -291,6 +318,9 @@ class Plan:
             "testbed": self.testbed.to_json() if self.testbed is not None else None,
             "limits": self.limits.to_json(),
             "control": dataclasses.asdict(self.control),
+            "helpers": {name: dataclasses.asdict(helper) for name, helper in self.helpers.items()},
+            "app_env": self.app_env,
+            "umask": self.umask,
         }
         if compact:
             return json.dumps(data, separators=(",", ":"), sort_keys=True)
@@ -329,6 +359,12 @@ class Plan:
             testbed=Testbed.from_json(testbed) if testbed else None,
             limits=Limits.from_json(data.get("limits") or {}),
             control=_control_limits(data.get("control") or {}),
+            helpers={
+                name: HelperSpec(**{**helper, "args": tuple(helper["args"])})
+                for name, helper in data.get("helpers", {}).items()
+            },
+            app_env=str(data.get("app_env", "")),
+            umask=int(data.get("umask", 0o077)),
         )
 
     @classmethod

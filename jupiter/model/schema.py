@@ -278,6 +278,23 @@ class Size(Kind):
 
 
 @dataclass(frozen=True)
+class Umask(Kind):
+    """An octal umask, `077` or `0o022`."""
+
+    def parse(self, raw: str, lists: ListLookup) -> int:
+        text = raw.lower().removeprefix("0o")
+        if not re.fullmatch(r"[0-7]{1,4}", text) or int(text, 8) > 0o777:
+            raise SettingError(f"expected an octal umask like 077 (private) or 022 (readable by all), got {raw!r}")
+        return int(text, 8)
+
+    def describe(self) -> str:
+        return "octal umask"
+
+    def show(self, value: Any) -> str:
+        return f"{int(value):03o}"
+
+
+@dataclass(frozen=True)
 class NodeCpus(Kind):
     """`node:cpus` pairs separated by commas or spaces, each cpus > 0."""
 
@@ -776,6 +793,34 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "DEPLOY",
+        "UMASK",
+        Umask(),
+        0o077,
+        doc="umask of everything a deployment writes (its folder, logs, spool, home's outputs): 077 = "
+        "folders 0700 and files 0600; 022 lets others read them",
+        field="deploy.umask",
+    ),
+    Setting(
+        "DEPLOY",
+        "ENV_DIR",
+        FilePath(),
+        None,
+        doc="local backend: cache of per-app environments, each holding an app's requirements.txt installed "
+        "(one per requirements content)",
+        field="deploy.env_dir",
+        shown_default="$XDG_CACHE_HOME/jupiter/envs, else ~/.cache/jupiter/envs",
+    ),
+    Setting(
+        "DEPLOY",
+        "WHEELS",
+        FilePath(),
+        None,
+        doc="folder of wheels to install requirements.txt from, offline (`pip --no-index --find-links`); "
+        "empty = pip's index",
+        field="deploy.wheels",
+    ),
+    Setting(
+        "DEPLOY",
         "MAPPING",
         FilePath(),
         None,
@@ -878,6 +923,25 @@ SETTINGS: tuple[Setting, ...] = (
         doc="per-node CPU limits, `node1:0.5, node2:2` (docker: node speed; kubernetes: limits)",
         field="deploy.containers.cpus",
         shown_default="none",
+    ),
+    # [RUNTIME]: limits of every task (scripts/config.json may override them per app and per task).
+    Setting(
+        "RUNTIME",
+        "TASK_TIMEOUT",
+        _SECONDS,
+        0.0,
+        doc="seconds one frame of a task may run; its worker is then stopped, the frame fails and later frames "
+        "go on; 0 = no limit (per task: `task_timeout` in scripts/config.json)",
+        field="limits.task_timeout",
+    ),
+    Setting(
+        "RUNTIME",
+        "TASK_MEMORY",
+        Size(zero="no limit"),
+        0,
+        doc="data a task's worker may allocate (RLIMIT_DATA); beyond it the frame fails with MemoryError and the "
+        "worker restarts (per task: `task_memory` in scripts/config.json)",
+        field="limits.task_memory",
     ),
     # [MAPPER]
     Setting(

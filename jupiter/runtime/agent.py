@@ -8,6 +8,8 @@
   until acknowledged, handing over on this node what stays here;
 * the **event sink** (`jupiter.runtime.event_sink`) carries statistics to home;
 * the **router** (`jupiter.runtime.router`) says where outputs go;
+* the **helpers** (`jupiter.runtime.helpers`): the app's long-lived helper
+  processes this node runs, started before the tasks;
 * **extensions** (`jupiter.runtime.services.Extension`) add what only some
   nodes or deployments have: home's frames and statistics, pricing CIRCE,
   the profilers, distributed WAVE. The agent builds nothing of theirs; the
@@ -45,6 +47,7 @@ from jupiter.model.plan import HOME_TASK, Plan
 from jupiter.runtime.counters import SavedCounters, TaskCounters, whole_numbers
 from jupiter.runtime.emulation import Emulation
 from jupiter.runtime.event_sink import EventSink, RemoteSink
+from jupiter.runtime.helpers import HelperProcess
 from jupiter.runtime.inbox import Inbox
 from jupiter.runtime.logs import RefusalLog
 from jupiter.runtime.outbox import Outbox
@@ -129,6 +132,7 @@ class Agent:
         )
         self.outbox.inbox = self.inbox
         self.workers: dict[str, TaskWorker] = {}
+        self.helpers: list[HelperProcess] = []
         self.accepts: dict[str, AcceptHandler] = {}
         self.requests: dict[str, RequestHandler] = {}
         self.results: ResultHandler | None = None
@@ -191,9 +195,21 @@ class Agent:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
 
     def worker_env(self) -> dict[str, str]:
+        """The environment of task workers and helpers: the node, the app's packages, where every task runs.
+
+        `ALL_NODES`/`ALL_NODES_IPS` name every task and helper placed so far
+        and the host of its node, as the original's pods had them.
+        """
         env = dict(os.environ)
         env["JUPITER_NODE"] = self.node
         env.update(self.emulation.worker_env())
+        plan = self._plan
+        if plan.app_env:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (plan.app_env, env.get("PYTHONPATH"))))
+        placed = {task: node for task, node in plan.mapping.items() if node in plan.nodes}
+        placed.update({helper.name: helper.node for helper in plan.helpers.values()})
+        env["ALL_NODES"] = ":".join(placed)
+        env["ALL_NODES_IPS"] = ":".join(plan.nodes[node].host for node in placed.values())
         return env
 
     def new_id(self) -> str:
@@ -232,6 +248,8 @@ class Agent:
         started = [task for task in self._plan.tasks_on(self.node) if task not in self.inbox.counters]
         for task in started:
             self.inbox.add_task(task)
+        for helper in self.helpers:
+            await helper.refresh()  # it now learns where every task runs, before any task starts
         await self._start_tasks(started)
         return started
 
@@ -470,6 +488,8 @@ class Agent:
             "tasks": {task: counters.to_json() for task, counters in self.inbox.counters.items()},
             "outbox": self.outbox.waiting(),
         }
+        if self.helpers:
+            status["helpers"] = {helper.spec.name: helper.status() for helper in self.helpers}
         for extension in self.extensions:
             status.update(extension.status())
         return status
@@ -514,12 +534,9 @@ class Agent:
                     work.release(f"{work.parent}/{folder}")
 
     async def _start_tasks(self, tasks: list[str]) -> None:
-        """Start the resident workers of some tasks side by side (each imports its script once), then their runners."""
+        """Start the workers of some tasks side by side (each imports its script once), then their runners."""
         plan = self._plan
-        workers = [
-            TaskWorker(task, Path(plan.tasks[task].script), self.layout.task_log(task), self.worker_env())
-            for task in tasks
-        ]
+        workers = [TaskWorker(plan.tasks[task], self.layout.task_log(task), self.worker_env()) for task in tasks]
         await asyncio.gather(*(worker.start() for worker in workers))
         for worker in workers:
             if worker.load_error:
@@ -541,12 +558,22 @@ class Agent:
             )
             self.spawn(runner.run())
 
+    async def _start_helpers(self) -> None:
+        """Start the app's helper processes of this node and keep them running (`jupiter.runtime.helpers`)."""
+        for spec in self._plan.helpers_on(self.node):
+            helper = HelperProcess(
+                spec, Path(self._plan.app_path), self.deployment.helper_log(self.node, spec.name), self.worker_env
+            )
+            await helper.start()
+            self.helpers.append(helper)
+
     async def start(self) -> None:
-        """Recover, start workers, the extensions, the data server and the background loops."""
+        """Recover, start helpers, workers, the extensions, the data server and the background loops."""
         self.loop = asyncio.get_running_loop()
         self.recover()
         for extension in self.extensions:
             await extension.start()
+        await self._start_helpers()  # before any task, which may need them
         await self._start_tasks(list(self.inbox.counters))
         self.spawn(self.sink.run())
         self.spawn(self.refusals.run())
@@ -574,6 +601,8 @@ class Agent:
             await extension.stop()
         for worker in self.workers.values():
             await worker.stop()
+        for helper in self.helpers:
+            await helper.stop()
         for peer in self.peers.values():
             await peer.close()
         with contextlib.suppress(OSError):

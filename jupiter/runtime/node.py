@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     plan = Plan.load(args.plan)
     if args.node not in plan.nodes:
         parser.error(f"node {args.node!r} is not in the plan")
+    # Everything this agent, its workers and helpers write is private unless [DEPLOY] UMASK says otherwise.
+    os.umask(plan.umask)
     if args.bind:
         plan = listening_on(plan, args.node, args.bind)
     asyncio.run(serve(build_agent(plan, args.node, token, args.root, args.spool)))

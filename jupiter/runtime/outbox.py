@@ -175,7 +175,7 @@ class Outbox:
         """A record as a message: its file streamed, its checksum the one its worker computed (else computed now)."""
         size = os.stat(record.payload).st_size
         known = record.header.get("sum")
-        if isinstance(known, str) and record.header.get("size") == size:
+        if isinstance(known, str) and known and record.header.get("size") == size:
             digest = known
         else:
             size, digest = file_checksum(record.payload)

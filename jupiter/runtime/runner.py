@@ -57,21 +57,30 @@ def route(
     inputs: FrameInputs | None,
     token: str,
     new_id: Callable[[], str],
+    written: bool = False,
 ) -> list[OutboxRecord] | str:
-    """Records sending a task's outputs (`path`, `size`, `sum` each) to its children, or why they cannot be routed."""
+    """Records sending a task's outputs (`path`, `size`, `sum` each) to its children, or why they cannot be routed.
+
+    `written`: the task returned nothing and `outputs` are the files it wrote
+    in pathout (`jupiter.runtime.outputs`), which the messages say.
+    """
     spec = plan.tasks[task]
+    did = (
+        f"it returned nothing and wrote {len(outputs)} file{'' if len(outputs) == 1 else 's'} in pathout"
+        + (f" ({', '.join(os.path.basename(str(output['path'])) for output in outputs[:5])})" if outputs else "")
+        if written
+        else f"it returned {len(outputs)}"
+    )
     if spec.flag:
         if not outputs:
-            return (
-                f"{task} has FLAG true, so it must return at least one output (each goes to every child); it returned 0"
-            )
+            return f"{task} has FLAG true, so it must return at least one output (each goes to every child); {did}"
         # Slot `idx` is the output's index: a child gets one slot per output of this parent.
         pairs = [(child, index, output) for child in spec.children for index, output in enumerate(outputs)]
     else:
         if len(outputs) != len(spec.children):
             return (
                 f"{task} has FLAG false and {len(spec.children)} children, so it must return "
-                f"{len(spec.children)} outputs (the i-th goes to the i-th child); it returned {len(outputs)}"
+                f"{len(spec.children)} outputs (the i-th goes to the i-th child); {did}"
             )
         pairs = [
             (child, position, output)
@@ -255,7 +264,17 @@ class TaskRunner:
             inputs = self.inbox.frames[(self.task, frame)]
             error = str(answer.get("error")) if not answer.get("ok") else None
             if error is None:
-                routed = route(plan, self.task, frame, answer["outputs"], out, inputs, self.token, self.new_id)
+                routed = route(
+                    plan,
+                    self.task,
+                    frame,
+                    answer["outputs"],
+                    out,
+                    inputs,
+                    self.token,
+                    self.new_id,
+                    written=bool(answer.get("written")),
+                )
                 if isinstance(routed, str):
                     error = routed
                 else:

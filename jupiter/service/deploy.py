@@ -6,6 +6,13 @@ writes the plan, starts one agent per node, waits until every agent answers
 its health check, then — unless the mapping is static — runs the original's
 sequence profile -> map -> dispatch (`jupiter.service.pipeline`). Anything
 that fails after the agents started tears the deployment down.
+
+Everything a deployment writes is private by default: the CLI makes the
+deployment folder and its files under `[DEPLOY] UMASK` (077: folders 0700,
+files 0600), the local backend's supervisor and agents inherit it, and every
+agent sets it again from the plan (containers start with their own).
+Where the backend runs tasks on this machine, the app's requirements are
+installed first (`jupiter.service.app_env`) and the plan names the folder.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from jupiter.backends import backend_class
@@ -22,6 +30,7 @@ from jupiter.backends.base import Attachment, BackendError, Progress
 from jupiter.backends.control import Unreachable
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.layout import DeploymentLayout
+from jupiter.service.app_env import prepare
 from jupiter.service.pipeline import profile_map_dispatch
 from jupiter.service.planning import static_or_default_mapping
 from jupiter.service.plans import build_plan
@@ -33,6 +42,16 @@ READY_TIMEOUT = 30.0
 def new_id() -> str:
     """A deployment id: its start time and a random part (`20261203-230424-1a2b3c`)."""
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+@contextlib.contextmanager
+def private_files(umask: int) -> Iterator[None]:
+    """Create files under `umask` (`[DEPLOY] UMASK`) for the duration, then restore the caller's."""
+    previous = os.umask(umask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def deploy(
@@ -50,6 +69,11 @@ def deploy(
     dispatched. `reprofile` allows periodic network re-profiling (configured
     by NETWORK_INTERVAL); `map_tasks=False` stops after profiling (`jupiter profile`).
     """
+    with private_files(spec.umask):
+        return _deploy(spec, timeout, progress, reprofile, map_tasks)
+
+
+def _deploy(spec: DeploymentSpec, timeout: float, progress: Progress, reprofile: bool, map_tasks: bool) -> Deployment:
     states = spec.state_dir
     existing = find(states, required=False)
     if existing is not None:
@@ -59,6 +83,11 @@ def deploy(
             )
         forget_current(states, existing.id)
     launcher = backend_class(spec.backend)(spec, progress, timeout)
+    environment = None
+    if launcher.tasks_use_app_environment:
+        environment = prepare(spec.app, spec.env_dir, spec.wheels)
+        if environment is not None:
+            progress(f"app environment {environment.describe()}")
     started = time.time()
     measured = spec.mapping.measured
     mapping = {} if measured else static_or_default_mapping(spec)
@@ -67,13 +96,22 @@ def deploy(
     deployment_id = new_id()
     layout = DeploymentLayout(states / deployment_id)
     layout.root.mkdir(parents=True)
+    layout.root.chmod(0o777 & ~spec.umask)  # whatever mode an older STATE_DIR has
     token = secrets.token_hex(32)
     descriptor = os.open(layout.token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as secret:
         secret.write(token)
     running = spec.agents
     addresses = launcher.addresses(spec.roles())
-    plan = build_plan(spec, deployment_id, mapping, addresses, layout, reprofile)
+    plan = build_plan(
+        spec,
+        deployment_id,
+        mapping,
+        addresses,
+        layout,
+        reprofile,
+        app_env=environment.path if environment is not None else None,
+    )
     plan.save(layout.plan)
     info = launcher.start(layout, plan, list(running))
     record = DeploymentRecord(

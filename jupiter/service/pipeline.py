@@ -86,7 +86,9 @@ def dispatch(deployment: Deployment, plan: Plan) -> Deployment:
     except Unreachable as exc:
         raise DeploymentError(str(exc)) from None
     control = deployment.control
-    for node in deployment.nodes:
+    # Nodes with helpers first: their helpers learn where every task runs before any task starts.
+    helper_nodes = {helper.node for helper in plan.helpers.values()}
+    for node in sorted(deployment.nodes, key=lambda name: name not in helper_nodes):
         try:
             if plan.pricing is not None and plan.pricing.problem is not None:
                 model = {"problem": problem_to_json(plan.pricing.problem), "network": plan.pricing.network}

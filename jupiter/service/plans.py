@@ -10,11 +10,12 @@ profilers' settings, home's store and the emulated testbed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from jupiter.mapping import Problem
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.layout import DeploymentLayout
-from jupiter.model.plan import NodeAddress, Plan, PlanPricing, PlanTransfer, TaskSpec
+from jupiter.model.plan import HelperSpec, NodeAddress, Plan, PlanPricing, PlanTransfer, TaskSpec
 from jupiter.service.planning import default_problem
 
 
@@ -38,10 +39,20 @@ def build_plan(
     addresses: Mapping[str, NodeAddress],
     layout: DeploymentLayout | None = None,
     reprofile: bool = False,
+    app_env: Path | None = None,
 ) -> Plan:
-    """The plan of a deployment (`layout`: where home's SQLite store goes; None = no store)."""
+    """The plan of a deployment (`layout`: where home's SQLite store goes; None = no store).
+
+    Each task's worker mode (`auto` already resolved, `App.workers`) and
+    limits: scripts/config.json's per-task value, else its app-wide one, else
+    `[RUNTIME]`'s. Helpers run on the first home
+    node: they are not part of the mapping problem (no execution profile, they
+    never finish), and home is known, and running, before any task starts,
+    whatever the mapping. `app_env`: the app's installed requirements (local backend).
+    """
     app = spec.app
     dag = app.dag
+    settings = app.scripts.settings
     tasks = {
         task.name: TaskSpec(
             name=task.name,
@@ -50,8 +61,20 @@ def build_plan(
             children=task.children,
             parents=dag.parents(task.name),
             script=str(app.script_path(task.name).resolve()),
+            worker=app.workers.get(task.name, "resident"),
+            timeout=settings.timeout_of(task.name, spec.runtime.task_timeout),
+            memory=settings.memory_of(task.name, spec.runtime.task_memory),
         )
         for task in dag
+    }
+    helpers = {
+        helper.name: HelperSpec(
+            name=helper.name,
+            script=helper.script.resolve().relative_to(app.path.resolve()).as_posix(),
+            args=helper.args,
+            node=spec.homes[0],
+        )
+        for helper in app.helpers.values()
     }
     transfer = None
     if spec.transfer.method != "http":
@@ -92,4 +115,7 @@ def build_plan(
         testbed=spec.testbed,
         limits=spec.limits,
         control=spec.runtime.control,
+        helpers=helpers,
+        app_env=str(app_env) if app_env is not None else "",
+        umask=spec.umask,
     )

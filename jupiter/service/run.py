@@ -19,11 +19,12 @@ from typing import Any
 
 from jupiter.backends.base import Progress
 from jupiter.backends.control import Unreachable
+from jupiter.model.app import outside_app
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.errors import InputError
 from jupiter.model.inputs import files_per_frame, group_frames
 from jupiter.model.plan import Plan
-from jupiter.service.deploy import READY_TIMEOUT, deploy, teardown
+from jupiter.service.deploy import READY_TIMEOUT, deploy, private_files, teardown
 from jupiter.service.record import Deployment, DeploymentError
 from jupiter.service.summary import RunSummary, summarize
 
@@ -52,6 +53,15 @@ def collect_inputs(spec: DeploymentSpec, inputs: Path | None, frames: int | None
             raise InputError(inputs, None, "inputs folder is empty; put one file per frame in it")
     else:
         paths = list(spec.app.sample_inputs)
+        for path in paths:
+            # Checked when the app was loaded; again here, where the files are read to be sent.
+            target = outside_app(spec.app.path, path)
+            if target is not None:
+                raise InputError(
+                    path,
+                    None,
+                    f"is a symbolic link to {target}, outside the app folder; copy the file into sample_input/",
+                )
     try:
         groups = group_frames(paths, files_per_frame(spec.app.dag, spec.ingress))
     except ValueError as exc:
@@ -247,8 +257,21 @@ def run(
     keep: bool = False,
     ready_timeout: float = READY_TIMEOUT,
 ) -> RunSummary:
-    """Deploy, submit every input, wait for all frames, summarise, tear down."""
+    """Deploy, submit every input, wait for all frames, summarise, tear down (every file private, `[DEPLOY] UMASK`)."""
     files = collect_inputs(spec, inputs, frames)
+    with private_files(spec.umask):
+        return _run(spec, files, timeout, progress, on_frames, keep, ready_timeout)
+
+
+def _run(
+    spec: DeploymentSpec,
+    files: list[list[Path]],
+    timeout: float,
+    progress: Progress,
+    on_frames: Callable[[int, int], None],
+    keep: bool,
+    ready_timeout: float,
+) -> RunSummary:
     # Periodic re-profiling would compete with the frames being measured: never during `run`.
     deployment = deploy(spec, timeout=ready_timeout, progress=progress, reprofile=False)
     try:

@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import io
 import json
+import os
 import subprocess
 import sys
 import traceback
@@ -91,8 +92,21 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
     return {task: _check_one(task, Path(path)) for task, path in request["scripts"].items()}
 
 
-def check_scripts(scripts_dir: Path, scripts: dict[str, Path], timeout: float = TIMEOUT_SECONDS) -> list[InputError]:
-    """Import every script in a child process; return one InputError per broken script."""
+def _environment(python_path: Path | None) -> dict[str, str] | None:
+    if python_path is None:
+        return None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(python_path), env.get("PYTHONPATH"))))
+    return env
+
+
+def check_scripts(
+    scripts_dir: Path, scripts: dict[str, Path], timeout: float = TIMEOUT_SECONDS, python_path: Path | None = None
+) -> list[InputError]:
+    """Import every script in a child process; return one InputError per broken script.
+
+    `python_path`: the app's installed requirements (`jupiter.service.app_env`), searched first.
+    """
     request = {
         "scripts_dir": str(scripts_dir.resolve()),
         "scripts": {task: str(path.resolve()) for task, path in scripts.items()},
@@ -106,6 +120,7 @@ def check_scripts(scripts_dir: Path, scripts: dict[str, Path], timeout: float = 
             timeout=timeout,
             cwd=scripts_dir,
             check=False,
+            env=_environment(python_path),
         )
     except subprocess.TimeoutExpired:
         return [

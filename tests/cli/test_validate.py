@@ -94,8 +94,14 @@ def _dag_error(workdir: Workdir, run: Run, dag: str) -> str:
             "configuration.txt:2: cycle split -> left -> split; a DAG cannot loop, remove one of these edges",
         ),
         (
+            "1\nsplit 1 true split home\n",
+            "configuration.txt:2: split lists itself among other children; a DAG cannot loop (a line "
+            "`split 1 False split` with no other child declares a helper process)",
+        ),
+        (
+            # A line naming only itself declares a helper (the original's READMEs): no DAG task is left.
             "1\nsplit 1 true split\n",
-            "configuration.txt:2: split lists itself as a child; a DAG cannot loop",
+            "configuration.txt: no task sends its output home; list `home` as a child of the exit task(s)",
         ),
         ("", "configuration.txt: DAG file is empty; see the format in docs/formats.md"),
         ("\n  \n", "configuration.txt: DAG file is empty; see the format in docs/formats.md"),

@@ -196,7 +196,13 @@ def test_extra_taskname_map_entries_warn_and_helpers_keep_their_arguments(tmp_pa
          "exec_profiler": {"task1": true, "task2": true, "task3": true, "dftslave00": false}}
         """
     )
-    app = load_app(_app(tmp_path, config_json=config))
+    root = _app(tmp_path, config_json=config)
+    # The helpers' programs: a Python script, a shell script in a subfolder, a named `.sh`.
+    (root / "scripts" / "dftslave.py").write_text("import sys\nprint(sys.argv)\n")
+    (root / "scripts" / "terasort" / "worker").mkdir(parents=True)
+    (root / "scripts" / "terasort" / "worker" / "rate-limit-then-standby.sh").write_text("echo $@\n")
+    (root / "scripts" / "helper.sh").write_text("sleep 1\n")
+    app = load_app(root)
     path = tmp_path / "count" / "scripts" / "config.json"
     assert app.warnings == (
         f"{path}:5: taskname_map names 'task4' as a DAG task but configuration.txt has no such task; "
@@ -209,6 +215,14 @@ def test_extra_taskname_map_entries_warn_and_helpers_keep_their_arguments(tmp_pa
     assert app.scripts.taskname_map["helper"].args == ()
     assert app.scripts.taskname_map["task1"].args == ()
     assert app.scripts.profiled("dftslave00") is False
+    assert {
+        name: (helper.script.relative_to(root).as_posix(), helper.args) for name, helper in app.helpers.items()
+    } == {
+        "dftslave00": ("scripts/dftslave.py", ("0", "0", "3")),
+        "teraworker01": ("scripts/terasort/worker/rate-limit-then-standby.sh", ("0", "1", "3")),
+        "helper": ("scripts/helper.sh", ()),
+    }
+    assert [helper.python for helper in app.helpers.values()] == [True, False, False]
 
 
 def test_helper_arguments_must_be_plain_values(tmp_path: Path) -> None:

@@ -194,8 +194,7 @@ class Probing(Extension):
         async def runner(task: str, names: list[str], single: bool, pathin: str, pathout: str) -> dict[str, Any]:
             if task not in workers:
                 workers[task] = TaskWorker(
-                    task,
-                    Path(plan.tasks[task].script),
+                    plan.tasks[task],
                     services.layout.task_log(f"profile-{task}"),
                     services.worker_env(),
                 )
