@@ -8,6 +8,9 @@ lists `home` as a child has come back; it fails when a task raised on it or
 a transfer of it gave up. Under pricing, a frame in flight on a node that
 died is started again as a new attempt (`<frame>-r<n>`): the first complete
 set of results wins.
+A frame's output folder (`home/output/<frame>/`) holds the spool's slot
+markers while the frame is in flight (recovery reads them) and only the
+outputs once it is done or failed.
 
 What the tracker remembers of finished frames is counts and the last
 `RECENT_FRAMES` makespans, so home's memory stays flat however many frames
@@ -46,7 +49,7 @@ from jupiter.model.layout import HomeLayout
 from jupiter.model.plan import HOME_TASK
 from jupiter.runtime.protocol import Refusal
 from jupiter.runtime.services import AgentServices
-from jupiter.runtime.spool import OutboxRecord, read_slots, store_input, write_atomic
+from jupiter.runtime.spool import OutboxRecord, drop_markers, read_slots, store_input, write_atomic
 
 log = logging.getLogger("jupiter.home")
 
@@ -216,6 +219,7 @@ class FrameTracker:
         if state is None:
             return
         self._forget(state)
+        drop_markers(str(self.layout.frame_output(frame)))
         self.totals.failed += 1
         self._changed()
         log.error("frame %s (%s) failed: %s", frame, state.name, why.splitlines()[0])
@@ -268,6 +272,8 @@ class FrameTracker:
                     outputs=tuple(sorted(state.results.values())),
                 )
             )
+            # Once the frame is recorded done, its folder holds only its outputs (the markers served recovery).
+            drop_markers(str(folder))
         return None
 
     # -------------------------------------------------------------- recovery
@@ -283,6 +289,11 @@ class FrameTracker:
             folder = self.layout.frame_output(frame)
             if folder.is_dir():
                 state.results = read_slots(str(folder))[1]
+        # A home stopped between recording a frame done and dropping its markers left them behind.
+        if self.layout.output.is_dir():
+            for folder in self.layout.output.iterdir():
+                if folder.name not in self.frames and folder.is_dir():
+                    drop_markers(str(folder))
 
     def replay(self, events: Iterable[Event]) -> None:
         """Rebuild the frames in flight and the totals from recorded frame events."""
