@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from jupiter.cli.context import CliContext, pass_context
+from jupiter.cli.context import DEPLOYMENT_OPTION, CliContext, pass_context
 from jupiter.report import write_report
 from jupiter.runtime.node import main as agent_main
 from jupiter.service import deploy as deploying
 from jupiter.service import faults
 from jupiter.service import run as running
-from jupiter.service.record import find
+from jupiter.service.deployments import entries
+from jupiter.service.record import DeploymentError
 from jupiter.service.status import status
 
 MAPPING_OPTION = click.option(
@@ -28,6 +31,35 @@ MAPPING_OPTION = click.option(
 
 def _progress(message: str) -> None:
     click.echo(message, err=True)
+
+
+class FrameBar:
+    """`run`'s progress bar of finished frames, on a terminal only.
+
+    It appears with the first frames' news, once the deployment is up (the
+    deploy's progress lines come first, each on its own line); where stderr
+    is not a terminal there is no bar at all (a bar there is one lone label).
+    """
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._bar: Any = None
+        self._shown = 0
+
+    def __enter__(self) -> FrameBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def advance(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        if self._bar is None:
+            self._bar = self._stack.enter_context(click.progressbar(length=total, label="frames", file=sys.stderr))
+        if done > self._shown:
+            self._bar.update(done - self._shown)
+            self._shown = done
 
 
 @click.command("deploy")
@@ -48,10 +80,11 @@ def deploy_command(ctx: CliContext, mapping_file: Path | None, timeout: float) -
 
 
 @click.command("status")
+@DEPLOYMENT_OPTION
 @pass_context
-def status_command(ctx: CliContext) -> None:
-    """Show nodes, mapping, per-task counters and throughput of the running deployment."""
-    deployment = ctx.deployment()
+def status_command(ctx: CliContext, deployment_id: str | None) -> None:
+    """Show nodes, mapping, per-task counters and throughput of a running deployment."""
+    deployment = ctx.deployment(deployment_id)
     report = status(deployment)
     click.echo(f"deployment {deployment.id}  app {deployment.record.app}")
     click.echo(
@@ -94,10 +127,12 @@ def status_command(ctx: CliContext) -> None:
 @click.command("submit")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--home", default=None, help="Home node that injects the frames and gets them back (default: home).")
+@DEPLOYMENT_OPTION
 @pass_context
-def submit_command(ctx: CliContext, files: tuple[Path, ...], home: str | None) -> None:
+def submit_command(ctx: CliContext, files: tuple[Path, ...], home: str | None, deployment_id: str | None) -> None:
     """Send input files to home; each file starts one frame."""
-    frames = running.submit(ctx.deployment(), [(path.name, path.read_bytes()) for path in files], home)
+    deployment = ctx.deployment(deployment_id)
+    frames = running.submit(deployment, [(path.name, path.read_bytes()) for path in files], home)
     for path, frame in zip(files, frames, strict=True):
         click.echo(f"{frame} {path.name}")
 
@@ -105,32 +140,47 @@ def submit_command(ctx: CliContext, files: tuple[Path, ...], home: str | None) -
 @click.command("speed")
 @click.argument("node")
 @click.argument("factor", type=click.FloatRange(min=0.0, min_open=True, max=1.0))
+@DEPLOYMENT_OPTION
 @pass_context
-def speed_command(ctx: CliContext, node: str, factor: float) -> None:
+def speed_command(ctx: CliContext, node: str, factor: float, deployment_id: str | None) -> None:
     """Change NODE's emulated speed FACTOR (0-1] while the deployment runs (testbed emulation)."""
-    click.echo(f"{node} now runs at speed {faults.set_speed(ctx.deployment(), node, factor):g}")
+    click.echo(f"{node} now runs at speed {faults.set_speed(ctx.deployment(deployment_id), node, factor):g}")
 
 
 @click.command("kill")
 @click.argument("node")
+@DEPLOYMENT_OPTION
 @pass_context
-def kill_command(ctx: CliContext, node: str) -> None:
+def kill_command(ctx: CliContext, node: str, deployment_id: str | None) -> None:
     """Kill NODE's agent and keep it down (fault injection, local backend)."""
-    pid = faults.kill_node(ctx.deployment(), node)
+    pid = faults.kill_node(ctx.deployment(deployment_id), node)
     click.echo(f"killed the agent of {node} (pid {pid}); it will not be restarted")
 
 
 @click.command("teardown")
+@DEPLOYMENT_OPTION
+@click.option("--all", "every", is_flag=True, help="Tear down every deployment of this folder that was not yet.")
 @pass_context
-def teardown_command(ctx: CliContext) -> None:
-    """Stop every process of the running deployment."""
-    deployment = find(ctx.state_dir(), required=False)
-    if deployment is None:
+def teardown_command(ctx: CliContext, deployment_id: str | None, every: bool) -> None:
+    """Stop everything a deployment started (default: the only or latest running one)."""
+    if every and deployment_id is not None:
+        raise click.UsageError("give --deployment ID or --all, not both")
+    if every:
+        targets = [entry.attach() for entry in entries(ctx.state_dir()) if entry.state.active and entry.record]
+    else:
+        try:
+            targets = [ctx.deployment(deployment_id, running=False)]
+        except DeploymentError:
+            if deployment_id is not None:
+                raise
+            targets = []
+    if not targets:
         click.echo("nothing to tear down")
         return
-    stopped = deploying.teardown(deployment)
-    noun = "processes" if deployment.record.backend == "local" else "objects"
-    click.echo(f"deployment {deployment.id} stopped ({len(stopped)} {noun}); its files stay in {deployment.root}")
+    for deployment in targets:
+        stopped = deploying.teardown(deployment)
+        noun = "processes" if deployment.record.backend == "local" else "objects"
+        click.echo(f"deployment {deployment.id} stopped ({len(stopped)} {noun}); its files stay in {deployment.root}")
 
 
 @click.command("run")
@@ -162,23 +212,14 @@ def run_command(
 ) -> None:
     """Deploy, stream every input through the DAG, print a summary, tear down."""
     spec = ctx.spec(mapping_file)
-    total = len(running.collect_inputs(spec, inputs, frames))
-    with click.progressbar(length=total, label="frames", file=sys.stderr) as bar:
-        shown = 0
-
-        def advance(done: int, _total: int) -> None:
-            nonlocal shown
-            if done > shown:
-                bar.update(done - shown)
-                shown = done
-
+    with FrameBar() as bar:
         summary = running.run(
             spec,
             inputs=inputs,
             frames=frames,
             timeout=timeout,
             progress=_progress,
-            on_frames=advance,
+            on_frames=bar.advance,
             keep=keep,
         )
     click.echo(

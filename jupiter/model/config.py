@@ -437,7 +437,9 @@ def _build(cls: type[Any], prefix: str, values: Mapping[str, Any]) -> dict[str, 
 
 def parse_config(path: Path) -> JupiterConfig:
     """Parse and validate `jupiter_config.ini`; raises InputError naming file:line."""
-    text = read_text(path, "config file")
+    text = read_text(
+        path, "config file", "make a working folder with `jupiter init`, or point to the file with --config FILE"
+    )
     if not text.strip():
         raise InputError(path, None, "config file is empty; run `jupiter init DIR` for a commented example")
     reader = _Reader(path, text)

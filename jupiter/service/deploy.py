@@ -18,14 +18,15 @@ import uuid
 from pathlib import Path
 
 from jupiter.backends import backend_class
-from jupiter.backends.base import Attachment, BackendError, Progress
+from jupiter.backends.base import Attachment, Backend, BackendError, Progress
 from jupiter.backends.control import Unreachable
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.layout import DeploymentLayout
+from jupiter.service.deployments import forget_legacy
 from jupiter.service.pipeline import profile_map_dispatch
 from jupiter.service.planning import static_or_default_mapping
 from jupiter.service.plans import build_plan
-from jupiter.service.record import Deployment, DeploymentError, DeploymentRecord, find, forget_current, make_current
+from jupiter.service.record import Deployment, DeploymentError, DeploymentRecord, State, write_state
 
 READY_TIMEOUT = 30.0
 
@@ -49,15 +50,10 @@ def deploy(
     configured scheduler maps from the measurements, and the mapping is
     dispatched. `reprofile` allows periodic network re-profiling (configured
     by NETWORK_INTERVAL); `map_tasks=False` stops after profiling (`jupiter profile`).
+    Other deployments of the same folder may be running: each has its own id,
+    folder, ports (or containers, or objects) and token.
     """
     states = spec.state_dir
-    existing = find(states, required=False)
-    if existing is not None:
-        if existing.handle.running():
-            raise DeploymentError(
-                f"deployment {existing.id} is still running here; stop it with `jupiter teardown` first"
-            )
-        forget_current(states, existing.id)
     launcher = backend_class(spec.backend)(spec, progress, timeout)
     started = time.time()
     measured = spec.mapping.measured
@@ -67,6 +63,39 @@ def deploy(
     deployment_id = new_id()
     layout = DeploymentLayout(states / deployment_id)
     layout.root.mkdir(parents=True)
+    write_state(layout.root, State.STARTING)
+    try:
+        deployment = _start(spec, launcher, layout, deployment_id, mapping, reprofile, progress)
+    except BaseException:
+        write_state(layout.root, State.FAILED)
+        raise
+    try:
+        if not deployment.handle.waits_ready:
+            wait_ready(deployment, timeout)
+        if measured:
+            progress(f"started {len(spec.agents)} agents in {time.time() - started:.2f} s")
+            deployment = profile_map_dispatch(spec, deployment, progress, map_tasks)
+    except BaseException:
+        try:
+            teardown(deployment)
+        finally:
+            write_state(layout.root, State.FAILED)
+        raise
+    write_state(layout.root, State.RUNNING)
+    progress(f"deployed {len(spec.agents)} agents in {time.time() - started:.2f} s")
+    return deployment
+
+
+def _start(
+    spec: DeploymentSpec,
+    launcher: Backend,
+    layout: DeploymentLayout,
+    deployment_id: str,
+    mapping: dict[str, str],
+    reprofile: bool,
+    progress: Progress,
+) -> Deployment:
+    """Write the token, the plan and the record, and start the agents (not yet ready)."""
     token = secrets.token_hex(32)
     descriptor = os.open(layout.token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as secret:
@@ -90,19 +119,7 @@ def deploy(
     )
     record.save()
     handle = launcher.attach(Attachment(deployment_id, layout, addresses, token, info))
-    deployment = Deployment(record, handle, progress)
-    make_current(states, deployment_id)
-    try:
-        if not handle.waits_ready:
-            wait_ready(deployment, timeout)
-        if measured:
-            progress(f"started {len(running)} agents in {time.time() - started:.2f} s")
-            deployment = profile_map_dispatch(spec, deployment, progress, map_tasks)
-    except BaseException:
-        teardown(deployment)
-        raise
-    progress(f"deployed {len(running)} agents in {time.time() - started:.2f} s")
-    return deployment
+    return Deployment(record, handle, progress)
 
 
 def wait_ready(deployment: Deployment, timeout: float) -> None:
@@ -140,5 +157,6 @@ def teardown(deployment: Deployment) -> list[str]:
         stopped = deployment.handle.stop()
     except (BackendError, Unreachable) as exc:
         raise DeploymentError(f"cannot stop deployment {deployment.id}: {exc}") from None
-    forget_current(deployment.root.parent, deployment.id)
+    write_state(deployment.root, State.STOPPED)
+    forget_legacy(deployment.root.parent, deployment.id)
     return stopped

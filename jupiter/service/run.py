@@ -136,6 +136,7 @@ def run(
         for home, share in shares.items():
             if share:
                 submit(deployment, share, home)
+        progress(f"submitted {len(files)} frames to deployment {deployment.id}; waiting for them")
         deadline = started + timeout
         while True:
             # Wake at least twice a second to move the progress bar.

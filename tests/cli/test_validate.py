@@ -12,6 +12,9 @@ from tests.conftest import CONFIG, GOOD_SCRIPT, Result, Workdir
 
 Run = Callable[..., Result]
 APP = "app_specific_files/demo"
+MISSING_CONFIG = (
+    "config file not found; make a working folder with `jupiter init`, or point to the file with --config FILE"
+)
 
 
 def test_valid_workdir_prints_what_it_checked(workdir: Workdir, run: Run) -> None:
@@ -304,14 +307,14 @@ def test_missing_config(workdir: Workdir, run: Run) -> None:
     result = run("--config", "nope.ini", "validate")
     assert (result.code, result.err) == (
         2,
-        "error: nope.ini: config file not found; create it or point to it with the right option\n",
+        "error: nope.ini: " + MISSING_CONFIG + "\n",
     )
 
 
 def test_config_env_var(workdir: Workdir, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUPITER_CONFIG", "other.ini")
     result = run("validate")
-    assert result.err == "error: other.ini: config file not found; create it or point to it with the right option\n"
+    assert result.err == "error: other.ini: " + MISSING_CONFIG + "\n"
 
 
 def test_unreadable_files(workdir: Workdir, run: Run) -> None:
@@ -383,7 +386,8 @@ def test_no_app_configured(workdir: Workdir, run: Run) -> None:
     workdir.write("jupiter_config.ini", "[CONFIG]\nSCHEDULER = heft\n")
     result = run("validate")
     assert result.err == (
-        "error: jupiter_config.ini: no app given; pass --app DIR or set `APP = app_specific_files/<app>` in [DEPLOY]\n"
+        "error: jupiter_config.ini: no app given; name one, e.g. `jupiter run APP` (apps here: demo), "
+        "or set `APP = app_specific_files/<app>` in [DEPLOY]\n"
     )
     assert run("--app", str(workdir.app), "validate").code == 0
 
@@ -392,7 +396,7 @@ def test_unknown_option_is_usage_error(workdir: Workdir, run: Run) -> None:
     result = run("validate", "--frobnicate")
     assert result.code == 2
     assert result.err == (
-        "Usage: jupiter validate [OPTIONS]\nTry 'jupiter validate --help' for help.\n\n"
+        "Usage: jupiter validate [OPTIONS] [APP]\nTry 'jupiter validate --help' for help.\n\n"
         "Error: No such option '--frobnicate'.\n"
     )
 
@@ -401,7 +405,7 @@ def test_missing_app_folder(workdir: Workdir, run: Run, tmp_path: Path) -> None:
     result = run("--app", str(tmp_path / "nope"), "validate")
     assert (result.code, result.err) == (
         2,
-        f"error: {tmp_path}/nope: app folder not found; pass --app or set [DEPLOY] APP\n",
+        f"error: no app '{tmp_path}/nope'; apps in app_specific_files/: demo\n",
     )
 
 

@@ -27,7 +27,7 @@ from jupiter.model.bundled import data_dir
 from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import Workspace, load_workspace
 from jupiter.service.deploy import deploy, teardown
-from jupiter.service.record import find
+from jupiter.service.deployments import choose
 from jupiter.service.run import run, wait_frames
 from jupiter.tools.traffic import expected_report
 
@@ -169,8 +169,8 @@ def test_deploy_status_submit_teardown_through_the_cli(
     engine: DockerEngine, image: BuildResult, in_work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["deploy", "--timeout", "120"]) == 0
-    deployment = find(in_work / ".jupiter")
-    assert deployment is not None and deployment.record.backend == "docker"
+    deployment = choose(in_work / ".jupiter").deployment
+    assert deployment.record.backend == "docker"
     assert len(engine.containers(f"{LABEL_DEPLOYMENT}={deployment.id}")) == 5
     # Without a testbed nothing is shaped: no capability granted, the interfaces keep docker's default qdisc.
     for node, container in _containers(engine, deployment.id).items():

@@ -484,6 +484,28 @@ def test_forbidden_namespace_says_how_to_fix(workspace: Workspace, cluster: Fake
     assert cluster.objects == {}
 
 
+def test_a_second_deployment_in_the_same_namespace_stops_before_it_creates_anything(
+    workspace: Workspace, cluster: FakeCluster, tmp_path: Path
+) -> None:
+    backend = _backend(workspace, cluster)
+    _start(workspace, backend, tmp_path)
+    first = dict(cluster.objects)
+    nodes = [(node.name, node.role.value) for node in workspace.nodes]
+    plan = dataclasses.replace(fixed_plan(workspace, backend.addresses(nodes)), deployment="20260101-000000-bbbbbb")
+    layout = DeploymentLayout(tmp_path / "second")
+    layout.root.mkdir()
+    layout.token.write_text("another-token")
+    cluster.calls.clear()
+    with pytest.raises(KubernetesError) as caught:
+        backend.start(layout, plan, [name for name, _ in nodes])
+    assert str(caught.value) == (
+        "create Secret jupiter-token: already exists: another deployment runs in namespace jupiter-test; "
+        "tear it down (`jupiter list`, `jupiter teardown --deployment ID`) or give this one its own "
+        "[DEPLOY] NAMESPACE (removed 0 objects created so far)"
+    )
+    assert cluster.objects == first  # the running deployment keeps every object
+
+
 def test_interrupt_during_deploy_cleans_up_and_propagates(
     workspace: Workspace, cluster: FakeCluster, tmp_path: Path
 ) -> None:

@@ -20,7 +20,8 @@ from jupiter.model.events import TaskRun
 from jupiter.model.layout import STORE_FILE
 from jupiter.model.workspace import Workspace, load_workspace
 from jupiter.service.deploy import deploy, teardown
-from jupiter.service.record import Deployment, DeploymentError, DeploymentRecord, find
+from jupiter.service.deployments import entries
+from jupiter.service.record import Deployment, DeploymentError, DeploymentRecord, State
 from jupiter.service.run import flush_events, home_frames, run, submit
 from jupiter.service.status import status as deployment_status
 from jupiter.store import SqliteStore
@@ -149,7 +150,7 @@ def test_teardown_leaves_no_process(fan_workspace: Workspace) -> None:
     teardown(deployment)
     assert not [pid for pid in everything if alive(pid)]
     assert group_members(deployment.info["pgid"]) == []
-    assert find(deployment.root.parent, required=False) is None
+    assert [entry.state for entry in entries(deployment.root.parent)] == [State.STOPPED]
 
 
 def _inboxes(folder: Path) -> list[str]:
@@ -245,7 +246,7 @@ def test_agent_that_never_comes_up_is_named(
         f"node node2 did not come up within 3 s; see {root}/logs/node2.log (last line: cannot start: port busy)"
     )
     assert group_members(DeploymentRecord.load(root).info["pgid"]) == []
-    assert find(root.parent, required=False) is None
+    assert [entry.state for entry in entries(root.parent)] == [State.FAILED]
 
 
 @pytest.mark.parametrize("size", [2, -1])
