@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import signal
 import subprocess
@@ -141,6 +143,45 @@ def test_run_prints_summary(fan_workdir: Path) -> None:
     assert lines[7].startswith("outputs in ")
     root = next((fan_workdir / ".jupiter").glob("2*"))
     assert group_members(json.loads((root / "pids.json").read_text())["supervisor"]) == []
+    # Not on a terminal: the deploy's progress, then one line when the frames are in; no bar, no lone label.
+    progress = result.stderr.splitlines()
+    assert "frames" not in progress
+    assert progress[-1] == f"submitted 6 frames to deployment {root.name}; waiting for them"
+    assert progress[-2].startswith("deployed 4 agents in ")
+    # Output folders hold the outputs only (the slot markers are home's bookkeeping while a frame is in flight).
+    assert sorted({path.name for path in (root / "home" / "output").glob("*/*")}) == ["joined.txt"]
+
+
+def test_run_draws_its_progress_bar_on_a_terminal_once_the_deploy_is_done(fan_workdir: Path) -> None:
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupiter.cli", "run", "--frames", "3"],
+            cwd=fan_workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+        )
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal is gone: the command has ended
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert process.wait(timeout=120) == 0
+    finally:
+        os.close(leader)
+    text = seen.decode()
+    lines = text.split("\r\n")
+    deployed = next(i for i, line in enumerate(lines) if line.startswith("deployed 4 agents in "))
+    # Each progress line is whole (nothing glued to a bar drawn too early), and the bar comes after them.
+    assert "frames  [" not in "".join(lines[: deployed + 1])
+    assert "frames  [" in "".join(lines[deployed + 1 :])
+    assert "100%" in text
 
 
 def test_run_with_a_failing_frame_exits_1(fan_workdir: Path) -> None:
