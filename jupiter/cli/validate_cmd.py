@@ -12,7 +12,7 @@ def summary(workspace: Workspace) -> list[str]:
     """One line per thing checked, for the user to see what was validated."""
     config, nodes, app = workspace.config, workspace.nodes, workspace.app
     dag = app.dag
-    return [
+    lines = [
         f"config   {config.path}: scheduler {config.scheduler}, pricing {config.pricing}, "
         f"backend {config.deploy.backend}",
         f"nodes    {nodes.path}: {len(nodes.homes)} home, {len(nodes.compute)} compute, "
@@ -22,6 +22,13 @@ def summary(workspace: Workspace) -> list[str]:
         f"scripts  {app.scripts_dir}: {len(dag)} scripts import and define task(filename, pathin, pathout)",
         f"inputs   {app.path / 'sample_input'}: {len(app.sample_inputs)} sample input files",
     ]
+    if app.io_names is not None:
+        output, input_name = app.io_names
+        lines.append(
+            f"names    {app.path / 'name_convert.txt'}: runtime statistics name frames after the input "
+            f"{input_name!r} (the app's output: {output!r})"
+        )
+    return lines
 
 
 @click.command("validate")

@@ -228,6 +228,19 @@ _IO_ROW = "input"
 """First column of the row naming the app's own output and input (the docs' `input output_app_name input_app_name`)."""
 
 
+def frame_name(input_file: str, io_names: tuple[str, str]) -> str:
+    """The name the original's runtime statistics give a frame: its input file's prefix and the app's input name.
+
+    The original named every row of `runtime_tasks.txt` after the app input
+    it came from: the file's name up to the first `_` (else up to the first
+    `.`), cut where the app's input name starts, followed by that name, so
+    `1botnet.ipsum` of an app whose `input` row names `botnet` is `1botnet`.
+    """
+    _output, input_name = io_names
+    stem = input_file.split("_", 1)[0] if "_" in input_file else input_file.split(".", 1)[0]
+    return stem.split(input_name)[0] + input_name
+
+
 def parse_name_convert(path: Path, dag: Dag | None) -> NameConvert:
     """Parse `name_convert.txt`: `task output_name input_name` per line, plus the app's `input` row.
 

@@ -201,6 +201,9 @@ class Plan:
     """Home's store of profiles and statistics; None = the files only."""
     testbed: Testbed | None = None
     """The emulated testbed (local backend), or None."""
+    io_names: tuple[str, str] | None = None
+    """(output name, input name) of the app, the `input` row of `name_convert.txt`: home's statistics name
+    each frame after its input with it (`jupiter.model.app.frame_name`); None = the files' own names."""
 
     @property
     def priced(self) -> bool:
@@ -256,6 +259,7 @@ class Plan:
             "profiling": self.profiling.to_json(),
             "store": self.store.to_json() if self.store is not None else None,
             "testbed": self.testbed.to_json() if self.testbed is not None else None,
+            "io_names": list(self.io_names) if self.io_names is not None else None,
         }
         return json.dumps(data, indent=2, sort_keys=True)
 
@@ -290,6 +294,7 @@ class Plan:
             profiling=PlanProfiling.from_json(data.get("profiling") or {}),
             store=StoreSpec.from_json(store) if store else None,
             testbed=Testbed.from_json(testbed) if testbed else None,
+            io_names=_io_names(data.get("io_names")),
         )
 
     @classmethod
@@ -302,3 +307,11 @@ class Plan:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(self.to_json())
         tmp.replace(path)
+
+
+def _io_names(value: Any) -> tuple[str, str] | None:
+    """A plan's `io_names`: two names, or null."""
+    if value is None:
+        return None
+    output, input_name = value
+    return (str(output), str(input_name))

@@ -90,4 +90,5 @@ def build_plan(
         profiling=spec.profiling.plan(reprofile),
         store=store,
         testbed=spec.testbed,
+        io_names=app.io_names,
     )

@@ -418,3 +418,13 @@ def test_a_backend_that_is_not_registered_is_named_with_its_line(workdir: Workdi
         f"error: jupiter_config.ini:{line}: BACKEND: backend 'nomad' is not available; "
         "use one of: local, docker, kubernetes\n"
     )
+
+
+def test_the_input_row_of_name_convert_is_shown(workdir: Workdir, run: Run) -> None:
+    workdir.write_app("name_convert.txt", "split split botnet\njoin join left,right\ninput global botnet\n")
+    result = run("validate")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[-2] == (
+        f"names    {APP}/name_convert.txt: runtime statistics name frames after the input 'botnet' "
+        "(the app's output: 'global')"
+    )

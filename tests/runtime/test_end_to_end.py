@@ -304,3 +304,23 @@ def test_children_on_the_same_node_get_their_inputs_without_the_network(fan_work
     assert {record["dest"] for record in queued} == {"home"}
     senders = [e for e in events if e["type"] == "transfer" and e["side"] == "sender" and e["node"] == "node1"]
     assert len(senders) == 20 * 5  # split -> upper, lower; upper, lower -> join; join -> home
+
+
+def test_home_names_each_frame_after_the_app_input_as_the_original(fan_workdir: Path) -> None:
+    app = fan_workdir / "app_specific_files" / "fan"
+    # The generated apps' style: a row per task, then the app's own `input` row last.
+    (app / "name_convert.txt").write_text(
+        "split split botnet\nupper upper split\nlower lower split\njoin join upper,lower\ninput botnet botnet\n"
+    )
+    inputs = fan_workdir / "inputs"
+    inputs.mkdir()
+    for index in (1, 2):
+        (inputs / f"{index}botnet.ipsum").write_text(f"frame {index}\n")
+    workspace = load_workspace(fan_workdir / "jupiter_config.ini", fan_workdir / "nodes.txt", None)
+    summary = run(resolve_spec(workspace), inputs=inputs)
+    assert summary.done == 2
+    rows = [line.split()[:2] for line in (summary.output_dir.parent / "runtime_tasks.txt").read_text().splitlines()]
+    assert rows[0] == ["Task_name", "local_input_file"]
+    assert sorted(tuple(row) for row in rows[1:]) == sorted(
+        (task, f"{index}botnet") for task in ("split", "upper", "lower", "join") for index in (1, 2)
+    )

@@ -47,7 +47,9 @@ class Home(Extension):
         self.services = services
         plan = services.plan
         self.layout: HomeLayout = services.deployment.home(services.node, plan.home)
-        self.writer = StatisticsWriter(self.layout, plan.store, plan.priced, plan.receiver_stats, plan.transfer)
+        self.writer = StatisticsWriter(
+            self.layout, plan.store, plan.priced, plan.receiver_stats, plan.transfer, plan.io_names
+        )
         self.tracker = FrameTracker(services, self.layout, self.record)
 
     def record(self, event: Event, line: str | None = None) -> None:
