@@ -17,9 +17,10 @@ warning in `App.warnings`), and helper entries with arguments
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -278,6 +279,24 @@ def parse_input_nodes(path: Path, dag: Dag | None) -> tuple[dict[str, str], dict
     return nodes, lines
 
 
+ORIGINAL_SCRIPTS_DIR = "/centralized_scheduler"
+"""Where the original's images kept an app's scripts; only the container images have it here too."""
+
+
+def _container_paths(app: Path, scripts: Sequence[Path]) -> list[str]:
+    """Warnings for scripts that name the original's container folder, which the local backend has not."""
+    warnings = []
+    for script in scripts:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if ORIGINAL_SCRIPTS_DIR + "/" in script.read_text(encoding="utf-8"):
+                warnings.append(
+                    f"{script.relative_to(app)} reads {ORIGINAL_SCRIPTS_DIR}/..., which exists only in the "
+                    "container images (docker, kubernetes); to run on every backend, open the file relative to "
+                    "the script: os.path.join(os.path.dirname(os.path.abspath(__file__)), NAME)"
+                )
+    return warnings
+
+
 def _collect(errors: list[InputError], parse: Callable[[], T]) -> T | None:
     try:
         return parse()
@@ -360,5 +379,8 @@ def load_app(path: Path) -> App:
         sample_inputs=samples,
         requirements=requirements if requirements.is_file() else None,
         io_names=name_convert.io_names,
-        warnings=scripts_config.warnings,
+        warnings=(
+            *scripts_config.warnings,
+            *_container_paths(path, sorted({path / "scripts" / f"{scripts_config.script_of(t.name)}.py" for t in dag})),
+        ),
     )

@@ -428,3 +428,17 @@ def test_the_input_row_of_name_convert_is_shown(workdir: Workdir, run: Run) -> N
         f"names    {APP}/name_convert.txt: runtime statistics name frames after the input 'botnet' "
         "(the app's output: 'global')"
     )
+
+
+def test_a_script_that_reads_the_original_container_folder_is_warned_about(workdir: Workdir, run: Run) -> None:
+    workdir.write_app(
+        "scripts/left.py",
+        GOOD_SCRIPT + "\n\ndef links():\n    return open('/centralized_scheduler/communication.txt').read()\n",
+    )
+    result = run("validate")
+    assert result.code == 0
+    assert result.err == (
+        "warning: scripts/left.py reads /centralized_scheduler/..., which exists only in the container images "
+        "(docker, kubernetes); to run on every backend, open the file relative to the script: "
+        "os.path.join(os.path.dirname(os.path.abspath(__file__)), NAME)\n"
+    )
