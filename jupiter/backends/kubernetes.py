@@ -102,6 +102,7 @@ class KubernetesHandle(Handle):
     waits_ready = True
     maps_in_cluster = True
     home_files_are_local = False
+    profiles_side_by_side = True  # every agent's pod is pinned to a node of its own (nodes.txt's hostname)
 
     def __init__(
         self,

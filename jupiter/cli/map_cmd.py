@@ -9,9 +9,11 @@ import click
 
 from jupiter.cli.context import CliContext, pass_context
 from jupiter.mapping import Problem, Schedule, check, get_mapper, mapper_names
+from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.errors import InputError
-from jupiter.model.problem_files import load_problem, load_profile
+from jupiter.model.problem_files import load_problem, load_profile, problem_from_profile
 from jupiter.model.workspace import Workspace
+from jupiter.service.profiles import cache_path, cached
 
 
 def load_load(problem: Problem, schedule: Schedule) -> list[tuple[str, int, float, float]]:
@@ -116,15 +118,32 @@ def map_command(
     """Map the DAG onto the nodes and print the predicted schedule and load.
 
     With an APP, the working folder is checked as `jupiter validate` checks
-    it, and the profile must be of that app.
+    it, and the profile must be of that app; without a profile file, the
+    app's cached profile (the one its last deployment measured) is mapped.
     """
-    if (profile_path is None) == (problem_path is None):
+    if profile_path is not None and problem_path is not None:
         raise click.UsageError("give exactly one of --profile FILE or --problem FILE")
-    source = profile_path or problem_path
-    assert source is not None
     # An app named on the command line gets validate's checks first: a broken app is not worth a mapping.
     workspace = ctx.workspace() if ctx.app_path is not None else None
-    problem = load_profile(source) if profile_path is not None else load_problem(source)
+    source = profile_path or problem_path
+    if source is None:
+        if workspace is None:
+            raise click.UsageError(
+                "give exactly one of --profile FILE or --problem FILE (or an APP whose profile is cached)"
+            )
+        spec = resolve_spec(workspace)
+        reused = cached(spec)
+        if reused is None:
+            name = workspace.app.name
+            raise click.UsageError(
+                f"no profile of {name} is cached here yet; measure one with `jupiter profile {name}`, "
+                "or give --profile FILE or --problem FILE"
+            )
+        click.echo(f"mapping {reused.source}", err=True)
+        source = cache_path(spec)
+        problem = problem_from_profile(reused.document, source)
+    else:
+        problem = load_profile(source) if profile_path is not None else load_problem(source)
     if workspace is not None:
         check_against_app(problem, workspace, source)
     if max_tasks_per_node is not None:

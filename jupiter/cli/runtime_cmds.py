@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from jupiter.cli.context import DEPLOYMENT_OPTION, CliContext, pass_context
+from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.report import write_report
 from jupiter.runtime.node import main as agent_main
 from jupiter.service import deploy as deploying
@@ -27,6 +29,33 @@ MAPPING_OPTION = click.option(
     default=None,
     help="Static mapping file (`task node` lines) instead of the configured mapper.",
 )
+
+
+def profile_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--profile FILE` and `--reprofile` of deploy and run: map from a profile measured before, or measure."""
+    command = click.option(
+        "--reprofile",
+        is_flag=True,
+        help="Measure even when a cached profile of the same app, nodes and settings would do.",
+    )(command)
+    return click.option(
+        "--profile",
+        "profile_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Map from this profile (`jupiter profile`'s, or a deployment's profile.json) instead of measuring.",
+    )(command)
+
+
+def spec_with_profile(
+    ctx: CliContext, mapping_file: Path | None, profile_file: Path | None, reprofile: bool
+) -> DeploymentSpec:
+    """The spec of deploy/run with their profile options (usage errors for combinations that mean nothing)."""
+    if profile_file is not None and reprofile:
+        raise click.UsageError("give --profile FILE or --reprofile, not both")
+    if profile_file is not None and mapping_file is not None:
+        raise click.UsageError("--mapping deploys a fixed mapping and measures nothing; --profile is for mapping")
+    return ctx.spec(mapping_file).with_profile(profile_file, reprofile)
 
 
 def _progress(message: str) -> None:
@@ -64,6 +93,7 @@ class FrameBar:
 
 @click.command("deploy")
 @MAPPING_OPTION
+@profile_options
 @click.option(
     "--timeout",
     type=float,
@@ -72,9 +102,12 @@ class FrameBar:
     help="Seconds to wait for every agent to come up.",
 )
 @pass_context
-def deploy_command(ctx: CliContext, mapping_file: Path | None, timeout: float) -> None:
+def deploy_command(
+    ctx: CliContext, mapping_file: Path | None, profile_file: Path | None, reprofile: bool, timeout: float
+) -> None:
     """Start one agent per node, map the tasks, and return when all are ready."""
-    deployment = deploying.deploy(ctx.spec(mapping_file), timeout=timeout, progress=_progress)
+    spec = spec_with_profile(ctx, mapping_file, profile_file, reprofile)
+    deployment = deploying.deploy(spec, timeout=timeout, progress=_progress)
     click.echo(f"deployment {deployment.id} is running ({len(deployment.nodes)} agents)")
     click.echo(f"submit files with `jupiter submit FILE...` or drop them into {deployment.home_layout().input}")
 
@@ -200,6 +233,7 @@ def teardown_command(ctx: CliContext, deployment_id: str | None, every: bool) ->
 @click.option("--keep", is_flag=True, help="Leave the deployment running afterwards.")
 @click.option("--report", "report", is_flag=True, help="Write report.html and charts into <deployment>/report/.")
 @MAPPING_OPTION
+@profile_options
 @pass_context
 def run_command(
     ctx: CliContext,
@@ -209,9 +243,11 @@ def run_command(
     keep: bool,
     report: bool,
     mapping_file: Path | None,
+    profile_file: Path | None,
+    reprofile: bool,
 ) -> None:
     """Deploy, stream every input through the DAG, print a summary, tear down."""
-    spec = ctx.spec(mapping_file)
+    spec = spec_with_profile(ctx, mapping_file, profile_file, reprofile)
     with FrameBar() as bar:
         summary = running.run(
             spec,

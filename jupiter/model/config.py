@@ -192,8 +192,14 @@ class ProfilingSettings:
     """Link list file (`src dst` lines, as the original's link_list.txt); None = every ordered pair."""
     exec_runs: int = default("profiling.exec_runs")
     """Chained runs of the execution profiler per node (cycling over sample_input/)."""
+    exec_budget: float = default("profiling.exec_budget")
+    """Seconds of runs per task and node after which the execution profiler runs it no more."""
+    exec_parallel: str = default("profiling.exec_parallel")
+    """`auto`, `yes` or `no`: whether compute nodes run the execution profiler side by side."""
+    cache: bool = default("profiling.cache")
+    """Whether a deployment reuses the cached profile of the same app, nodes, testbed and settings."""
     timeout: float = default("profiling.timeout")
-    """Seconds each profiling phase may take."""
+    """Seconds one profiling request may take."""
     store: str = default("profiling.store")
     """Where profiles and statistics live at home: sqlite or mongodb."""
     mongo_url: str = default("profiling.mongo_url")

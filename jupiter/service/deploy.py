@@ -3,9 +3,10 @@
 `deploy` takes a resolved spec (`jupiter.model.deployment_spec`): it makes
 the deployment folder and its token, asks the backend for addresses,
 writes the plan, starts one agent per node, waits until every agent answers
-its health check, then — unless the mapping is static — runs the original's
-sequence profile -> map -> dispatch (`jupiter.service.pipeline`). Anything
-that fails after the agents started tears the deployment down.
+its health check, checks that another transfer method (`TRANSFER = scp`)
+reaches every node, then — unless the mapping is static — runs the
+original's sequence profile -> map -> dispatch (`jupiter.service.pipeline`).
+Anything that fails after the agents started tears the deployment down.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import secrets
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from jupiter.backends import backend_class
@@ -72,6 +74,8 @@ def deploy(
     try:
         if not deployment.handle.waits_ready:
             wait_ready(deployment, timeout)
+        if spec.transfer.method != "http":
+            check_transfers(deployment, spec.transfer.method, timeout)
         if measured:
             progress(f"started {len(spec.agents)} agents in {time.time() - started:.2f} s")
             deployment = profile_map_dispatch(spec, deployment, progress, map_tasks)
@@ -142,6 +146,41 @@ def wait_ready(deployment: Deployment, timeout: float) -> None:
         raise DeploymentError(
             f"node {node} did not come up within {timeout:.0f} s; see {log}" + (f" (last line: {last})" if last else "")
         )
+
+
+TRANSFER_CHECK_TIMEOUT = 60.0
+"""Seconds every agent has to copy its probe to every peer (one attempt each, side by side)."""
+
+
+def check_transfers(deployment: Deployment, method: str, timeout: float = TRANSFER_CHECK_TIMEOUT) -> None:
+    """Every agent copies a probe to every other node with the transfer method once; DeploymentError naming the
+    pairs that failed and the fix. Without it, a missing SSH server shows only after every retry of every file."""
+    failed: list[tuple[str, str, str]] = []
+    control = deployment.control
+    with ThreadPoolExecutor(max_workers=max(1, len(deployment.nodes))) as pool:
+        answers = {
+            node: pool.submit(control.post, node, "/transfer/check", {"timeout": timeout}, timeout + 10)
+            for node in deployment.nodes
+        }
+        for node, future in answers.items():
+            try:
+                answer = future.result()
+            except Unreachable as exc:
+                raise DeploymentError(str(exc)) from None
+            if "error" in answer:
+                raise DeploymentError(f"agent {node} could not check TRANSFER = {method}: {answer['error']}")
+            failed += [(node, peer, why) for peer, why in sorted(answer["unreachable"].items())]
+    if not failed:
+        return
+    node, peer, why = failed[0]
+    more = f" (and {len(failed) - 1} more pairs of nodes)" if len(failed) > 1 else ""
+    fix = (
+        "start an SSH server on every node that accepts [AUTH] KEY_FILE for [AUTH] USERNAME on [PORT] SSH_SVC "
+        "(docs/profiling.md), or set TRANSFER = http"
+        if method == "scp"
+        else f"fix the plug-in {method}, or set TRANSFER = http"
+    )
+    raise DeploymentError(f"TRANSFER = {method}: {node} cannot copy files to {peer}: {why}{more}; {fix}")
 
 
 def _last_line(path: Path) -> str:
