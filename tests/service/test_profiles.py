@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from jupiter.backends import BACKENDS
 from jupiter.model.deployment_spec import DeploymentSpec, resolve_spec
 from jupiter.model.errors import InputError
 from jupiter.model.workspace import load_workspace
+from jupiter.service.pipeline import session_spec
 from jupiter.service.profiles import cache_path, cached, from_file, profile_key, profile_to_reuse, remember
 from tests.conftest import Workdir
 
@@ -109,3 +111,27 @@ def test_a_profile_file_must_be_of_the_app_and_the_nodes(workdir: Workdir, tmp_p
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(InputError, match="is not a profile file"):
         from_file(spec, tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize(
+    ("setting", "side_by_side", "parallel"),
+    [("auto", False, False), ("auto", True, True), ("yes", False, True), ("no", True, False)],
+)
+def test_nodes_profile_side_by_side_where_the_backend_says_unless_the_config_decides(
+    workdir: Workdir, setting: str, side_by_side: bool, parallel: bool
+) -> None:
+    workdir.write(
+        "jupiter_config.ini",
+        (workdir.root / "jupiter_config.ini").read_text()
+        + f"[PROFILING]\nEXEC_PARALLEL = {setting}\nEXEC_BUDGET = 4\n",
+    )
+    session = session_spec(_spec(workdir), side_by_side)
+    assert (session.parallel, session.exec_budget) == (parallel, 4.0)
+
+
+def test_the_backends_declare_whether_their_nodes_may_profile_side_by_side() -> None:
+    assert [BACKENDS[name].handle.profiles_side_by_side for name in ("local", "docker", "kubernetes")] == [
+        False,
+        True,
+        True,
+    ]
