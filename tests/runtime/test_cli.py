@@ -291,3 +291,15 @@ def test_pricing_commands(fan_workdir: Path) -> None:
         assert jupiter(fan_workdir, "teardown").returncode == 0
     outputs = list((next((fan_workdir / ".jupiter").glob("2*")) / "home2" / "output").iterdir())
     assert len(outputs) == 1 and (outputs[0] / "joined.txt").exists()
+
+
+def test_run_app_from_a_fresh_init_folder(tmp_path: Path) -> None:
+    init = jupiter(tmp_path, "init", "work")
+    assert init.returncode == 0, init.stderr
+    work = tmp_path / "work"
+    result = jupiter(work, "run", "dummy_app", "--frames", "2", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("2 of 2 frames done, 0 failed in ")
+    (root,) = (work / ".jupiter").glob("2*")
+    assert json.loads((root / "deployment.json").read_text())["app"] == "dummy_app"
+    assert (root / "state").read_text() == "stopped\n"
