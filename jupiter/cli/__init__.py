@@ -58,6 +58,7 @@ from jupiter.model.errors import JupiterError, ValidationFailed
     "--app",
     "app_path",
     type=click.Path(path_type=Path, file_okay=False),
+    metavar="APP",
     default=None,
     envvar="JUPITER_APP",
     show_envvar=True,
