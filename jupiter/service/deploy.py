@@ -153,8 +153,12 @@ TRANSFER_CHECK_TIMEOUT = 60.0
 
 
 def check_transfers(deployment: Deployment, method: str, timeout: float = TRANSFER_CHECK_TIMEOUT) -> None:
-    """Every agent copies a probe to every other node with the transfer method once; DeploymentError naming the
-    pairs that failed and the fix. Without it, a missing SSH server shows only after every retry of every file."""
+    """Every agent copies a probe to every other node with the transfer method, once; DeploymentError if one fails.
+
+    The error names a pair of nodes that failed, the method's answer and the
+    fix. Without the check, a missing SSH server would show only after every
+    retry of every file.
+    """
     failed: list[tuple[str, str, str]] = []
     control = deployment.control
     with ThreadPoolExecutor(max_workers=max(1, len(deployment.nodes))) as pool:

@@ -28,7 +28,7 @@ from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.plan import Plan
 from jupiter.model.problem_files import problem_from_profile, problem_to_json
 from jupiter.profiling.plugins import get_profiler
-from jupiter.profiling.session import ProfilingError, ProfilingSession, SessionSpec
+from jupiter.profiling.session import Call, ProfilingError, ProfilingSession, SessionSpec
 from jupiter.service.planning import mapper_for, schedule_profile
 from jupiter.service.plans import pricing_plan
 from jupiter.service.profiles import profile_to_reuse, remember
@@ -58,7 +58,8 @@ def session_spec(spec: DeploymentSpec, side_by_side: bool = False) -> SessionSpe
     )
 
 
-def _caller(deployment: Deployment) -> Any:
+def _caller(deployment: Deployment) -> Call:
+    """How the profiling session reaches the agents: the deployment's control client, errors as DeploymentError."""
     control = deployment.control
 
     def call(node: str, method: str, path: str, body: Any, timeout: float) -> Any:
