@@ -18,7 +18,11 @@ def test_pip_install_then_init_and_validate(tmp_path: Path) -> None:
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     # Install from a copy of the sources so nothing in the work tree (an
     # editable install, build leftovers) can leak into the result.
-    subprocess.run([*pip, str(REPO)], check=True, cwd=tmp_path, timeout=600)
+    install = subprocess.run([*pip, str(REPO)], capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False)
+    assert install.returncode == 0, install.stderr
+    # The build backend's deprecation notices (e.g. `project.license` as a table) reach the user's terminal.
+    assert "BuildBackendWarning" not in install.stderr, install.stderr
+    assert "deprecated" not in install.stderr.lower(), install.stderr
     jupiter = str(venv / "bin" / "jupiter")
     work = tmp_path / "x"
     init = subprocess.run([jupiter, "init", str(work)], capture_output=True, text=True, cwd=tmp_path, check=False)

@@ -64,6 +64,10 @@ class Handle(ABC):
     """Whether the mapper runs inside the cluster (`map_in_cluster`) rather than in this process."""
     home_files_are_local: ClassVar[bool] = True
     """Whether home writes its statistics and outputs into this machine's deployment folder."""
+    profiles_side_by_side: ClassVar[bool] = False
+    """Whether the compute nodes may run the execution profiler at once (`[PROFILING] EXEC_PARALLEL = auto`):
+    each has processors of its own (a machine, or a container with its own CPU limit), so one node's runs do
+    not slow another's. Not by default: agents sharing this machine's CPUs would skew each other's times."""
 
     def __init__(self, attachment: Attachment, progress: Progress = lambda _: None) -> None:
         self.attachment = attachment

@@ -112,6 +112,9 @@ class DockerHandle(Handle):
     """A deployment's containers, found again by their deployment label."""
 
     backend = "docker"
+    profiles_side_by_side = True
+    """Each container runs within its own CPU limit (from the testbed's speeds or `[DEPLOY] CPUS`); on a
+    machine with fewer cores than containers, `[PROFILING] EXEC_PARALLEL = no` measures one at a time."""
 
     def __init__(
         self,

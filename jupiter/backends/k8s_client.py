@@ -442,7 +442,7 @@ def _refusal(what: str, status: int, reason: str) -> ClusterError:
     if status == 404:
         return NotFound(f"{what}: not found")
     if status == 409:
-        return AlreadyExists(f"{what}: already exists; run `jupiter teardown` first")
+        return AlreadyExists(f"{what}: already exists")
     return ClusterError(f"{what}: {status} {reason}")
 
 

@@ -15,6 +15,9 @@ frames and flushing statistics go through the proxy too, and
 wait uses watches and a deadline. When something does not come up, the error
 names the pod and its last events; `start` deletes what it created before
 raising, and the deployment tears everything down when a later step fails.
+Objects are named after their nodes, so deployments side by side on one
+cluster each need their own namespace (`[DEPLOY] NAMESPACE`); a second one
+in a namespace in use stops before it creates anything, and says so.
 Every call to the cluster goes through `jupiter.backends.k8s_client.Cluster`,
 which tests replace with a fake.
 """
@@ -31,7 +34,7 @@ from typing import Any
 from jupiter.backends.base import Attachment, Backend, Handle, Progress
 from jupiter.backends.control import Body, Stream, Unreachable
 from jupiter.backends.home_archive import extract_home_archive
-from jupiter.backends.k8s_client import Cluster, ClusterError, KubeClient, KubeConfig, NotUp
+from jupiter.backends.k8s_client import AlreadyExists, Cluster, ClusterError, KubeClient, KubeConfig, NotUp
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.errors import JupiterError
 from jupiter.model.layout import DeploymentLayout
@@ -100,6 +103,7 @@ class KubernetesHandle(Handle):
     waits_ready = True
     maps_in_cluster = True
     home_files_are_local = False
+    profiles_side_by_side = True  # every agent's pod is pinned to a node of its own (nodes.txt's hostname)
 
     def __init__(
         self,
@@ -321,6 +325,13 @@ class KubernetesBackend(Backend):
                 removed = handle.stop()
             except ClusterError as cleanup:
                 raise KubernetesError(f"{exc}; cleaning up also failed: {cleanup}") from None
+            if isinstance(exc, AlreadyExists):
+                # Objects are named after the nodes: two deployments cannot share a namespace.
+                raise KubernetesError(
+                    f"{exc}: another deployment runs in namespace {spec.namespaces['circe']}; tear it down "
+                    "(`jupiter list`, `jupiter teardown --deployment ID`) or give this one its own [DEPLOY] NAMESPACE "
+                    f"(removed {len(removed)} objects created so far)"
+                ) from None
             if isinstance(exc, ClusterError):
                 raise KubernetesError(f"{exc} (removed {len(removed)} objects created so far)") from None
             raise

@@ -14,7 +14,8 @@ import click
 
 from jupiter import __version__
 from jupiter.cli.container_cmds import add_backend_option, build_command, render_command
-from jupiter.cli.context import CliContext
+from jupiter.cli.context import CliContext, app_argument
+from jupiter.cli.deployment_cmds import list_command, prune_command
 from jupiter.cli.init_cmd import init_command
 from jupiter.cli.map_cmd import map_command
 from jupiter.cli.profile_cmds import profile_command, report_command
@@ -58,10 +59,12 @@ from jupiter.model.errors import JupiterError, ValidationFailed
     "--app",
     "app_path",
     type=click.Path(path_type=Path, file_okay=False),
+    metavar="APP",
     default=None,
     envvar="JUPITER_APP",
     show_envvar=True,
-    help="App folder (default: [DEPLOY] APP of the config file).",
+    help="App folder, or the name of one in app_specific_files/ (default: [DEPLOY] APP of the config file); "
+    "commands that take an app also take it as their APP argument.",
 )
 @click.option("-v", "--verbose", count=True, help="More output; repeat for more.")
 @click.version_option(__version__, prog_name="jupiter")
@@ -97,26 +100,39 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
-cli.add_command(init_command)
-cli.add_command(validate_command)
-cli.add_command(map_command)
-cli.add_command(profile_command)
-cli.add_command(report_command)
+# Commands that work on an app take it as an argument too: `jupiter run APP`, `jupiter validate APP`, ...
 for command in (
+    validate_command,
+    map_command,
+    profile_command,
+    deploy_command,
+    run_command,
+    render_command,
+    build_command,
+):
+    app_argument(command)
+add_backend_option(deploy_command)
+add_backend_option(run_command)
+for command in (
+    init_command,
+    validate_command,
+    map_command,
+    profile_command,
+    report_command,
     deploy_command,
     status_command,
     submit_command,
     teardown_command,
     run_command,
+    list_command,
+    prune_command,
     agent_command,
     speed_command,
     kill_command,
+    render_command,
+    build_command,
 ):
     cli.add_command(command)
-for command in (render_command, build_command):
-    cli.add_command(command)
-add_backend_option(deploy_command)
-add_backend_option(run_command)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,9 +7,13 @@ from pathlib import Path
 
 import click
 
+from jupiter.cli.context import CliContext, pass_context
 from jupiter.mapping import Problem, Schedule, check, get_mapper, mapper_names
+from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.errors import InputError
-from jupiter.model.problem_files import load_problem, load_profile
+from jupiter.model.problem_files import load_problem, load_profile, problem_from_profile
+from jupiter.model.workspace import Workspace
+from jupiter.service.profiles import cache_path, cached
 
 
 def load_load(problem: Problem, schedule: Schedule) -> list[tuple[str, int, float, float]]:
@@ -59,6 +63,28 @@ def write_outputs(out: Path, problem: Problem, schedule: Schedule, scheduler: st
     (out / "mapping.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
 
+def check_against_app(problem: Problem, workspace: Workspace, source: Path) -> None:
+    """A profile or problem must be of the app named on the command line: the same tasks and edges."""
+    dag = workspace.app.dag
+    tasks, measured = set(dag.order), set(problem.tasks)
+    fix = f"profile it again with `jupiter profile {workspace.app.name}`, or name the app it is of"
+    if tasks != measured:
+        missing = sorted(tasks - measured)
+        extra = sorted(measured - tasks)
+        what = "; ".join(
+            part
+            for part in (
+                f"no figures for {', '.join(missing)}" if missing else "",
+                f"tasks {', '.join(extra)} are not in it" if extra else "",
+            )
+            if part
+        )
+        raise InputError(source, None, f"is not a profile of {workspace.app.name} ({what}); {fix}")
+    edges = {(parent, child) for parent, child in dag.edges}
+    if edges != {(edge.parent, edge.child) for edge in problem.edges}:
+        raise InputError(source, None, f"has other DAG edges than {workspace.app.name}'s configuration.txt; {fix}")
+
+
 @click.command("map")
 @click.option("--profile", "profile_path", type=click.Path(path_type=Path, dir_okay=False), help="Profile file (JSON).")
 @click.option("--problem", "problem_path", type=click.Path(path_type=Path, dir_okay=False), help="Problem file (JSON).")
@@ -79,7 +105,9 @@ def write_outputs(out: Path, problem: Problem, schedule: Schedule, scheduler: st
 @click.option(
     "--gantt", "gantt_path", type=click.Path(path_type=Path, dir_okay=False), help="Draw the schedule to this PNG."
 )
+@pass_context
 def map_command(
+    ctx: CliContext,
     profile_path: Path | None,
     problem_path: Path | None,
     scheduler: str,
@@ -87,12 +115,37 @@ def map_command(
     out_dir: Path | None,
     gantt_path: Path | None,
 ) -> None:
-    """Map the DAG onto the nodes and print the predicted schedule and load."""
-    if (profile_path is None) == (problem_path is None):
+    """Map the DAG onto the nodes and print the predicted schedule and load.
+
+    With an APP, the working folder is checked as `jupiter validate` checks
+    it, and the profile must be of that app; without a profile file, the
+    app's cached profile (the one its last deployment measured) is mapped.
+    """
+    if profile_path is not None and problem_path is not None:
         raise click.UsageError("give exactly one of --profile FILE or --problem FILE")
+    # An app named on the command line gets validate's checks first: a broken app is not worth a mapping.
+    workspace = ctx.workspace() if ctx.app_path is not None else None
     source = profile_path or problem_path
-    assert source is not None
-    problem = load_profile(source) if profile_path is not None else load_problem(source)
+    if source is None:
+        if workspace is None:
+            raise click.UsageError(
+                "give exactly one of --profile FILE or --problem FILE (or an APP whose profile is cached)"
+            )
+        spec = resolve_spec(workspace)
+        reused = cached(spec)
+        if reused is None:
+            name = workspace.app.name
+            raise click.UsageError(
+                f"no profile of {name} is cached here yet; measure one with `jupiter profile {name}`, "
+                "or give --profile FILE or --problem FILE"
+            )
+        click.echo(f"mapping {reused.source}", err=True)
+        source = cache_path(spec)
+        problem = problem_from_profile(reused.document, source)
+    else:
+        problem = load_profile(source) if profile_path is not None else load_problem(source)
+    if workspace is not None:
+        check_against_app(problem, workspace, source)
     if max_tasks_per_node is not None:
         limits = {
             n: min(max_tasks_per_node, problem.max_tasks_per_node.get(n, max_tasks_per_node)) for n in problem.nodes

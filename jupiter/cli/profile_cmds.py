@@ -11,6 +11,8 @@ from jupiter.model.errors import InputError
 from jupiter.model.layout import DeploymentLayout
 from jupiter.report import write_report
 from jupiter.service.deploy import READY_TIMEOUT
+from jupiter.service.deployments import entries, find_entry
+from jupiter.service.record import State
 from jupiter.service.run import profile
 
 
@@ -46,20 +48,35 @@ def profile_command(ctx: CliContext, out: Path, timeout: float) -> None:
 
 
 def latest_deployment(state_dir: Path) -> Path:
-    """The most recent deployment folder of a state folder."""
-    folders = sorted(p for p in state_dir.glob("*") if DeploymentLayout(p).plan.exists()) if state_dir.is_dir() else []
+    """The folder of the most recent deployment of a state folder that did not fail to start."""
+    folders = [
+        entry.root
+        for entry in entries(state_dir)
+        if entry.state is not State.FAILED and DeploymentLayout(entry.root).plan.exists()
+    ]
     if not folders:
         raise InputError(state_dir, None, "no deployment has run here; run `jupiter run` first or pass --deployment")
     return folders[-1]
 
 
+def report_folder(state_dir: Path, wanted: str | None) -> Path:
+    """The deployment folder `report` reads: `--deployment` (an id, or a folder), else the latest that ran."""
+    if wanted is None:
+        return latest_deployment(state_dir)
+    folder = Path(wanted)
+    if folder.is_dir() and DeploymentLayout(folder).plan.exists():
+        return folder
+    return find_entry(state_dir, wanted).root
+
+
 @click.command("report")
 @click.option(
     "--deployment",
-    "deployment_dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    "deployment_id",
+    metavar="ID",
     default=None,
-    help="Deployment folder (default: the latest one in [DEPLOY] STATE_DIR).",
+    help="Deployment: its id (or the start or last part of it), or its folder "
+    "(default: the latest one in [DEPLOY] STATE_DIR that ran).",
 )
 @click.option(
     "--out",
@@ -68,9 +85,8 @@ def latest_deployment(state_dir: Path) -> Path:
     help="Folder for report.html and the PNGs (default: <deployment>/report).",
 )
 @pass_context
-def report_command(ctx: CliContext, deployment_dir: Path | None, out: Path | None) -> None:
+def report_command(ctx: CliContext, deployment_id: str | None, out: Path | None) -> None:
     """Turn a run's event log into report.html and PNG charts (Gantt, DAG, makespans, predicted vs measured)."""
-    if deployment_dir is None:
-        deployment_dir = latest_deployment(ctx.state_dir())
+    deployment_dir = report_folder(ctx.state_dir(), deployment_id)
     page = write_report(deployment_dir, out or deployment_dir / "report")
     click.echo(f"report written to {page}")

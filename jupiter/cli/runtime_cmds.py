@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from jupiter.cli.context import CliContext, pass_context
+from jupiter.cli.context import DEPLOYMENT_OPTION, CliContext, pass_context
 from jupiter.cli.signals import stopping_like_ctrl_c
+from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.report import write_report
 from jupiter.runtime.node import main as agent_main
 from jupiter.service import deploy as deploying
 from jupiter.service import faults
 from jupiter.service import run as running
-from jupiter.service.record import find
+from jupiter.service.deployments import entries
+from jupiter.service.record import DeploymentError
 from jupiter.service.status import status
 
 MAPPING_OPTION = click.option(
@@ -27,12 +32,69 @@ MAPPING_OPTION = click.option(
 )
 
 
+def profile_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--profile FILE` and `--reprofile` of deploy and run: map from a profile measured before, or measure."""
+    command = click.option(
+        "--reprofile",
+        is_flag=True,
+        help="Measure even when a cached profile of the same app, nodes and settings would do.",
+    )(command)
+    return click.option(
+        "--profile",
+        "profile_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Map from this profile (`jupiter profile`'s, or a deployment's profile.json) instead of measuring.",
+    )(command)
+
+
+def spec_with_profile(
+    ctx: CliContext, mapping_file: Path | None, profile_file: Path | None, reprofile: bool
+) -> DeploymentSpec:
+    """The spec of deploy/run with their profile options (usage errors for combinations that mean nothing)."""
+    if profile_file is not None and reprofile:
+        raise click.UsageError("give --profile FILE or --reprofile, not both")
+    if profile_file is not None and mapping_file is not None:
+        raise click.UsageError("--mapping deploys a fixed mapping and measures nothing; --profile is for mapping")
+    return ctx.spec(mapping_file).with_profile(profile_file, reprofile)
+
+
 def _progress(message: str) -> None:
     click.echo(message, err=True)
 
 
+class FrameBar:
+    """`run`'s progress bar of finished frames, on a terminal only.
+
+    It appears with the first frames' news, once the deployment is up (the
+    deploy's progress lines come first, each on its own line); where stderr
+    is not a terminal there is no bar at all (a bar there is one lone label).
+    """
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._bar: Any = None
+        self._shown = 0
+
+    def __enter__(self) -> FrameBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def advance(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        if self._bar is None:
+            self._bar = self._stack.enter_context(click.progressbar(length=total, label="frames", file=sys.stderr))
+        if done > self._shown:
+            self._bar.update(done - self._shown)
+            self._shown = done
+
+
 @click.command("deploy")
 @MAPPING_OPTION
+@profile_options
 @click.option(
     "--timeout",
     type=float,
@@ -41,9 +103,11 @@ def _progress(message: str) -> None:
     help="Seconds to wait for every agent to come up.",
 )
 @pass_context
-def deploy_command(ctx: CliContext, mapping_file: Path | None, timeout: float) -> None:
+def deploy_command(
+    ctx: CliContext, mapping_file: Path | None, profile_file: Path | None, reprofile: bool, timeout: float
+) -> None:
     """Start one agent per node, map the tasks, and return when all are ready."""
-    spec = ctx.spec(mapping_file)
+    spec = spec_with_profile(ctx, mapping_file, profile_file, reprofile)
     with stopping_like_ctrl_c():  # a deploy stopped while it starts leaves nothing running
         deployment = deploying.deploy(spec, timeout=timeout, progress=_progress)
     click.echo(f"deployment {deployment.id} is running ({len(deployment.nodes)} agents)")
@@ -51,10 +115,11 @@ def deploy_command(ctx: CliContext, mapping_file: Path | None, timeout: float) -
 
 
 @click.command("status")
+@DEPLOYMENT_OPTION
 @pass_context
-def status_command(ctx: CliContext) -> None:
-    """Show nodes, mapping, per-task counters and throughput of the running deployment."""
-    deployment = ctx.deployment()
+def status_command(ctx: CliContext, deployment_id: str | None) -> None:
+    """Show nodes, mapping, per-task counters and throughput of a running deployment."""
+    deployment = ctx.deployment(deployment_id)
     report = status(deployment)
     click.echo(f"deployment {deployment.id}  app {deployment.record.app}")
     click.echo(
@@ -110,12 +175,18 @@ def status_command(ctx: CliContext) -> None:
     metavar="ID",
     help="Send an interrupted submit again: frames home already started under this id are not started twice.",
 )
+@DEPLOYMENT_OPTION
 @pass_context
 def submit_command(
-    ctx: CliContext, files: tuple[Path, ...], home: str | None, one_frame: bool, retry_id: str | None
+    ctx: CliContext,
+    files: tuple[Path, ...],
+    home: str | None,
+    one_frame: bool,
+    retry_id: str | None,
+    deployment_id: str | None,
 ) -> None:
     """Send input files to home; each file (or group of files, with --frame) starts one frame."""
-    deployment = ctx.deployment()
+    deployment = ctx.deployment(deployment_id)
     frames = running.frames_of(deployment, list(files), one_frame)
     submission = running.Submission(frames, id=retry_id) if retry_id else running.Submission(frames)
     ids = running.submit(deployment, submission, home)
@@ -128,32 +199,47 @@ def submit_command(
 @click.command("speed")
 @click.argument("node")
 @click.argument("factor", type=click.FloatRange(min=0.0, min_open=True, max=1.0))
+@DEPLOYMENT_OPTION
 @pass_context
-def speed_command(ctx: CliContext, node: str, factor: float) -> None:
+def speed_command(ctx: CliContext, node: str, factor: float, deployment_id: str | None) -> None:
     """Change NODE's emulated speed FACTOR (0-1] while the deployment runs (testbed emulation)."""
-    click.echo(f"{node} now runs at speed {faults.set_speed(ctx.deployment(), node, factor):g}")
+    click.echo(f"{node} now runs at speed {faults.set_speed(ctx.deployment(deployment_id), node, factor):g}")
 
 
 @click.command("kill")
 @click.argument("node")
+@DEPLOYMENT_OPTION
 @pass_context
-def kill_command(ctx: CliContext, node: str) -> None:
+def kill_command(ctx: CliContext, node: str, deployment_id: str | None) -> None:
     """Kill NODE's agent and keep it down (fault injection, local backend)."""
-    pid = faults.kill_node(ctx.deployment(), node)
+    pid = faults.kill_node(ctx.deployment(deployment_id), node)
     click.echo(f"killed the agent of {node} (pid {pid}); it will not be restarted")
 
 
 @click.command("teardown")
+@DEPLOYMENT_OPTION
+@click.option("--all", "every", is_flag=True, help="Tear down every deployment of this folder that was not yet.")
 @pass_context
-def teardown_command(ctx: CliContext) -> None:
-    """Stop every process of the running deployment."""
-    deployment = find(ctx.state_dir(), required=False)
-    if deployment is None:
+def teardown_command(ctx: CliContext, deployment_id: str | None, every: bool) -> None:
+    """Stop everything a deployment started (default: the only or latest running one)."""
+    if every and deployment_id is not None:
+        raise click.UsageError("give --deployment ID or --all, not both")
+    if every:
+        targets = [entry.attach() for entry in entries(ctx.state_dir()) if entry.state.active and entry.record]
+    else:
+        try:
+            targets = [ctx.deployment(deployment_id, running=False)]
+        except DeploymentError:
+            if deployment_id is not None:
+                raise
+            targets = []
+    if not targets:
         click.echo("nothing to tear down")
         return
-    stopped = deploying.teardown(deployment)
-    noun = "processes" if deployment.record.backend == "local" else "objects"
-    click.echo(f"deployment {deployment.id} stopped ({len(stopped)} {noun}); its files stay in {deployment.root}")
+    for deployment in targets:
+        stopped = deploying.teardown(deployment)
+        noun = "processes" if deployment.record.backend == "local" else "objects"
+        click.echo(f"deployment {deployment.id} stopped ({len(stopped)} {noun}); its files stay in {deployment.root}")
 
 
 @click.command("run")
@@ -173,6 +259,7 @@ def teardown_command(ctx: CliContext) -> None:
 @click.option("--keep", is_flag=True, help="Leave the deployment running afterwards.")
 @click.option("--report", "report", is_flag=True, help="Write report.html and charts into <deployment>/report/.")
 @MAPPING_OPTION
+@profile_options
 @pass_context
 def run_command(
     ctx: CliContext,
@@ -182,29 +269,21 @@ def run_command(
     keep: bool,
     report: bool,
     mapping_file: Path | None,
+    profile_file: Path | None,
+    reprofile: bool,
 ) -> None:
     """Deploy, stream every input through the DAG, print a summary, tear down."""
-    spec = ctx.spec(mapping_file)
-    total = len(running.collect_inputs(spec, inputs, frames))
-    with click.progressbar(length=total, label="frames", file=sys.stderr) as bar:
-        shown = 0
-
-        def advance(done: int, _total: int) -> None:
-            nonlocal shown
-            if done > shown:
-                bar.update(done - shown)
-                shown = done
-
-        with stopping_like_ctrl_c():  # SIGTERM and SIGHUP tear the deployment down, as Ctrl-C does
-            summary = running.run(
-                spec,
-                inputs=inputs,
-                frames=frames,
-                timeout=timeout,
-                progress=_progress,
-                on_frames=advance,
-                keep=keep,
-            )
+    spec = spec_with_profile(ctx, mapping_file, profile_file, reprofile)
+    with FrameBar() as bar, stopping_like_ctrl_c():  # SIGTERM and SIGHUP tear the deployment down, as Ctrl-C does
+        summary = running.run(
+            spec,
+            inputs=inputs,
+            frames=frames,
+            timeout=timeout,
+            progress=_progress,
+            on_frames=bar.advance,
+            keep=keep,
+        )
     click.echo(
         f"{summary.done} of {summary.frames} frames done, {summary.failed} failed in {summary.seconds:.2f} s "
         f"({summary.throughput:.2f} frames/s)"

@@ -21,7 +21,7 @@ def summary(checked: Checked) -> list[str]:
     if app.helpers:
         names = ", ".join(f"{helper.name} ({helper.script.name})" for helper in app.helpers.values())
         extra.append(f"helpers  {len(app.helpers)} long-lived on the home node: {names}")
-    return [
+    lines = [
         f"config   {config.path}: scheduler {config.scheduler}, pricing {config.pricing}, "
         f"backend {config.deploy.backend}",
         f"nodes    {nodes.path}: {len(nodes.homes)} home, {len(nodes.compute)} compute, "
@@ -32,6 +32,13 @@ def summary(checked: Checked) -> list[str]:
         f"inputs   {app.path / 'sample_input'}: {len(app.sample_inputs)} sample input files",
         *extra,
     ]
+    if app.io_names is not None:
+        output, input_name = app.io_names
+        lines.append(
+            f"names    {app.path / 'name_convert.txt'}: runtime statistics name frames after the input "
+            f"{input_name!r} (the app's output: {output!r})"
+        )
+    return lines
 
 
 @click.command("validate")

@@ -29,9 +29,10 @@ DAG script is scanned for module-level state a frame may leave behind
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -274,6 +275,19 @@ _IO_ROW = "input"
 """First column of the row naming the app's own output and input (the docs' `input output_app_name input_app_name`)."""
 
 
+def frame_name(input_file: str, io_names: tuple[str, str]) -> str:
+    """The name the original's runtime statistics give a frame: its input file's prefix and the app's input name.
+
+    The original named every row of `runtime_tasks.txt` after the app input
+    it came from: the file's name up to the first `_` (else up to the first
+    `.`), cut where the app's input name starts, followed by that name, so
+    `1botnet.ipsum` of an app whose `input` row names `botnet` is `1botnet`.
+    """
+    _output, input_name = io_names
+    stem = input_file.split("_", 1)[0] if "_" in input_file else input_file.split(".", 1)[0]
+    return stem.split(input_name)[0] + input_name
+
+
 def parse_name_convert(path: Path, dag: Dag | None) -> NameConvert:
     """Parse `name_convert.txt`: `task output_name input_name` per line, plus the app's `input` row.
 
@@ -379,6 +393,24 @@ def _helpers(path: Path, dag: Dag, scripts: ScriptsConfig) -> tuple[dict[str, He
             continue
         helpers[name] = Helper(name=name, script=script, args=declaration.args if declaration is not None else ())
     return helpers, errors
+
+
+ORIGINAL_SCRIPTS_DIR = "/centralized_scheduler"
+"""Where the original's images kept an app's scripts; only the container images have it here too."""
+
+
+def _container_paths(app: Path, scripts: Sequence[Path]) -> list[str]:
+    """Warnings for scripts that name the original's container folder, which the local backend has not."""
+    warnings = []
+    for script in scripts:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if ORIGINAL_SCRIPTS_DIR + "/" in script.read_text(encoding="utf-8"):
+                warnings.append(
+                    f"{script.relative_to(app)} reads {ORIGINAL_SCRIPTS_DIR}/..., which exists only in the "
+                    "container images (docker, kubernetes); to run on every backend, open the file relative to "
+                    "the script: os.path.join(os.path.dirname(os.path.abspath(__file__)), NAME)"
+                )
+    return warnings
 
 
 def _collect(errors: list[InputError], parse: Callable[[], T]) -> T | None:
@@ -489,7 +521,10 @@ def load_app(path: Path) -> App:
         sample_inputs=samples,
         requirements=requirements if requirements.is_file() else None,
         io_names=name_convert.io_names,
-        warnings=tuple(warnings),
+        warnings=(
+            *warnings,
+            *_container_paths(path, sorted({path / "scripts" / f"{scripts_config.script_of(t.name)}.py" for t in dag})),
+        ),
         helpers=helpers,
         workers=workers,
     )

@@ -238,8 +238,14 @@ class ProfilingSettings:
     """Link list file (`src dst` lines, as the original's link_list.txt); None = every ordered pair."""
     exec_runs: int = default("profiling.exec_runs")
     """Chained runs of the execution profiler per node (cycling over sample_input/)."""
+    exec_budget: float = default("profiling.exec_budget")
+    """Seconds of runs per task and node after which the execution profiler runs it no more."""
+    exec_parallel: str = default("profiling.exec_parallel")
+    """`auto`, `yes` or `no`: whether compute nodes run the execution profiler side by side."""
+    cache: bool = default("profiling.cache")
+    """Whether a deployment reuses the cached profile of the same app, nodes, testbed and settings."""
     timeout: float = default("profiling.timeout")
-    """Seconds each profiling phase may take."""
+    """Seconds one profiling request may take."""
     store: str = default("profiling.store")
     """Where profiles and statistics live at home: sqlite or mongodb."""
     mongo_url: str = default("profiling.mongo_url")
@@ -484,7 +490,9 @@ def _build(cls: type[Any], prefix: str, values: Mapping[str, Any]) -> dict[str, 
 
 def parse_config(path: Path) -> JupiterConfig:
     """Parse and validate `jupiter_config.ini`; raises InputError naming file:line."""
-    text = read_text(path, "config file")
+    text = read_text(
+        path, "config file", "make a working folder with `jupiter init`, or point to the file with --config FILE"
+    )
     if not text.strip():
         raise InputError(path, None, "config file is empty; run `jupiter init DIR` for a commented example")
     reader = _Reader(path, text)

@@ -49,6 +49,16 @@ class ProfilingSpec:
     mongo_url: str
     profiler: str
     """`[CONFIG] PROFILER`: `drupe` or a plug-in `package.module:Factory`."""
+    exec_budget: float = 10.0
+    """Seconds of runs per task and node after which the execution profiler runs it no more."""
+    exec_parallel: str = "auto"
+    """`auto` (the backend says), `yes` or `no`: compute nodes run the execution profiler side by side."""
+    cache: bool = True
+    """`[PROFILING] CACHE`: reuse the cached profile of the same app, nodes and settings, and keep new ones."""
+    reuse: Path | None = None
+    """`--profile FILE`: map from this profile instead of measuring."""
+    fresh: bool = False
+    """`--reprofile`: measure even when a cached profile would do (and keep the new one)."""
 
     def plan(self, reprofile: bool) -> PlanProfiling:
         """The agents' part of it (no periodic re-profiles unless `reprofile`)."""
@@ -180,6 +190,10 @@ class DeploymentSpec:
         """The same deployment with a static mapping file (None: measure and map)."""
         return replace(self, mapping=replace(self.mapping, static_file=path))
 
+    def with_profile(self, reuse: Path | None = None, fresh: bool = False) -> DeploymentSpec:
+        """The same deployment mapped from a profile file (`--profile`), or measured afresh (`--reprofile`)."""
+        return replace(self, profiling=replace(self.profiling, reuse=reuse, fresh=fresh))
+
 
 def default_env_dir(environ: Mapping[str, str]) -> Path:
     """Where per-app environments are cached when `[DEPLOY] ENV_DIR` is empty (the XDG cache folder)."""
@@ -269,6 +283,9 @@ def resolve_spec(workspace: Workspace, mapping_file: Path | None = None) -> Depl
             store=settings.store,
             mongo_url=settings.mongo_url,
             profiler=config.profiler,
+            exec_budget=settings.exec_budget,
+            exec_parallel=settings.exec_parallel,
+            cache=settings.cache,
         ),
         transfer=TransferSpec(
             method=config.transfer,

@@ -6,6 +6,7 @@ their files through :class:`DeploymentLayout`, so the folder's shape is
 written down once::
 
     <id>/deployment.json   the record to reach and stop the deployment again
+         state             starting, running, stopped or failed
          token             the deployment's secret (0600)
          plan.json         what every agent reads
          profile.json      the profilers' measurements; mapping.json the predicted schedule
@@ -24,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-CURRENT = "current"
-"""File in the state folder naming the active deployment."""
+LEGACY_CURRENT = "current"
+"""File in the state folder that named the one active deployment before deployments ran side by side."""
 RECORD = "deployment.json"
 STATISTICS_FILES = ("runtime_tasks.txt", "runtime_transfer_sender.txt", "runtime_transfer_receiver.txt")
 EVENTS_FILE = "events.jsonl"
@@ -139,6 +140,11 @@ class DeploymentLayout:
     @property
     def record(self) -> Path:
         return self.root / RECORD
+
+    @property
+    def state(self) -> Path:
+        """Where the deployment is in its life (`jupiter.service.record.State`)."""
+        return self.root / "state"
 
     @property
     def token(self) -> Path:

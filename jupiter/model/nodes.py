@@ -100,7 +100,9 @@ def parse_nodes(path: Path) -> NodeList:
     seen: dict[str, int] = {}
     nodes: list[Node] = []
     warnings: list[str] = []
-    for number, text in significant_lines(path, "node list"):
+    for number, text in significant_lines(
+        path, "node list", "make a working folder with `jupiter init`, or point to the file with --nodes FILE"
+    ):
         fields = text.split()
         if len(fields) < 2:
             raise InputError(path, number, f"expected `<name> <hostname>`, got {len(fields)} fields: {text!r}")

@@ -257,6 +257,9 @@ class Plan:
     """Folder of the app's installed requirements, first on the task workers' PYTHONPATH; empty = none."""
     umask: int = 0o077
     """The agents' umask: deployment folders 0700 and files 0600 by default (`[DEPLOY] UMASK`)."""
+    io_names: tuple[str, str] | None = None
+    """(output name, input name) of the app, the `input` row of `name_convert.txt`: home's statistics name
+    each frame after its input with it (`jupiter.model.app.frame_name`); None = the files' own names."""
 
     @property
     def priced(self) -> bool:
@@ -321,6 +324,7 @@ class Plan:
             "helpers": {name: dataclasses.asdict(helper) for name, helper in self.helpers.items()},
             "app_env": self.app_env,
             "umask": self.umask,
+            "io_names": list(self.io_names) if self.io_names is not None else None,
         }
         if compact:
             return json.dumps(data, separators=(",", ":"), sort_keys=True)
@@ -365,6 +369,7 @@ class Plan:
             },
             app_env=str(data.get("app_env", "")),
             umask=int(data.get("umask", 0o077)),
+            io_names=_io_names(data.get("io_names")),
         )
 
     @classmethod
@@ -388,3 +393,11 @@ def _control_limits(data: Mapping[str, Any]) -> ControlLimits:
         idle_timeout=float(data.get("idle_timeout", defaults.idle_timeout)),
         max_body=int(data.get("max_body", defaults.max_body)),
     )
+
+
+def _io_names(value: Any) -> tuple[str, str] | None:
+    """A plan's `io_names`: two names, or null."""
+    if value is None:
+        return None
+    output, input_name = value
+    return (str(output), str(input_name))

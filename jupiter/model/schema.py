@@ -1007,10 +1007,39 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "PROFILING",
+        "EXEC_BUDGET",
+        Number(positive=True, unit="seconds", example="10"),
+        10.0,
+        doc="execution profiler's time per task and node: no new run once a task's runs took this long "
+        "(a task slower than this is measured by one call)",
+        field="profiling.exec_budget",
+    ),
+    Setting(
+        "PROFILING",
+        "EXEC_PARALLEL",
+        OneOf(("auto", "yes", "no"), "choice"),
+        "auto",
+        doc="whether the compute nodes run the execution profiler side by side; `auto`: yes where they are "
+        "machines or containers of their own (docker, kubernetes), no on the local backend, whose emulated "
+        "nodes share this machine's CPUs",
+        field="profiling.exec_parallel",
+    ),
+    Setting(
+        "PROFILING",
+        "CACHE",
+        Flag(),
+        True,
+        doc="reuse the profile of an earlier deployment of the same app content, nodes, testbed, backend and "
+        "profiling settings (kept in STATE_DIR/profiles/); `--reprofile` measures again",
+        field="profiling.cache",
+    ),
+    Setting(
+        "PROFILING",
         "TIMEOUT",
         _SECONDS,
         600.0,
-        doc="seconds each profiling phase may take",
+        doc="seconds one profiling request may take: an agent's network profile, one task's execution "
+        "profile on one node",
         field="profiling.timeout",
     ),
     Setting(

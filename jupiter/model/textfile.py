@@ -13,12 +13,15 @@ from pathlib import Path
 from jupiter.model.errors import InputError
 
 
-def read_text(path: Path, what: str) -> str:
-    """Read a whole UTF-8 text file, turning OS and decoding failures into InputError."""
+def read_text(path: Path, what: str, missing: str = "create it or point to it with the right option") -> str:
+    """Read a whole UTF-8 text file, turning OS and decoding failures into InputError.
+
+    `missing`: how to fix a file that does not exist, for the message.
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(path, None, f"{what} not found; create it or point to it with the right option") from None
+        raise InputError(path, None, f"{what} not found; {missing}") from None
     except IsADirectoryError:
         raise InputError(path, None, f"{what} is a folder, expected a file") from None
     except OSError as exc:
@@ -29,12 +32,14 @@ def read_text(path: Path, what: str) -> str:
         raise InputError(path, None, f"{what} is not UTF-8 text (bad byte at offset {exc.start})") from None
 
 
-def significant_lines(path: Path, what: str) -> list[tuple[int, str]]:
+def significant_lines(
+    path: Path, what: str, missing: str = "create it or point to it with the right option"
+) -> list[tuple[int, str]]:
     """Return `(line_number, stripped_text)` for every non-blank, non-comment line.
 
     Raises InputError when the file holds nothing significant at all.
     """
-    text = read_text(path, what)
+    text = read_text(path, what, missing)
     lines = [
         (number, line.strip())
         for number, line in enumerate(text.splitlines(), start=1)

@@ -12,13 +12,18 @@ profile document that the mapper reads (format in docs/mapping.md):
    2 CPUs the fits were off by a median 14-26% with all agents at once,
    3% one at a time (docs/profiling.md);
 2. resources: every agent's smoothed CPU and memory figures;
-3. execution: each compute node in turn runs the DAG on sample data; one at
-   a time because nodes emulated on one machine would otherwise slow each
-   other down and the ratios between them would be wrong.
+3. execution: every compute node runs the DAG on sample data, one task at a
+   time in DAG order (so each task's progress shows, and each request is
+   bounded by the phase timeout on its own), each task within its runs and
+   time budget on that node. Where the nodes are machines (or containers)
+   of their own, they profile a task side by side (`parallel`); on the local
+   backend one after the other, because nodes emulated on one machine would
+   slow each other down and the ratios between them would be wrong.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +64,11 @@ class SessionSpec:
     links: Sequence[tuple[str, str]] | None = None
     """Links to profile; None = every ordered pair of agents."""
     timeout: float = 600.0
+    """Seconds one request may take: one agent's network profile, one task's execution profile on one node."""
+    exec_budget: float = math.inf
+    """Seconds of runs per task and node after which the execution profiler runs it no more (at least once)."""
+    parallel: bool = False
+    """Whether the compute nodes profile each task side by side (machines of their own), else one at a time."""
 
 
 @dataclass
@@ -109,21 +119,44 @@ class ProfilingSession:
         self.store.put_resources(answers)
         return answers
 
+    def _execute(self, node: str, task: str, fresh: bool) -> dict[str, Any]:
+        spec = self.spec
+        body: dict[str, Any] = {
+            "runs": spec.exec_runs,
+            "skip": sorted(spec.skip),
+            "timeout": spec.timeout,
+            "tasks": [task],
+            "fresh": fresh,
+        }
+        if math.isfinite(spec.exec_budget):
+            body["budget"] = spec.exec_budget
+        answer = self.call(node, "POST", "/profile/execution", body, spec.timeout)
+        if "error" in answer:
+            raise ProfilingError(f"execution profiling of {task} on {node} failed: {answer['error']}")
+        record: dict[str, Any] = answer["tasks"][task]
+        return record
+
     def execution(self, progress: Callable[[str], None] = lambda _: None) -> dict[str, dict[str, Any]]:
-        """Each compute node runs the DAG on sample data, one node at a time."""
-        body = {"runs": self.spec.exec_runs, "skip": sorted(self.spec.skip), "timeout": self.spec.timeout}
-        out: dict[str, dict[str, Any]] = {}
-        for node in self.spec.compute:
-            started = time.time()
-            answer = self.call(node, "POST", "/profile/execution", body, self.spec.timeout)
-            if "error" in answer:
-                raise ProfilingError(f"execution profiling on {node} failed: {answer['error']}")
-            now = time.time()
-            tasks = {task: dict(record, time=now) for task, record in answer["tasks"].items()}
-            self.store.put_execution(node, tasks)
-            out[node] = tasks
-            total = sum(float(r["seconds"]) for r in tasks.values())
-            progress(f"  {node}: {len(tasks)} tasks, {total:.3f} s in total ({now - started:.2f} s)")
+        """Every compute node runs the DAG on sample data, one task at a time; a progress line per task."""
+        spec = self.spec
+        nodes = list(spec.compute)
+        out: dict[str, dict[str, Any]] = {node: {} for node in nodes}
+        workers = len(nodes) if spec.parallel else 1
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for index, task in enumerate(spec.order):
+                started = time.time()
+                first = index == 0
+                if spec.parallel:
+                    futures = {node: pool.submit(self._execute, node, task, first) for node in nodes}
+                    records = {node: future.result() for node, future in futures.items()}
+                else:
+                    records = {node: self._execute(node, task, first) for node in nodes}
+                now = time.time()
+                for node, record in records.items():
+                    out[node][task] = dict(record, time=now)
+                progress(_task_line(task, index, len(spec.order), records, spec, now - started))
+        for node in nodes:
+            self.store.put_execution(node, out[node])
         return out
 
     def run(self, progress: Callable[[str], None] = lambda _: None, profiler: Profiler | None = None) -> SessionResult:
@@ -145,6 +178,22 @@ class ProfilingSession:
             f"in {durations['execution']:.2f} s"
         )
         return SessionResult(profile_document(self.store, self.spec, profiler), durations)
+
+
+def _task_line(
+    task: str, index: int, count: int, records: Mapping[str, Mapping[str, Any]], spec: SessionSpec, took: float
+) -> str:
+    """`  aggregate0 (2/14): node1 0.0123 s, node2 0.0131 s (0.21 s)`, with what the budget cut short."""
+    where = f"  {task} ({index + 1}/{count})"
+    if task in spec.skip:
+        return f"{where}: not profiled (config.json's exec_profiler)"
+    times = ", ".join(f"{node} {float(record['seconds']):.4f} s" for node, record in records.items())
+    short = [node for node, record in records.items() if int(record.get("runs", 0)) < spec.exec_runs]
+    cut = ""
+    if short:
+        runs = ", ".join(f"{records[node]['runs']} on {node}" for node in short)
+        cut = f"; over its {spec.exec_budget:g} s budget: runs {runs} instead of {spec.exec_runs}"
+    return f"{where}: {times} ({took:.2f} s{cut})"
 
 
 def profile_document(store: ProfileStore, spec: SessionSpec, profiler: Profiler | None = None) -> dict[str, Any]:

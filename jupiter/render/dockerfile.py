@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from jupiter.render._jinja import render
-from jupiter.render.spec import APP_DIR, STATE_DIR, ImageSpec
+from jupiter.render.spec import APP_DIR, ORIGINAL_SCRIPTS_DIR, STATE_DIR, ImageSpec
 
 DOCKERFILE_TEMPLATE = "dockerfiles/agent.Dockerfile.j2"
 
@@ -23,6 +23,7 @@ def render_dockerfile(spec: ImageSpec) -> str:
         uid=spec.uid,
         ports=[int(port) for port in spec.ports],
         app_dir=APP_DIR,
+        original_scripts_dir=ORIGINAL_SCRIPTS_DIR,
         state_dir=STATE_DIR,
     )
 

@@ -3,7 +3,8 @@
 `image_spec` and `cluster_spec` turn a resolved deployment spec (and, for a
 cluster, the deployment's plan and token) into frozen specs; the renderers
 read only these. Paths and names inside containers are fixed here, once:
-the app's files live in `/app`, configuration is mounted at `/etc/jupiter`,
+the app's files live in `/app` (its scripts also at `/centralized_scheduler`,
+where the original's images put them), configuration is mounted at `/etc/jupiter`,
 agents keep their state in `/var/lib/jupiter`, and each agent's own plan
 says it listens on `0.0.0.0` while its peers are reached by DNS name
 (one plan for every pod, each agent told to listen on `0.0.0.0` by `--bind`).
@@ -25,6 +26,9 @@ from jupiter.model.plan import NodeAddress, Plan, TaskSpec
 
 APP_DIR = "/app"
 """Where the app folder (scripts, sample inputs) is copied in the image."""
+ORIGINAL_SCRIPTS_DIR = "/centralized_scheduler"
+"""Where the original's images had the app's `scripts/` folder; its generated apps read files there
+(`/centralized_scheduler/communication.txt`), so the images have it too, as a link to `/app/scripts`."""
 CONFIG_DIR = "/etc/jupiter"
 """Where plans (and the mapper's problem) are mounted in containers."""
 STATE_DIR = "/var/lib/jupiter"

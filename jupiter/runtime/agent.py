@@ -432,6 +432,7 @@ class Agent:
         routes.post("/flush", self._flush_route)
         routes.post("/mapping", self._mapping_route)
         routes.post("/testbed/speed", self._speed_route)
+        routes.post("/transfer/check", self._transfer_check_route)
 
     def _health(self, _: Request) -> Any:
         return {"node": self.node, "deployment": self._plan.deployment, "ready": True}
@@ -458,6 +459,21 @@ class Agent:
         except ValueError as exc:
             raise HttpError(409, str(exc)) from None
         return {"started": started}
+
+    def _transfer_check_route(self, request: Request) -> Any:
+        """Copy a probe to each peer once with `[CONFIG] TRANSFER`'s method: peer -> why it cannot be reached."""
+        if self.staging is None:
+            return {"method": "http", "unreachable": {}}
+        peers = request.names("peers") or [name for name in self._plan.nodes if name != self.node]
+        unknown = [peer for peer in peers if peer not in self._plan.nodes]
+        if unknown:
+            raise HttpError(400, f"not nodes of this deployment: {', '.join(unknown[:5])}")
+        timeout = request.number("timeout", 60.0, minimum=1.0)
+        probe = self.layout.dir / "transfer-probe"
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_text(f"{self.staging.name} transfer check from {self.node}\n")
+        failed = self.on_loop(self.staging.check(peers, probe), timeout)
+        return {"method": self.staging.name, "unreachable": failed}
 
     def _speed_route(self, request: Request) -> Any:
         speed = request.json_object().get("speed")

@@ -129,6 +129,22 @@ def read_slots(folder: str) -> tuple[str | None, dict[str, str]]:
     return frame, slots
 
 
+def drop_markers(folder: str) -> None:
+    """Remove a folder's slot markers and unfinished temporaries, keeping the files under their real names.
+
+    A finished frame's folder (home's outputs) needs no markers any more: they
+    only tell recovery which slots of a frame in flight are filled.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            names = [entry.name for entry in entries if entry.name.startswith((_SLOT, ".tmp-"))]
+    except FileNotFoundError:
+        return
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{folder}/{name}")
+
+
 def clear_folder(folder: str) -> None:
     """Delete a folder and everything in it; a missing folder is fine."""
     try:

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class Staging:
         self.hosts = hosts
         self.folders = folders
         """Every node's staging folder (absolute)."""
+        self.node = node
         self.folder = folders[node]
         """This node's staging folder: the only place copies are taken from."""
         self.in_place: set[str] = set()
@@ -87,6 +88,25 @@ class Staging:
         )
 
     # ---------------------------------------------------------------- sender
+
+    async def check(self, peers: Sequence[str], probe: Path) -> dict[str, str]:
+        """Copy `probe` once to each peer's staging folder, side by side; peer -> why it failed (none: all fine).
+
+        One attempt, no retries: a deployment checks its transfer method before
+        anything depends on it, so a missing SSH server is named in seconds, not
+        after every retry of every file.
+        """
+
+        async def one(peer: str) -> str | None:
+            destination = f"{self.folders[peer]}/.probe-from-{self.node}"
+            try:
+                await asyncio.to_thread(self.method.data_transfer, self.hosts[peer], self.user, probe, destination)
+            except Exception as exc:  # noqa: BLE001 - a plug-in may raise anything; it is reported with its type
+                return str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            return None
+
+        answers = await asyncio.gather(*(one(peer) for peer in peers))
+        return {peer: why for peer, why in zip(peers, answers, strict=True) if why is not None}
 
     async def send_batch(
         self, peer: Peer, records: list[OutboxRecord], parts: list[Outgoing], token: str

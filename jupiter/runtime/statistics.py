@@ -6,7 +6,11 @@ statistics file: `runtime_tasks.txt` (`Task_name local_input_file
 Enter_time Execute_time Finish_time Elapse_time Duration_time Waiting_time`,
 with `Worker_node` first under pricing), `runtime_transfer_sender.txt` and
 `runtime_transfer_receiver.txt` (`Node_name Transfer_Type File_Path
-Time_stamp`, -1 = failed). Events are also added to the deployment's store
+Time_stamp`, -1 = failed). When the app's `name_convert.txt` has an `input`
+row, `local_input_file` names the frame as the original did, after the app
+input it came from (`1botnet` for `1botnet.ipsum` of an app whose input is
+`botnet`, `jupiter.model.app.frame_name`); otherwise it lists the files the
+task was called with. Events are also added to the deployment's store
 (`jupiter.store`) in one transaction per `save` (home calls it every second),
 and periodic re-profiles land in the store's profile tables.
 """
@@ -15,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections import OrderedDict
 from typing import IO
 
 from jupiter.model import events
-from jupiter.model.events import Event, NetworkProfile, ResourceProfile, TaskRun, Transfer
+from jupiter.model.app import frame_name
+from jupiter.model.events import Event, FrameSubmitted, NetworkProfile, ResourceProfile, TaskRun, Transfer
 from jupiter.model.layout import HomeLayout
 from jupiter.model.plan import StoreSpec
 from jupiter.store import ProfileStore, StoreError, open_store
@@ -27,15 +33,26 @@ log = logging.getLogger("jupiter.home")
 
 TASKS_HEADER = "Task_name local_input_file Enter_time Execute_time Finish_time Elapse_time Duration_time Waiting_time"
 TRANSFER_HEADER = "Node_name Transfer_Type File_Path Time_stamp"
+FRAME_NAMES = 10_000
+"""Frames whose input names home keeps for `local_input_file` (the most recent; memory stays flat)."""
 
 
 class StatisticsWriter:
     """Writes one home's statistics (module docstring)."""
 
     def __init__(
-        self, layout: HomeLayout, store: StoreSpec | None, priced: bool, receiver_stats: bool, transfer: str
+        self,
+        layout: HomeLayout,
+        store: StoreSpec | None,
+        priced: bool,
+        receiver_stats: bool,
+        transfer: str,
+        io_names: tuple[str, str] | None = None,
     ) -> None:
         self.layout = layout
+        self.io_names = io_names
+        self.frame_names: OrderedDict[str, str] = OrderedDict()
+        """Frame -> its name in the statistics (`io_names` only), for the latest FRAME_NAMES frames."""
         self.store_spec = store
         self.priced = priced
         self.receiver_stats = receiver_stats
@@ -69,8 +86,14 @@ class StatisticsWriter:
         self.files["events.jsonl"].write((line or events.encode(event)) + "\n")
         if self.store_spec is not None and not self.store_failed:
             self.unsaved.append(event)
-        if isinstance(event, TaskRun):
-            files = ",".join(event.files) or "-"
+        if isinstance(event, FrameSubmitted) and self.io_names is not None:
+            self.frame_names[event.frame] = frame_name(event.input, self.io_names)
+            if len(self.frame_names) > FRAME_NAMES:
+                self.frame_names.popitem(last=False)
+        elif isinstance(event, TaskRun):
+            # A frame started again under pricing (`<frame>-r<n>`) is still the same input.
+            named = self.frame_names.get(event.frame) or self.frame_names.get(event.frame.rsplit("-r", 1)[0])
+            files = named or ",".join(event.files) or "-"
             worker = f"{event.node} " if self.priced else ""
             enter, execute, finish = event.enter, event.execute, event.finish
             self.files["runtime_tasks.txt"].write(

@@ -3,9 +3,10 @@
 `deploy` takes a resolved spec (`jupiter.model.deployment_spec`): it makes
 the deployment folder and its token, asks the backend for addresses,
 writes the plan, starts one agent per node, waits until every agent answers
-its health check, then — unless the mapping is static — runs the original's
-sequence profile -> map -> dispatch (`jupiter.service.pipeline`). Anything
-that fails after the agents started tears the deployment down.
+its health check, checks that another transfer method (`TRANSFER = scp`)
+reaches every node, then — unless the mapping is static — runs the
+original's sequence profile -> map -> dispatch (`jupiter.service.pipeline`).
+Anything that fails after the agents started tears the deployment down.
 
 Everything a deployment writes is private by default: the CLI makes the
 deployment folder and its files under `[DEPLOY] UMASK` (077: folders 0700,
@@ -23,18 +24,20 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from jupiter.backends import backend_class
-from jupiter.backends.base import Attachment, BackendError, Progress
+from jupiter.backends.base import Attachment, Backend, BackendError, Progress
 from jupiter.backends.control import Unreachable
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.layout import DeploymentLayout
-from jupiter.service.app_env import prepare
+from jupiter.service.app_env import AppEnvironment, prepare
+from jupiter.service.deployments import forget_legacy
 from jupiter.service.pipeline import profile_map_dispatch
 from jupiter.service.planning import static_or_default_mapping
 from jupiter.service.plans import build_plan
-from jupiter.service.record import Deployment, DeploymentError, DeploymentRecord, find, forget_current, make_current
+from jupiter.service.record import Deployment, DeploymentError, DeploymentRecord, State, write_state
 
 READY_TIMEOUT = 30.0
 
@@ -68,6 +71,8 @@ def deploy(
     configured scheduler maps from the measurements, and the mapping is
     dispatched. `reprofile` allows periodic network re-profiling (configured
     by NETWORK_INTERVAL); `map_tasks=False` stops after profiling (`jupiter profile`).
+    Other deployments of the same folder may be running: each has its own id,
+    folder, ports (or containers, or objects) and token.
     """
     with private_files(spec.umask):
         return _deploy(spec, timeout, progress, reprofile, map_tasks)
@@ -75,13 +80,6 @@ def deploy(
 
 def _deploy(spec: DeploymentSpec, timeout: float, progress: Progress, reprofile: bool, map_tasks: bool) -> Deployment:
     states = spec.state_dir
-    existing = find(states, required=False)
-    if existing is not None:
-        if existing.handle.running():
-            raise DeploymentError(
-                f"deployment {existing.id} is still running here; stop it with `jupiter teardown` first"
-            )
-        forget_current(states, existing.id)
     launcher = backend_class(spec.backend)(spec, progress, timeout)
     environment = None
     if launcher.tasks_use_app_environment:
@@ -97,6 +95,42 @@ def _deploy(spec: DeploymentSpec, timeout: float, progress: Progress, reprofile:
     layout = DeploymentLayout(states / deployment_id)
     layout.root.mkdir(parents=True)
     layout.root.chmod(0o777 & ~spec.umask)  # whatever mode an older STATE_DIR has
+    write_state(layout.root, State.STARTING)
+    try:
+        deployment = _start(spec, launcher, layout, deployment_id, mapping, reprofile, progress, environment)
+    except BaseException:
+        write_state(layout.root, State.FAILED)
+        raise
+    try:
+        if not deployment.handle.waits_ready:
+            wait_ready(deployment, timeout)
+        if spec.transfer.method != "http":
+            check_transfers(deployment, spec.transfer.method, timeout)
+        if measured:
+            progress(f"started {len(spec.agents)} agents in {time.time() - started:.2f} s")
+            deployment = profile_map_dispatch(spec, deployment, progress, map_tasks)
+    except BaseException:
+        try:
+            teardown(deployment)
+        finally:
+            write_state(layout.root, State.FAILED)
+        raise
+    write_state(layout.root, State.RUNNING)
+    progress(f"deployed {len(spec.agents)} agents in {time.time() - started:.2f} s")
+    return deployment
+
+
+def _start(
+    spec: DeploymentSpec,
+    launcher: Backend,
+    layout: DeploymentLayout,
+    deployment_id: str,
+    mapping: dict[str, str],
+    reprofile: bool,
+    progress: Progress,
+    environment: AppEnvironment | None,
+) -> Deployment:
+    """Write the token, the plan and the record, and start the agents (not yet ready)."""
     token = secrets.token_hex(32)
     descriptor = os.open(layout.token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as secret:
@@ -128,19 +162,7 @@ def _deploy(spec: DeploymentSpec, timeout: float, progress: Progress, reprofile:
     )
     record.save()
     handle = launcher.attach(Attachment(deployment_id, layout, addresses, token, info))
-    deployment = Deployment(record, handle, progress)
-    make_current(states, deployment_id)
-    try:
-        if not handle.waits_ready:
-            wait_ready(deployment, timeout)
-        if measured:
-            progress(f"started {len(running)} agents in {time.time() - started:.2f} s")
-            deployment = profile_map_dispatch(spec, deployment, progress, map_tasks)
-    except BaseException:
-        teardown(deployment)
-        raise
-    progress(f"deployed {len(running)} agents in {time.time() - started:.2f} s")
-    return deployment
+    return Deployment(record, handle, progress)
 
 
 def wait_ready(deployment: Deployment, timeout: float) -> None:
@@ -173,6 +195,45 @@ def _promise(last: str) -> int:
     return 2 if " ready:" in last else 0
 
 
+TRANSFER_CHECK_TIMEOUT = 60.0
+"""Seconds every agent has to copy its probe to every peer (one attempt each, side by side)."""
+
+
+def check_transfers(deployment: Deployment, method: str, timeout: float = TRANSFER_CHECK_TIMEOUT) -> None:
+    """Every agent copies a probe to every other node with the transfer method, once; DeploymentError if one fails.
+
+    The error names a pair of nodes that failed, the method's answer and the
+    fix. Without the check, a missing SSH server would show only after every
+    retry of every file.
+    """
+    failed: list[tuple[str, str, str]] = []
+    control = deployment.control
+    with ThreadPoolExecutor(max_workers=max(1, len(deployment.nodes))) as pool:
+        answers = {
+            node: pool.submit(control.post, node, "/transfer/check", {"timeout": timeout}, timeout + 10)
+            for node in deployment.nodes
+        }
+        for node, future in answers.items():
+            try:
+                answer = future.result()
+            except Unreachable as exc:
+                raise DeploymentError(str(exc)) from None
+            if "error" in answer:
+                raise DeploymentError(f"agent {node} could not check TRANSFER = {method}: {answer['error']}")
+            failed += [(node, peer, why) for peer, why in sorted(answer["unreachable"].items())]
+    if not failed:
+        return
+    node, peer, why = failed[0]
+    more = f" (and {len(failed) - 1} more pairs of nodes)" if len(failed) > 1 else ""
+    fix = (
+        "start an SSH server on every node that accepts [AUTH] KEY_FILE for [AUTH] USERNAME on [PORT] SSH_SVC "
+        "(docs/profiling.md), or set TRANSFER = http"
+        if method == "scp"
+        else f"fix the plug-in {method}, or set TRANSFER = http"
+    )
+    raise DeploymentError(f"TRANSFER = {method}: {node} cannot copy files to {peer}: {why}{more}; {fix}")
+
+
 def _last_line(path: Path) -> str:
     with contextlib.suppress(OSError):
         lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
@@ -186,5 +247,6 @@ def teardown(deployment: Deployment) -> list[str]:
         stopped = deployment.handle.stop()
     except (BackendError, Unreachable) as exc:
         raise DeploymentError(f"cannot stop deployment {deployment.id}: {exc}") from None
-    forget_current(deployment.root.parent, deployment.id)
+    write_state(deployment.root, State.STOPPED)
+    forget_legacy(deployment.root.parent, deployment.id)
     return stopped

@@ -2,7 +2,9 @@
 
 1. **Profile**: a profiling session (`jupiter.profiling.session`) asks every
    agent for its measurements through the deployment's control client,
-   stores them at home and writes `profile.json`.
+   stores them at home and writes `profile.json` — unless a profile measured
+   before will do (`--profile FILE`, or the cache of `jupiter.service.profiles`),
+   which takes no time at all. A new profile goes into the cache.
 2. **Map**: the configured scheduler maps the measured problem — in this
    process, or inside the cluster when the backend maps there (the
    kubernetes mapper Job), or among the agents (distributed WAVE,
@@ -26,18 +28,20 @@ from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.plan import Plan
 from jupiter.model.problem_files import problem_from_profile, problem_to_json
 from jupiter.profiling.plugins import get_profiler
-from jupiter.profiling.session import ProfilingError, ProfilingSession, SessionSpec
+from jupiter.profiling.session import Call, ProfilingError, ProfilingSession, SessionSpec
 from jupiter.service.planning import mapper_for, schedule_profile
 from jupiter.service.plans import pricing_plan
+from jupiter.service.profiles import profile_to_reuse, remember
 from jupiter.service.record import Deployment, DeploymentError
 from jupiter.service.wave_driver import wave_mapping
 from jupiter.store import open_store
 
 
-def session_spec(spec: DeploymentSpec) -> SessionSpec:
-    """What a profiling session of this deployment measures."""
+def session_spec(spec: DeploymentSpec, side_by_side: bool = False) -> SessionSpec:
+    """What a profiling session of this deployment measures (`side_by_side`: what the backend allows)."""
     dag = spec.app.dag
     settings = spec.profiling
+    parallel = settings.exec_parallel == "yes" or (settings.exec_parallel == "auto" and side_by_side)
     return SessionSpec(
         agents=list(spec.agents),
         compute=list(spec.compute),
@@ -49,11 +53,13 @@ def session_spec(spec: DeploymentSpec) -> SessionSpec:
         exec_runs=settings.exec_runs,
         links=list(settings.links) if settings.links is not None else None,
         timeout=settings.timeout,
+        exec_budget=settings.exec_budget,
+        parallel=parallel,
     )
 
 
-def profile_deployment(spec: DeploymentSpec, deployment: Deployment, progress: Progress) -> dict[str, Any]:
-    """Run the profilers on a running deployment; returns the profile document (also in profile.json)."""
+def _caller(deployment: Deployment) -> Call:
+    """How the profiling session reaches the agents: the deployment's control client, errors as DeploymentError."""
     control = deployment.control
 
     def call(node: str, method: str, path: str, body: Any, timeout: float) -> Any:
@@ -62,6 +68,13 @@ def profile_deployment(spec: DeploymentSpec, deployment: Deployment, progress: P
         except Unreachable as exc:
             raise DeploymentError(str(exc)) from None
 
+    return call
+
+
+def profile_deployment(spec: DeploymentSpec, deployment: Deployment, progress: Progress) -> dict[str, Any]:
+    """Run the profilers on a running deployment; returns the profile document (also in profile.json)."""
+    call = _caller(deployment)
+
     store_spec = spec.profiling.store_spec(deployment.home_layout().store)
     with open_store(store_spec) as store:
         # `[CONFIG] PROFILER`: DRUPE's own figures, or a plug-in's (the original's integration interface).
@@ -69,12 +82,35 @@ def profile_deployment(spec: DeploymentSpec, deployment: Deployment, progress: P
             profiler = get_profiler(spec.profiling.profiler, store)
         except Exception as exc:  # noqa: BLE001 - user code: any failure is reported, with its type
             raise DeploymentError(f"profiler {spec.profiling.profiler} failed: {type(exc).__name__}: {exc}") from None
+        session = ProfilingSession(session_spec(spec, deployment.handle.profiles_side_by_side), call, store)
         try:
-            result = ProfilingSession(session_spec(spec), call, store).run(progress, profiler)
+            result = session.run(progress, profiler)
         except ProfilingError as exc:
             raise DeploymentError(str(exc)) from None
     deployment.layout.profile.write_text(json.dumps(result.profile, indent=2))
+    if spec.profiling.cache:
+        remember(spec, result.profile, deployment.id)
     return result.profile
+
+
+def measured_or_reused(spec: DeploymentSpec, deployment: Deployment, progress: Progress) -> dict[str, Any]:
+    """The profile to map from: one measured before when it will do (module docstring), else measured now."""
+    reused = profile_to_reuse(spec)
+    if reused is None:
+        return profile_deployment(spec, deployment, progress)
+    deployment.layout.profile.write_text(json.dumps(reused.document, indent=2))
+    progress(f"reused {reused.source}; nothing measured (`--reprofile` measures again)")
+    if spec.mapping.distributed:
+        # Distributed WAVE's agents decide with their own link fits: those are measured again (quickly).
+        started = time.time()
+        store_spec = spec.profiling.store_spec(deployment.home_layout().store)
+        with open_store(store_spec) as store:
+            try:
+                links = ProfilingSession(session_spec(spec), _caller(deployment), store).network()
+            except ProfilingError as exc:
+                raise DeploymentError(str(exc)) from None
+        progress(f"profiled network for distributed WAVE: {len(links)} links in {time.time() - started:.2f} s")
+    return reused.document
 
 
 def dispatch(deployment: Deployment, plan: Plan) -> Deployment:
@@ -109,7 +145,7 @@ def profile_map_dispatch(
     spec: DeploymentSpec, deployment: Deployment, progress: Progress, map_tasks: bool = True
 ) -> Deployment:
     """The original's sequence on running agents: profilers -> mapper -> dispatch, each phase timed."""
-    profile = profile_deployment(spec, deployment, progress)
+    profile = measured_or_reused(spec, deployment, progress)
     if not map_tasks:
         return deployment
     started = time.time()

@@ -118,4 +118,5 @@ def build_plan(
         helpers=helpers,
         app_env=str(app_env) if app_env is not None else "",
         umask=spec.umask,
+        io_names=app.io_names,
     )

@@ -2,16 +2,20 @@
 
 A deployment lives in `<STATE_DIR>/<id>/` (`jupiter.model.layout`); its
 record, `deployment.json`, names the backend and what the backend saved to
-reach and stop it, the agents' addresses, the app and the mapping.
-`<STATE_DIR>/current` names the active one, so any later CLI invocation can
-find it, and teardown works even if the CLI that deployed it crashed.
+reach and stop it, the agents' addresses, the app and the mapping. Beside it,
+`state` says where the deployment is in its life (:class:`State`), written
+by `deploy` and `teardown`, so any later CLI invocation can find the
+deployments of a working folder (several may run side by side, each with its
+own id), and teardown works even if the CLI that deployed one crashed.
 :class:`Deployment` is a record re-attached to its backend: the handle and
-its one control client.
+its one control client. Finding them is `jupiter.service.deployments`'.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,12 +25,53 @@ from jupiter.backends import attach
 from jupiter.backends.base import Attachment, Handle, Progress
 from jupiter.backends.control import ControlClient
 from jupiter.model.errors import JupiterError
-from jupiter.model.layout import CURRENT, DeploymentLayout, HomeLayout, token_of
+from jupiter.model.layout import DeploymentLayout, HomeLayout, token_of
 from jupiter.model.plan import NodeAddress
 
 
 class DeploymentError(JupiterError):
     """A deployment could not be started, reached or stopped."""
+
+
+class State(enum.Enum):
+    """Where a deployment is in its life (the `state` file of its folder)."""
+
+    STARTING = "starting"
+    """`deploy` made the folder and is starting the agents (or the CLI doing it died: `teardown` it)."""
+    RUNNING = "running"
+    """Deployed; nobody has torn it down (its agents may still have stopped on their own)."""
+    STOPPED = "stopped"
+    """Torn down: nothing of it runs; its files stay until `jupiter prune`."""
+    FAILED = "failed"
+    """`deploy` failed and tore down what it had started."""
+
+    @property
+    def active(self) -> bool:
+        """Whether the deployment may still have something running (it was never torn down)."""
+        return self in (State.STARTING, State.RUNNING)
+
+
+def write_state(root: Path, state: State) -> None:
+    """Record a deployment's state (atomically: a reader sees the old state or the new one)."""
+    layout = DeploymentLayout(root)
+    tmp = layout.state.with_name(f".state.{os.getpid()}.tmp")
+    tmp.write_text(state.value + "\n")
+    tmp.replace(layout.state)
+
+
+def read_state(root: Path) -> State | None:
+    """A deployment's recorded state; None for a folder without one (made by a Jupiter before states)."""
+    try:
+        text = DeploymentLayout(root).state.read_text().strip()
+    except FileNotFoundError:
+        return None
+    try:
+        return State(text)
+    except ValueError:
+        raise DeploymentError(
+            f"{DeploymentLayout(root).state}: unknown state {text!r}; expected one of: "
+            + ", ".join(state.value for state in State)
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -125,31 +170,3 @@ class Deployment:
     @property
     def home_dir(self) -> Path:
         return self.home_layout().dir
-
-
-def find(state_dir: Path, required: bool = True) -> Deployment | None:
-    """The current deployment of a state folder (None, or DeploymentError when `required`, without one)."""
-    pointer = state_dir / CURRENT
-    if not pointer.exists():
-        if required:
-            raise DeploymentError(f"no deployment is running here ({state_dir}); start one with `jupiter deploy`")
-        return None
-    root = state_dir / pointer.read_text().strip()
-    if not DeploymentLayout(root).record.exists():
-        pointer.unlink()
-        if required:
-            raise DeploymentError(f"the current deployment's folder {root} is gone; nothing to do")
-        return None
-    return Deployment(DeploymentRecord.load(root))
-
-
-def make_current(state_dir: Path, deployment_id: str) -> None:
-    """Name a deployment the active one."""
-    (state_dir / CURRENT).write_text(deployment_id)
-
-
-def forget_current(state_dir: Path, deployment_id: str) -> None:
-    """Stop naming a deployment the active one (when it is)."""
-    pointer = state_dir / CURRENT
-    if pointer.exists() and pointer.read_text().strip() == deployment_id:
-        pointer.unlink()

@@ -282,6 +282,7 @@ def _run(
         for home, share in shares.items():
             if share:
                 submit(deployment, share, home)
+        progress(f"submitted {len(files)} frames to deployment {deployment.id}; waiting for them")
         deadline = started + timeout
         while True:
             # Wake at least twice a second to move the progress bar.
@@ -313,8 +314,11 @@ def _run(
 def profile(
     spec: DeploymentSpec, out: Path, timeout: float = READY_TIMEOUT, progress: Progress = lambda _: None
 ) -> dict[str, Any]:
-    """`jupiter profile`: start agents, run the profilers alone, write the profile file, tear down."""
-    spec = spec.with_static_mapping(None)
+    """`jupiter profile`: start agents, run the profilers alone, write the profile file, tear down.
+
+    It always measures (and the new profile replaces the cached one).
+    """
+    spec = spec.with_static_mapping(None).with_profile(None, fresh=True)
     deployment = deploy(spec, timeout=timeout, progress=progress, reprofile=False, map_tasks=False)
     try:
         document: dict[str, Any] = json.loads(deployment.layout.profile.read_text())

@@ -12,6 +12,9 @@ from tests.conftest import CONFIG, GOOD_SCRIPT, Result, Workdir
 
 Run = Callable[..., Result]
 APP = "app_specific_files/demo"
+MISSING_CONFIG = (
+    "config file not found; make a working folder with `jupiter init`, or point to the file with --config FILE"
+)
 
 
 def test_valid_workdir_prints_what_it_checked(workdir: Workdir, run: Run) -> None:
@@ -306,14 +309,14 @@ def test_missing_config(workdir: Workdir, run: Run) -> None:
     result = run("--config", "nope.ini", "validate")
     assert (result.code, result.err) == (
         2,
-        "error: nope.ini: config file not found; create it or point to it with the right option\n",
+        "error: nope.ini: " + MISSING_CONFIG + "\n",
     )
 
 
 def test_config_env_var(workdir: Workdir, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUPITER_CONFIG", "other.ini")
     result = run("validate")
-    assert result.err == "error: other.ini: config file not found; create it or point to it with the right option\n"
+    assert result.err == "error: other.ini: " + MISSING_CONFIG + "\n"
 
 
 def test_unreadable_files(workdir: Workdir, run: Run) -> None:
@@ -385,7 +388,8 @@ def test_no_app_configured(workdir: Workdir, run: Run) -> None:
     workdir.write("jupiter_config.ini", "[CONFIG]\nSCHEDULER = heft\n")
     result = run("validate")
     assert result.err == (
-        "error: jupiter_config.ini: no app given; pass --app DIR or set `APP = app_specific_files/<app>` in [DEPLOY]\n"
+        "error: jupiter_config.ini: no app given; name one, e.g. `jupiter run APP` (apps here: demo), "
+        "or set `APP = app_specific_files/<app>` in [DEPLOY]\n"
     )
     assert run("--app", str(workdir.app), "validate").code == 0
 
@@ -394,7 +398,7 @@ def test_unknown_option_is_usage_error(workdir: Workdir, run: Run) -> None:
     result = run("validate", "--frobnicate")
     assert result.code == 2
     assert result.err == (
-        "Usage: jupiter validate [OPTIONS]\nTry 'jupiter validate --help' for help.\n\n"
+        "Usage: jupiter validate [OPTIONS] [APP]\nTry 'jupiter validate --help' for help.\n\n"
         "Error: No such option '--frobnicate'.\n"
     )
 
@@ -403,7 +407,7 @@ def test_missing_app_folder(workdir: Workdir, run: Run, tmp_path: Path) -> None:
     result = run("--app", str(tmp_path / "nope"), "validate")
     assert (result.code, result.err) == (
         2,
-        f"error: {tmp_path}/nope: app folder not found; pass --app or set [DEPLOY] APP\n",
+        f"error: no app '{tmp_path}/nope'; apps in app_specific_files/: demo\n",
     )
 
 
@@ -430,3 +434,27 @@ def test_an_entry_task_waiting_for_two_files_needs_samples_that_make_frames_of_t
     workdir.write_app("sample_input/1_right.txt", "right\n")
     (workdir.app / "sample_input" / "1.txt").unlink()
     assert run("validate").code == 0
+
+
+def test_the_input_row_of_name_convert_is_shown(workdir: Workdir, run: Run) -> None:
+    workdir.write_app("name_convert.txt", "split split botnet\njoin join left,right\ninput global botnet\n")
+    result = run("validate")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[-2] == (
+        f"names    {APP}/name_convert.txt: runtime statistics name frames after the input 'botnet' "
+        "(the app's output: 'global')"
+    )
+
+
+def test_a_script_that_reads_the_original_container_folder_is_warned_about(workdir: Workdir, run: Run) -> None:
+    workdir.write_app(
+        "scripts/left.py",
+        GOOD_SCRIPT + "\n\ndef links():\n    return open('/centralized_scheduler/communication.txt').read()\n",
+    )
+    result = run("validate")
+    assert result.code == 0
+    assert result.err == (
+        "warning: scripts/left.py reads /centralized_scheduler/..., which exists only in the container images "
+        "(docker, kubernetes); to run on every backend, open the file relative to the script: "
+        "os.path.join(os.path.dirname(os.path.abspath(__file__)), NAME)\n"
+    )

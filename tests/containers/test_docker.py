@@ -27,13 +27,15 @@ from jupiter.model.bundled import data_dir
 from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import Workspace, load_workspace
 from jupiter.service.deploy import deploy, teardown
-from jupiter.service.record import find
+from jupiter.service.deployments import choose
 from jupiter.service.run import run, wait_frames
 from jupiter.tools.traffic import expected_report
 
 pytestmark = pytest.mark.docker
 
 BASE_IMAGE = os.environ.get("JUPITER_BASE_IMAGE", "jupiter-base:bookworm")
+IMAGE_TAG = os.environ.get("JUPITER_TEST_IMAGE_TAG", "test")
+"""Tag of the image these tests build (another tag keeps runs of several work trees on one engine apart)."""
 APP = "network_monitoring_app"
 
 
@@ -54,7 +56,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(data_dir() / "app_specific_files" / APP, root / "app_specific_files" / APP)
     shutil.copy(data_dir() / "nodes.txt", root / "nodes.txt")
     text = (data_dir() / "jupiter_config.ini").read_text()
-    text = text.replace("BACKEND = local", f"BACKEND = docker\nBASE_IMAGE = {BASE_IMAGE}\nIMAGE_TAG = test")
+    text = text.replace("BACKEND = local", f"BACKEND = docker\nBASE_IMAGE = {BASE_IMAGE}\nIMAGE_TAG = {IMAGE_TAG}")
     (root / "jupiter_config.ini").write_text(text)
     return root
 
@@ -140,10 +142,21 @@ def _qdiscs(container: Any) -> str:
 
 
 def test_image_is_tagged_and_runs_as_a_non_root_user(engine: DockerEngine, image: BuildResult) -> None:
-    assert image.image == "jupiter-network-monitoring-app:test"
+    assert image.image == f"jupiter-network-monitoring-app:{IMAGE_TAG}"
     config = engine.client.images.get(image.image).attrs["Config"]
     assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["python3", "-m", "jupiter.runtime.node"]
+
+
+def test_the_app_scripts_are_also_where_the_original_images_had_them(engine: DockerEngine, image: BuildResult) -> None:
+    # The original's generated apps read /centralized_scheduler/communication.txt: the scripts' folder.
+    check = (
+        "import os; print(os.path.realpath('/centralized_scheduler'), "
+        "sorted(os.listdir('/centralized_scheduler')) == sorted(os.listdir('/app/scripts')), "
+        "open('/centralized_scheduler/local_pro.py').read() == open('/app/scripts/local_pro.py').read())"
+    )
+    output = engine.client.containers.run(image.image, ["-c", check], entrypoint=["python3"], remove=True)
+    assert output.decode().split() == ["/app/scripts", "True", "True"]
 
 
 def test_run_on_docker_gives_the_reference_outputs_and_leaves_nothing(
@@ -169,8 +182,8 @@ def test_deploy_status_submit_teardown_through_the_cli(
     engine: DockerEngine, image: BuildResult, in_work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["deploy", "--timeout", "120"]) == 0
-    deployment = find(in_work / ".jupiter")
-    assert deployment is not None and deployment.record.backend == "docker"
+    deployment = choose(in_work / ".jupiter").deployment
+    assert deployment.record.backend == "docker"
     assert len(engine.containers(f"{LABEL_DEPLOYMENT}={deployment.id}")) == 5
     # Without a testbed nothing is shaped: no capability granted, the interfaces keep docker's default qdisc.
     for node, container in _containers(engine, deployment.id).items():

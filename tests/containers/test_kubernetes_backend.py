@@ -489,6 +489,28 @@ def test_forbidden_namespace_says_how_to_fix(workspace: Workspace, cluster: Fake
     assert cluster.objects == {}
 
 
+def test_a_second_deployment_in_the_same_namespace_stops_before_it_creates_anything(
+    workspace: Workspace, cluster: FakeCluster, tmp_path: Path
+) -> None:
+    backend = _backend(workspace, cluster)
+    _start(workspace, backend, tmp_path)
+    first = dict(cluster.objects)
+    nodes = [(node.name, node.role.value) for node in workspace.nodes]
+    plan = dataclasses.replace(fixed_plan(workspace, backend.addresses(nodes)), deployment="20260101-000000-bbbbbb")
+    layout = DeploymentLayout(tmp_path / "second")
+    layout.root.mkdir()
+    layout.token.write_text("another-token")
+    cluster.calls.clear()
+    with pytest.raises(KubernetesError) as caught:
+        backend.start(layout, plan, [name for name, _ in nodes])
+    assert str(caught.value) == (
+        "create Secret jupiter-token: already exists: another deployment runs in namespace jupiter-test; "
+        "tear it down (`jupiter list`, `jupiter teardown --deployment ID`) or give this one its own "
+        "[DEPLOY] NAMESPACE (removed 0 objects created so far)"
+    )
+    assert cluster.objects == first  # the running deployment keeps every object
+
+
 def test_interrupt_during_deploy_cleans_up_and_propagates(
     workspace: Workspace, cluster: FakeCluster, tmp_path: Path
 ) -> None:
@@ -568,6 +590,8 @@ def _phases(calls: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 ALL = ("jupiter-home", "jupiter-node-2", "jupiter-node1")
+EXECUTION = ("jupiter-node-2", "jupiter-node-2", "jupiter-node1", "jupiter-node1")
+"""The execution profiler asks each compute node once per task (split, then join)."""
 
 
 def test_measured_deploy_profiles_then_maps_with_the_job_then_dispatches(
@@ -583,13 +607,15 @@ def test_measured_deploy_profiles_then_maps_with_the_job_then_dispatches(
         ("wait_ready", "jupiter-test", f"jupiter/deployment-id={deployment.id}", 3),
         ("proxy", "POST", "/profile/network", ALL),
         ("proxy", "GET", "/profile/resources", ALL),
-        ("proxy", "POST", "/profile/execution", ("jupiter-node-2", "jupiter-node1")),
+        ("proxy", "POST", "/profile/execution", EXECUTION),
         *MAPPER_STAGE,
         UPDATE_PLANS,
         ("proxy", "POST", "/mapping", ALL),
     ]
-    # The execution profiler visits the compute nodes one after the other.
-    assert [c[2] for c in cluster.calls if c[-1] == "/profile/execution"] == ["jupiter-node1", "jupiter-node-2"]
+    # Pods on nodes of their own profile each task side by side: both nodes' split before either's join.
+    execution = [c[2] for c in cluster.calls if c[-1] == "/profile/execution"]
+    assert sorted(execution[:2]) == sorted(execution[2:]) == ["jupiter-node-2", "jupiter-node1"]
+    assert "  split (1/2): node1 1.0000 s, node_2 2.0000 s (" in "\n".join(progress)
     # The Job mapped the measured problem, not the default one.
     profile = json.loads((deployment.root / "profile.json").read_text())
     measured = problem_from_profile(profile)
@@ -685,7 +711,7 @@ def test_run_goes_through_the_proxy_from_deploy_to_teardown(tmp_path: Path, real
         ("wait_ready", "jupiter-test", selector, 3),
         ("proxy", "POST", "/profile/network", ALL),
         ("proxy", "GET", "/profile/resources", ALL),
-        ("proxy", "POST", "/profile/execution", ("jupiter-node-2", "jupiter-node1")),
+        ("proxy", "POST", "/profile/execution", EXECUTION),
         *MAPPER_STAGE,
         UPDATE_PLANS,
         ("proxy", "POST", "/mapping", ALL),
@@ -977,7 +1003,7 @@ def test_a_failed_mapper_job_names_the_pod_its_events_and_log_and_tears_down(
     )
     selector = next(call[2] for call in real_cluster.calls if call[0] == "wait_ready")
     assert _phases(real_cluster.calls)[-8:] == [
-        ("proxy", "POST", "/profile/execution", ("jupiter-node-2", "jupiter-node1")),
+        ("proxy", "POST", "/profile/execution", EXECUTION),
         *MAPPER_STAGE,
         ("delete_all", "jupiter-test", selector),
         ("delete_all", "jupiter-mapper", selector),

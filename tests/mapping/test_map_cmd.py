@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from jupiter.cli.map_cmd import map_command
+from jupiter.cli import cli
 from jupiter.model.errors import InputError
 from jupiter.model.problem_files import problem_to_json
 from tests.mapping.helpers import topcuoglu
@@ -44,13 +44,13 @@ P3        4      49.000   61.3%
 
 
 def test_map_prints_mapping_makespan_and_load(problem_file: Path) -> None:
-    result = CliRunner().invoke(map_command, ["--problem", str(problem_file), "--scheduler", "heft"])
+    result = CliRunner().invoke(cli, ["map", "--problem", str(problem_file), "--scheduler", "heft"])
     assert result.exit_code == 0, result.output
     assert result.output == EXPECTED_HEFT
 
 
 def test_map_defaults_to_best(problem_file: Path) -> None:
-    result = CliRunner().invoke(map_command, ["--problem", str(problem_file)])
+    result = CliRunner().invoke(cli, ["map", "--problem", str(problem_file)])
     assert result.exit_code == 0, result.output
     makespan = float(result.output.split("scheduler best: predicted makespan ")[1].split()[0])
     assert makespan <= 80.0
@@ -60,7 +60,7 @@ def test_map_writes_files_and_gantt(problem_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     png = tmp_path / "g.png"
     args = ["--problem", str(problem_file), "--scheduler", "cpop", "--out", str(out), "--gantt", str(png)]
-    result = CliRunner().invoke(map_command, args)
+    result = CliRunner().invoke(cli, ["map", *args])
     assert result.exit_code == 0, result.output
     assert "scheduler cpop: predicted makespan 86.000 s" in result.output
     assert result.output.endswith(f"wrote {out / 'mapping.txt'} and {out / 'mapping.json'}\nwrote {png}\n")
@@ -75,7 +75,7 @@ def test_map_writes_files_and_gantt(problem_file: Path, tmp_path: Path) -> None:
 
 def test_map_caps_tasks_per_node(problem_file: Path) -> None:
     result = CliRunner().invoke(
-        map_command, ["--problem", str(problem_file), "--scheduler", "heft_modified", "--max-tasks-per-node", "4"]
+        cli, ["map", "--problem", str(problem_file), "--scheduler", "heft_modified", "--max-tasks-per-node", "4"]
     )
     assert result.exit_code == 0, result.output
     table = result.output.split("\n\n")[2].splitlines()[1:]
@@ -83,25 +83,25 @@ def test_map_caps_tasks_per_node(problem_file: Path) -> None:
 
 
 def test_map_needs_exactly_one_input(problem_file: Path) -> None:
-    result = CliRunner().invoke(map_command, [])
+    result = CliRunner().invoke(cli, ["map"])
     assert result.exit_code == 2
     assert "Error: give exactly one of --profile FILE or --problem FILE" in result.output
-    both = CliRunner().invoke(map_command, ["--problem", str(problem_file), "--profile", str(problem_file)])
+    both = CliRunner().invoke(cli, ["map", "--problem", str(problem_file), "--profile", str(problem_file)])
     assert both.exit_code == 2
 
 
 def test_map_unknown_scheduler(problem_file: Path) -> None:
-    result = CliRunner().invoke(map_command, ["--problem", str(problem_file), "--scheduler", "nope"])
+    result = CliRunner().invoke(cli, ["map", "--problem", str(problem_file), "--scheduler", "nope"])
     assert result.exit_code == 2
     assert "Invalid value for '--scheduler': 'nope' is not one of 'heft', 'heft_modified'" in result.output
 
 
 def test_map_reports_input_errors_as_domain_errors(tmp_path: Path, problem_file: Path) -> None:
-    result = CliRunner().invoke(map_command, ["--profile", str(problem_file)])
+    result = CliRunner().invoke(cli, ["map", "--profile", str(problem_file)])
     assert isinstance(result.exception, InputError)
     assert str(result.exception) == f"{problem_file}: format is 'jupiter-problem' but 'jupiter-profile' was expected"
     result = CliRunner().invoke(
-        map_command, ["--problem", str(problem_file), "--scheduler", "heft_modified", "--max-tasks-per-node", "1"]
+        cli, ["map", "--problem", str(problem_file), "--scheduler", "heft_modified", "--max-tasks-per-node", "1"]
     )
     assert isinstance(result.exception, InputError)
     assert str(result.exception) == (

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jupiter.profiling.execution import TaskFailed, TaskShape, profile_chain
+from jupiter.profiling.execution import ExecutionChain, TaskFailed, TaskShape, profile_chain
 
 # split (FLAG false) -> upper, lower -> join (2 inputs) -> home
 TASKS = [
@@ -81,3 +81,50 @@ def test_no_sample_input_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one sample input"):
         asyncio.run(profile_chain(TASKS, [], _runner({}), tmp_path))
     assert not os.path.exists(tmp_path / "run0")
+
+
+def _timed_runner(took: dict[str, float], calls: list[tuple[str, str]]) -> Any:
+    """A runner whose tasks report `took[task]` seconds (no real waiting) and copy their first input."""
+
+    async def run(task: str, names: list[str], single: bool, pathin: str, pathout: str) -> dict[str, Any]:
+        calls.append((task, Path(pathin, names[0]).read_text()))
+        outputs = [Path(pathout, f"{task}-{i}.txt") for i in range(2 if task == "split" else 1)]
+        for output in outputs:
+            output.write_text(f"{task}({Path(pathin, names[0]).read_text()})")
+        return {"ok": True, "outputs": [str(p) for p in outputs], "execute": 100.0, "finish": 100.0 + took[task]}
+
+    return run
+
+
+def test_a_task_over_its_budget_is_measured_by_its_first_call_alone(tmp_path: Path) -> None:
+    samples = [tmp_path / "s1.txt", tmp_path / "s2.txt"]
+    for index, sample in enumerate(samples, start=1):
+        sample.write_text(f"s{index}")
+    took = {"split": 12.0, "upper": 0.5, "lower": 4.0, "join": 0.25}
+    calls: list[tuple[str, str]] = []
+    frames = [[sample] for sample in samples]
+    result = asyncio.run(profile_chain(TASKS, frames, _timed_runner(took, calls), tmp_path / "w", runs=3, budget=10))
+    # split (12 s) used up its 10 s on the warm-up: that call is its measurement.
+    assert result["split"] == {"seconds": 12.0, "output_bytes": {"upper": len("split(s1)"), "lower": 9}, "runs": 1}
+    # lower: warm-up 4 s, then 4 s (8 s spent), then 4 s (12 s): two measured runs, then the budget is spent.
+    assert (result["lower"]["seconds"], result["lower"]["runs"]) == (4.0, 2)
+    # Fast tasks get every run asked for.
+    assert (result["upper"]["runs"], result["join"]["runs"]) == (3, 3)
+    # Runs of a child beyond its parent's last run get the parent's last output.
+    assert [text for task, text in calls if task == "upper"] == ["split(s1)"] * 4
+    assert [task for task, _ in calls].count("split") == 1
+
+
+def test_the_chain_profiles_one_task_per_call_in_dag_order(tmp_path: Path) -> None:
+    sample = tmp_path / "in.txt"
+    sample.write_text("x")
+    calls: list[tuple[str, str]] = []
+    took = dict.fromkeys(("split", "upper", "lower", "join"), 0.1)
+    chain = ExecutionChain(TASKS, [[sample]], tmp_path / "w", runs=1)
+    with pytest.raises(ValueError, match="upper needs its parents profiled first on this node: split"):
+        asyncio.run(chain.profile("upper", _timed_runner(took, calls)))
+    for task in ("split", "upper", "lower", "join"):
+        record = asyncio.run(chain.profile(task, _timed_runner(took, calls)))
+        assert record["runs"] == 1
+    assert calls[-2:] == [("join", "upper(split(x))"), ("join", "upper(split(x))")]
+    assert set(chain.results) == {"split", "upper", "lower", "join"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -128,6 +129,44 @@ def test_run_maps_from_measurements_and_reports(tmp_path: Path) -> None:
     assert (root / "report" / "report.html").exists()
     assert (root / "home" / "profiles.sqlite").exists()
     assert "3 of 3 frames done" in done.stdout
+
+
+def test_a_second_run_maps_from_the_profile_the_first_one_measured(tmp_path: Path) -> None:
+    work = _workdir(tmp_path, "dummy_app", "heft")
+    first = jupiter(work, "run", "dummy_app", "--frames", "1")
+    assert first.returncode == 0, first.stderr
+    # Execution profiling shows each task as it is done, in DAG order, on every compute node.
+    tasks = [line.split()[0] for line in first.stderr.splitlines() if re.match(r"  task\d+ \(\d+/10\): node1 ", line)]
+    assert tasks == [f"task{i}" for i in range(10)]
+    assert "profiled execution: 10 tasks on 4 nodes in " in first.stderr
+    (measured,) = (work / ".jupiter").glob("2*")
+
+    second = jupiter(work, "run", "dummy_app", "--frames", "1")
+    assert second.returncode == 0, second.stderr
+    lines = second.stderr.splitlines()
+    assert lines[0].startswith("started 5 agents in ")
+    assert re.fullmatch(
+        rf"reused the profile deployment {measured.name} measured \d+ (s|min) ago \(cached in "
+        rf"{re.escape(str(work / '.jupiter' / 'profiles'))}\); nothing measured \(`--reprofile` measures again\)",
+        lines[1],
+    ), lines[1]
+    assert lines[2].startswith("mapped 10 tasks with heft in ")
+    assert not [line for line in lines if line.startswith(("profiled", "  task"))]
+    reused = next(root for root in (work / ".jupiter").glob("2*") if root != measured)
+    assert json.loads((reused / "profile.json").read_text()) == json.loads((measured / "profile.json").read_text())
+    assert (
+        json.loads((reused / "mapping.json").read_text())["mapping"]
+        == (json.loads((measured / "mapping.json").read_text())["mapping"])
+    )
+
+    # A profile file maps as well, and `map APP` reads the cached profile of the app.
+    named = jupiter(work, "run", "dummy_app", "--frames", "1", "--profile", str(measured / "profile.json"))
+    assert named.returncode == 0, named.stderr
+    assert f"reused the profile in {measured / 'profile.json'}; nothing measured" in named.stderr
+    mapped = jupiter(work, "map", "dummy_app", "--scheduler", "heft")
+    assert mapped.returncode == 0, mapped.stderr
+    assert mapped.stderr.startswith(f"mapping the profile deployment {measured.name} measured ")
+    assert "scheduler heft: predicted makespan" in mapped.stdout
 
 
 def test_a_bad_testbed_stops_before_anything_starts(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ class FakeAgents:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str]] = []
+        self.bodies: list[dict[str, Any]] = []
 
     def __call__(self, node: str, method: str, path: str, body: Mapping[str, Any] | None, timeout: float) -> Any:
         self.calls.append((node, method, path))
@@ -46,13 +47,14 @@ class FakeAgents:
         if path == "/profile/resources":
             return {"cpu": 10.0, "memory": 50.0, "samples": 3, "time": 1.0}
         if path == "/profile/execution":
+            assert body is not None
+            self.bodies.append(dict(body))
             slow = 2.0 if node == "n2" else 1.0
-            return {
-                "tasks": {
-                    "split": {"seconds": 1.0 * slow, "output_bytes": {"join": 2_000_000}, "runs": 2},
-                    "join": {"seconds": 0.5 * slow, "output_bytes": {"home": 10}, "runs": 2},
-                }
+            every = {
+                "split": {"seconds": 1.0 * slow, "output_bytes": {"join": 2_000_000}, "runs": 2},
+                "join": {"seconds": 0.5 * slow, "output_bytes": {"home": 10}, "runs": 1 if slow > 1 else 2},
             }
+            return {"tasks": {task: every[task] for task in body["tasks"]}}
         raise AssertionError(path)
 
 
@@ -66,8 +68,15 @@ def test_the_profile_feeds_the_mapper(tmp_path: Path) -> None:
     assert {(link["src"], link["dst"]) for link in profile["links"]} == {("n1", "n2"), ("n2", "n1")}
     assert profile["execution"]["split"]["n2"]["seconds"] == 2.0
     assert set(result.durations) == {"network", "resources", "execution"}
-    # Execution profiling visits the compute nodes one after the other, never home.
-    assert [c[0] for c in agents.calls if c[2] == "/profile/execution"] == ["n1", "n2"]
+    # Execution profiling asks the compute nodes one after the other, a task at a time in DAG order, never home.
+    assert [c[0] for c in agents.calls if c[2] == "/profile/execution"] == ["n1", "n2", "n1", "n2"]
+    assert [(body["tasks"], body["fresh"]) for body in agents.bodies] == [
+        (["split"], True),
+        (["split"], True),
+        (["join"], False),
+        (["join"], False),
+    ]
+    assert "budget" not in agents.bodies[0]  # no budget: as many runs as asked
     problem = problem_from_profile(profile)
     assert problem.edge_size("split", "join") == 2_000_000
     schedule = get_mapper("heft").schedule(problem)
@@ -152,3 +161,42 @@ def test_another_profiler_plugs_in_by_import_path(tmp_path: Path) -> None:
         with pytest.raises(KeyError, match="no profiler called 'nope'"):
             get_profiler("nope", store)
     assert {link["c"] for link in result.profile["links"]} == {9.0}
+
+
+def _overlapping(agents: FakeAgents) -> tuple[Any, list[list[str]]]:
+    """A call that records which execution requests were in flight together."""
+    lock = threading.Lock()
+    running: list[str] = []
+    overlaps: list[list[str]] = []
+
+    def call(node: str, method: str, path: str, body: Mapping[str, Any] | None, timeout: float) -> Any:
+        with lock:
+            running.append(node)
+            if len(running) > 1:
+                overlaps.append(sorted(running))
+        time.sleep(0.05)
+        with lock:
+            running.remove(node)
+        return agents(node, method, path, body, timeout)
+
+    return call, overlaps
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_nodes_profile_a_task_side_by_side_only_where_they_are_machines_of_their_own(
+    tmp_path: Path, parallel: bool
+) -> None:
+    spec = SessionSpec(**{**SPEC.__dict__, "parallel": parallel, "exec_budget": 5.0})
+    agents = FakeAgents()
+    call, overlaps = _overlapping(agents)
+    lines: list[str] = []
+    with SqliteStore(tmp_path / "p.sqlite") as store:
+        out = ProfilingSession(spec, call, store).execution(lines.append)
+        assert set(store.get_execution_data()) == {"split", "join"}
+    assert out["n2"]["join"]["seconds"] == 1.0
+    assert overlaps == ([["n1", "n2"], ["n1", "n2"]] if parallel else [])
+    assert all(body["budget"] == 5.0 for body in agents.bodies)
+    # One progress line per task, in DAG order, naming what the budget cut short.
+    assert [line.split(":")[0] for line in lines] == ["  split (1/2)", "  join (2/2)"]
+    assert lines[0].startswith("  split (1/2): n1 1.0000 s, n2 2.0000 s (")
+    assert lines[1].endswith("; over its 5 s budget: runs 1 on n2 instead of 2)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import signal
 import subprocess
@@ -28,58 +30,89 @@ def jupiter(cwd: Path, *args: str, timeout: float = 120) -> subprocess.Completed
     )
 
 
-def _pids(cwd: Path) -> list[int]:
-    root = next((cwd / ".jupiter").glob("2*"))
+def _pids(cwd: Path, deployment: str | None = None) -> list[int]:
+    root = cwd / ".jupiter" / deployment if deployment else next((cwd / ".jupiter").glob("2*"))
     pids = json.loads((root / "pids.json").read_text())
     return [pids["supervisor"], *pids["agents"].values()]
+
+
+DEPLOYED = re.compile(r"deployment (\d{8}-\d{6}-[0-9a-f]{6}) is running \(4 agents\)")
 
 
 def test_deploy_submit_status_teardown(fan_workdir: Path) -> None:
     deployed = jupiter(fan_workdir, "deploy")
     assert deployed.returncode == 0, deployed.stderr
     lines = deployed.stdout.splitlines()
-    assert re.fullmatch(r"deployment \d{8}-\d{6}-[0-9a-f]{6} is running \(4 agents\)", lines[0])
+    first = DEPLOYED.fullmatch(lines[0])
+    assert first is not None
     assert lines[1].startswith("submit files with `jupiter submit FILE...` or drop them into ")
     assert "mapped 4 tasks with a static mapping in" in deployed.stderr
-    pids = _pids(fan_workdir)
+    older = first.group(1)
+    pids = _pids(fan_workdir, older)
     assert all(alive(pid) for pid in pids)
 
+    # A second deployment from the same folder runs beside the first, with its own id and agents.
     again = jupiter(fan_workdir, "deploy")
-    assert again.returncode == 1
-    assert re.fullmatch(
-        r"error: deployment \S+ is still running here; stop it with `jupiter teardown` first\n", again.stderr
-    )
+    assert again.returncode == 0, again.stderr
+    second = DEPLOYED.fullmatch(again.stdout.splitlines()[0])
+    assert second is not None and second.group(1) != older
+    newer = second.group(1)
+    listed = jupiter(fan_workdir, "list")
+    assert [line.split()[:4] for line in listed.stdout.splitlines()] == [
+        ["id", "state", "backend", "app"],
+        [older, "running", "local", "fan"],
+        [newer, "running", "local", "fan"],
+    ]
 
     inputs = []
     for i in range(3):
         path = fan_workdir / f"in{i}.txt"
         path.write_text(f"cli {i}\n")
         inputs.append(path.name)
-    submitted = jupiter(fan_workdir, "submit", *inputs)
-    assert submitted.returncode == 0, submitted.stderr
+    submitted = jupiter(fan_workdir, "submit", "--deployment", older[-6:], *inputs)
+    assert (submitted.returncode, submitted.stderr) == (0, "")
     frames = [line.split() for line in submitted.stdout.splitlines()]
     assert [name for _, name in frames] == inputs
     assert all(re.fullmatch(r"f\d{6}-[0-9a-f]{6}", frame) for frame, _ in frames)
 
-    root = next((fan_workdir / ".jupiter").glob("2*"))
+    root = fan_workdir / ".jupiter" / older
     (root / "home" / "input" / "dropped.txt").write_text("dropped\n")
     deadline = time.time() + 30
     while time.time() < deadline:
-        status = jupiter(fan_workdir, "status")
+        status = jupiter(fan_workdir, "status", "--deployment", older)
         if "4 done" in status.stdout:
             break
         time.sleep(0.2)
-    assert status.returncode == 0, status.stderr
+    assert (status.returncode, status.stderr) == (0, "")
     out = status.stdout.splitlines()
-    assert out[0].startswith("deployment ") and out[0].endswith("  app fan")
+    assert out[0] == f"deployment {older}  app fan"
     assert out[1].split() == ["node", "role", "pid", "task", "waiting", "queued", "running", "done", "failed"]
     rows = {tuple(line.split()[:4]): line.split()[4:] for line in out[2:-1]}
-    assert rows[("node1", "compute", str(_pids(fan_workdir)[2]), "split")] == ["0", "0", "0", "4", "0"]
+    assert rows[("node1", "compute", str(_pids(fan_workdir, older)[2]), "split")] == ["0", "0", "0", "4", "0"]
     assert out[-1].startswith("frames: 4 submitted, 4 done, 0 failed, 0 in flight; throughput ")
+    # The frames went to the deployment named, and only there.
+    assert len(list((root / "home" / "output").iterdir())) == 4
+    assert not (fan_workdir / ".jupiter" / newer / "home" / "output").exists()
 
-    down = jupiter(fan_workdir, "teardown")
+    # Without --deployment a command takes the latest running one, and says so when there are several.
+    latest = jupiter(fan_workdir, "status")
+    assert latest.returncode == 0
+    assert latest.stdout.splitlines()[0] == f"deployment {newer}  app fan"
+    assert latest.stderr == (
+        f"note: 2 deployments are running here; acting on the latest, {newer} (fan); "
+        "choose another with --deployment ID (`jupiter list` shows them)\n"
+    )
+
+    down = jupiter(fan_workdir, "teardown", "--deployment", newer)
     assert down.returncode == 0, down.stderr
-    assert re.fullmatch(r"deployment \S+ stopped \(9 processes\); its files stay in \S+\n", down.stdout)
+    assert (
+        down.stdout
+        == f"deployment {newer} stopped (9 processes); its files stay in {fan_workdir / '.jupiter' / newer}\n"
+    )
+    assert all(alive(pid) for pid in pids)  # the other one runs on
+    only = jupiter(fan_workdir, "teardown")
+    assert (only.returncode, only.stderr) == (0, "")
+    assert re.fullmatch(rf"deployment {older} stopped \(9 processes\); its files stay in \S+\n", only.stdout)
     assert not [pid for pid in pids if alive(pid)]
     assert jupiter(fan_workdir, "teardown").stdout == "nothing to tear down\n"
     gone = jupiter(fan_workdir, "status")
@@ -87,6 +120,11 @@ def test_deploy_submit_status_teardown(fan_workdir: Path) -> None:
     assert gone.stderr == (
         f"error: no deployment is running here ({fan_workdir / '.jupiter'}); start one with `jupiter deploy`\n"
     )
+    assert [line.split()[1] for line in jupiter(fan_workdir, "list").stdout.splitlines()[1:]] == ["stopped"] * 2
+    pruned = jupiter(fan_workdir, "prune")
+    assert pruned.returncode == 0
+    assert pruned.stdout.splitlines()[-1].startswith("removed 2 deployments, freed ")
+    assert not list((fan_workdir / ".jupiter").glob("2*"))
 
 
 def test_run_prints_summary(fan_workdir: Path) -> None:
@@ -105,6 +143,45 @@ def test_run_prints_summary(fan_workdir: Path) -> None:
     assert lines[7].startswith("outputs in ")
     root = next((fan_workdir / ".jupiter").glob("2*"))
     assert group_members(json.loads((root / "pids.json").read_text())["supervisor"]) == []
+    # Not on a terminal: the deploy's progress, then one line when the frames are in; no bar, no lone label.
+    progress = result.stderr.splitlines()
+    assert "frames" not in progress
+    assert progress[-1] == f"submitted 6 frames to deployment {root.name}; waiting for them"
+    assert progress[-2].startswith("deployed 4 agents in ")
+    # Output folders hold the outputs only (the slot markers are home's bookkeeping while a frame is in flight).
+    assert sorted({path.name for path in (root / "home" / "output").glob("*/*")}) == ["joined.txt"]
+
+
+def test_run_draws_its_progress_bar_on_a_terminal_once_the_deploy_is_done(fan_workdir: Path) -> None:
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupiter.cli", "run", "--frames", "3"],
+            cwd=fan_workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+        )
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal is gone: the command has ended
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert process.wait(timeout=120) == 0
+    finally:
+        os.close(leader)
+    text = seen.decode()
+    lines = text.split("\r\n")
+    deployed = next(i for i, line in enumerate(lines) if line.startswith("deployed 4 agents in "))
+    # Each progress line is whole (nothing glued to a bar drawn too early), and the bar comes after them.
+    assert "frames  [" not in "".join(lines[: deployed + 1])
+    assert "frames  [" in "".join(lines[deployed + 1 :])
+    assert "100%" in text
 
 
 def test_run_with_a_failing_frame_exits_1(fan_workdir: Path) -> None:
@@ -214,3 +291,15 @@ def test_pricing_commands(fan_workdir: Path) -> None:
         assert jupiter(fan_workdir, "teardown").returncode == 0
     outputs = list((next((fan_workdir / ".jupiter").glob("2*")) / "home2" / "output").iterdir())
     assert len(outputs) == 1 and (outputs[0] / "joined.txt").exists()
+
+
+def test_run_app_from_a_fresh_init_folder(tmp_path: Path) -> None:
+    init = jupiter(tmp_path, "init", "work")
+    assert init.returncode == 0, init.stderr
+    work = tmp_path / "work"
+    result = jupiter(work, "run", "dummy_app", "--frames", "2", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("2 of 2 frames done, 0 failed in ")
+    (root,) = (work / ".jupiter").glob("2*")
+    assert json.loads((root / "deployment.json").read_text())["app"] == "dummy_app"
+    assert (root / "state").read_text() == "stopped\n"

@@ -20,7 +20,8 @@ from jupiter.model.events import TaskRun
 from jupiter.model.layout import STORE_FILE
 from jupiter.model.workspace import Workspace, load_workspace
 from jupiter.service.deploy import deploy, teardown
-from jupiter.service.record import Deployment, DeploymentError, DeploymentRecord, find
+from jupiter.service.deployments import entries
+from jupiter.service.record import Deployment, DeploymentError, DeploymentRecord, State
 from jupiter.service.run import flush_events, home_frames, run, submit_data
 from jupiter.service.status import status as deployment_status
 from jupiter.store import SqliteStore
@@ -149,7 +150,7 @@ def test_teardown_leaves_no_process(fan_workspace: Workspace) -> None:
     teardown(deployment)
     assert not [pid for pid in everything if alive(pid)]
     assert group_members(deployment.info["pgid"]) == []
-    assert find(deployment.root.parent, required=False) is None
+    assert [entry.state for entry in entries(deployment.root.parent)] == [State.STOPPED]
 
 
 def _inboxes(folder: Path) -> list[str]:
@@ -247,7 +248,7 @@ def test_agent_that_never_comes_up_is_named(
         f"node node2 did not come up within 15 s; see {root}/logs/node2.log (last line: cannot start: port busy)"
     )
     assert group_members(DeploymentRecord.load(root).info["pgid"]) == []
-    assert find(root.parent, required=False) is None
+    assert [entry.state for entry in entries(root.parent)] == [State.FAILED]
 
 
 @pytest.mark.parametrize("size", [2, -1])
@@ -305,3 +306,23 @@ def test_children_on_the_same_node_get_their_inputs_without_the_network(fan_work
     assert {record["dest"] for record in queued} == {"home"}
     senders = [e for e in events if e["type"] == "transfer" and e["side"] == "sender" and e["node"] == "node1"]
     assert len(senders) == 20 * 5  # split -> upper, lower; upper, lower -> join; join -> home
+
+
+def test_home_names_each_frame_after_the_app_input_as_the_original(fan_workdir: Path) -> None:
+    app = fan_workdir / "app_specific_files" / "fan"
+    # The generated apps' style: a row per task, then the app's own `input` row last.
+    (app / "name_convert.txt").write_text(
+        "split split botnet\nupper upper split\nlower lower split\njoin join upper,lower\ninput botnet botnet\n"
+    )
+    inputs = fan_workdir / "inputs"
+    inputs.mkdir()
+    for index in (1, 2):
+        (inputs / f"{index}botnet.ipsum").write_text(f"frame {index}\n")
+    workspace = load_workspace(fan_workdir / "jupiter_config.ini", fan_workdir / "nodes.txt", None)
+    summary = run(resolve_spec(workspace), inputs=inputs)
+    assert summary.done == 2
+    rows = [line.split()[:2] for line in (summary.output_dir.parent / "runtime_tasks.txt").read_text().splitlines()]
+    assert rows[0] == ["Task_name", "local_input_file"]
+    assert sorted(tuple(row) for row in rows[1:]) == sorted(
+        (task, f"{index}botnet") for task in ("split", "upper", "lower", "join") for index in (1, 2)
+    )

@@ -16,8 +16,9 @@ from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import Workspace, load_workspace
 from jupiter.report import write_report
 from jupiter.service.deploy import deploy, teardown
+from jupiter.service.deployments import choose
 from jupiter.service.faults import kill_node, set_speed
-from jupiter.service.record import Deployment, DeploymentError, find
+from jupiter.service.record import Deployment, DeploymentError
 from jupiter.service.run import flush_events, run, submit_data, wait_frames
 from jupiter.service.status import status as deployment_status
 from jupiter.tools.dummy import DummySpec, expected_outputs, generate_dag
@@ -116,8 +117,7 @@ def test_example_apps_run_priced_through_profile_map_dispatch(
     workspace = _priced(workdir, scheme, aggregate, nodes)
     assert not workspace.config.static_mapping  # the measured sequence: profile -> map -> dispatch
     summary = run(resolve_spec(workspace), frames=6, keep=True)
-    deployment = find(resolve_spec(workspace).state_dir)
-    assert deployment is not None
+    deployment = choose(resolve_spec(workspace).state_dir).deployment
     teardown(deployment)
     assert (summary.frames, summary.done, summary.failed) == (6, 6, 0)
     assert summary.per_home == {"home": 3, "home2": 3}

@@ -6,7 +6,10 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable, Coroutine
@@ -299,8 +302,9 @@ def _run_fan(workdir: Path, config: str) -> Deployment:
         assert len(rows) == 5 * TRANSFERS
         assert {row.split()[1] for row in rows} == {method}
         assert all(row.split()[3] != "-1" for row in rows)
-    for node in NODES:  # every copy was taken (and deleted) by its receiver
-        assert list((deployment.root / "nodes" / node / "staging").iterdir()) == []
+    for node in NODES:  # every copy was taken (and deleted) by its receiver; the deploy's probes stay
+        staged = sorted(path.name for path in (deployment.root / "nodes" / node / "staging").iterdir())
+        assert staged == sorted(f".probe-from-{other}" for other in NODES if other != node)
     return deployment
 
 
@@ -315,6 +319,9 @@ def test_the_fan_app_runs_with_a_plugged_in_transfer_method(fan_workdir: Path, m
     )
     deployment = _run_fan(fan_workdir, "TRANSFER = localcopy:LocalCopy\n")
     copies = [line.split() for line in (plugins / "copies.log").read_text().splitlines()]
+    probes = [copy for copy in copies if "/.probe-from-" in copy[2]]
+    assert len(probes) == len(NODES) * (len(NODES) - 1)  # deploy checked every pair of nodes first
+    copies = [copy for copy in copies if copy not in probes]
     assert len(copies) == 5 * TRANSFERS
     assert {(host, user) for host, user, _ in copies} == {("127.0.0.1", "alice")}
     folders = {Path(destination).parent for _, _, destination in copies}
@@ -330,3 +337,32 @@ def test_the_fan_app_runs_over_scp(fan_workdir: Path) -> None:
         )
         _run_fan(fan_workdir, "TRANSFER = 0\n")
         assert len(server.connections) == len(NODES)  # one kept connection per sending agent
+
+
+def test_scp_without_a_reachable_ssh_server_fails_the_deploy_in_seconds(fan_workdir: Path) -> None:
+    closed = free_ports(1)[0]  # nothing listens there
+    config = fan_workdir / "jupiter_config.ini"
+    config.write_text(
+        config.read_text().replace("[CONFIG]\n", "[CONFIG]\nTRANSFER = scp\n", 1) + f"[PORT]\nSSH_SVC = {closed}\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-m", "jupiter.cli", "deploy"],
+        cwd=fan_workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 1
+    last = process.stderr.splitlines()[-1]
+    assert re.fullmatch(
+        rf"error: TRANSFER = scp: (home|node\d) cannot copy files to (home|node\d): cannot reach \S+@127\.0\.0\.1:"
+        rf"{closed} over SSH: .*\(and 11 more pairs of nodes\); start an SSH server on every node that accepts "
+        r"\[AUTH\] KEY_FILE for \[AUTH\] USERNAME on \[PORT\] SSH_SVC \(docs/profiling.md\), or set TRANSFER = http",
+        last,
+    ), last
+    # Nothing is left running, and the deployment says it failed.
+    listed = subprocess.run(
+        [sys.executable, "-m", "jupiter.cli", "list"], cwd=fan_workdir, capture_output=True, text=True, check=True
+    )
+    assert listed.stdout.splitlines()[1].split()[1] == "failed"

@@ -63,7 +63,9 @@ class Home(Extension):
         self.services = services
         plan = services.plan
         self.layout: HomeLayout = services.deployment.home(services.node, plan.home)
-        self.writer = StatisticsWriter(self.layout, plan.store, plan.priced, plan.receiver_stats, plan.transfer)
+        self.writer = StatisticsWriter(
+            self.layout, plan.store, plan.priced, plan.receiver_stats, plan.transfer, plan.io_names
+        )
         self.tracker = FrameTracker(services, self.layout, self.record)
         self.space = SpaceWatch(str(self.layout.dir), plan.limits.spool_free)
         ingress = [plan.tasks[task] for task in plan.ingress if task in plan.tasks]

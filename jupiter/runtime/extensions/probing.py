@@ -11,9 +11,12 @@
   own latest fits (`fits`): distributed WAVE decides with them.
 * **Resources.** A background loop samples CPU and memory (psutil) and
   keeps the smoothed figures (`jupiter.profiling.resources`).
-* **Execution.** On request, every DAG task runs on the app's sample inputs,
+* **Execution.** On request, DAG tasks run on the app's sample inputs,
   chained along the DAG (`jupiter.profiling.execution`), in resident workers
-  with the node's testbed speed.
+  with the node's testbed speed, within each task's runs and time budget. A
+  request names the tasks to profile (the session asks for one at a time, in
+  DAG order, to show progress; the first request of a session is `fresh`),
+  or profiles them all.
 
 Periodic re-profiles are sent to home as `network_profile` and
 `resource_profile` events, where they land in the profile store. The routes
@@ -25,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
+import shutil
 import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -33,7 +38,7 @@ from typing import Any
 
 from jupiter.model.events import NetworkProfile, ResourceProfile
 from jupiter.model.inputs import group_frames
-from jupiter.profiling.execution import TaskFailed, profile_chain, shapes_from_plan
+from jupiter.profiling.execution import ExecutionChain, TaskFailed, shapes_from_plan
 from jupiter.profiling.fit import LinkFit, fit_link
 from jupiter.profiling.resources import ResourceMonitor
 from jupiter.runtime.peers import Peer, TransferFailed
@@ -60,6 +65,8 @@ class Probing(Extension):
         """This node's latest fit of each outgoing link, by destination."""
         self._payloads: dict[int, bytes] = {}
         self._lock = asyncio.Lock()
+        self.chain: ExecutionChain | None = None
+        """The execution profile being built, kept between the requests of one session."""
 
     # ------------------------------------------------------------- lifecycle
 
@@ -115,10 +122,20 @@ class Probing(Extension):
         runs = request.integer("runs", 1, minimum=1, maximum=1000)
         skip = request.names("skip", []) or []
         timeout = request.number("timeout", PHASE_TIMEOUT, minimum=1.0)
+        budget = request.number("budget", math.inf, minimum=0.0) if "budget" in request.json_object() else math.inf
+        tasks = request.names("tasks")
+        fresh = request.json_object().get("fresh", True) is not False
+        plan = self.services.plan
+        unknown = [task for task in tasks or [] if task not in plan.tasks]
+        if unknown:
+            raise HttpError(400, f"not tasks of this app: {', '.join(unknown)}")
         try:
-            return {"tasks": self.services.on_loop(self.execution(runs, skip), timeout)}
+            result = self.services.on_loop(self.execution(runs, skip, tasks, fresh, budget), timeout)
         except TaskFailed as exc:
             raise HttpError(500, f"{exc} (logs in {self.services.layout.logs})") from None
+        except ValueError as exc:  # a task asked for before its parents
+            raise HttpError(400, str(exc)) from None
+        return {"tasks": result}
 
     # --------------------------------------------------------------- network
 
@@ -180,15 +197,39 @@ class Probing(Extension):
 
     # ------------------------------------------------------------- execution
 
-    async def execution(self, runs: int, skip: Sequence[str]) -> dict[str, Any]:
-        """Run every DAG task on the sample inputs, chained; task -> {seconds, output_bytes, runs}."""
+    async def execution(
+        self,
+        runs: int,
+        skip: Sequence[str],
+        tasks: Sequence[str] | None = None,
+        fresh: bool = True,
+        budget: float = math.inf,
+    ) -> dict[str, Any]:
+        """Run DAG tasks (`tasks`, default all) on the sample inputs, chained; task -> {seconds, output_bytes, runs}.
+
+        `fresh` starts a new profile; otherwise the tasks chain onto what
+        earlier requests of the same session profiled.
+        """
         services = self.services
         plan = services.plan
-        files = sorted(
-            p for p in (Path(plan.app_path) / "sample_input").iterdir() if p.is_file() and not p.name.startswith(".")
-        )
-        per_frame = max((plan.tasks[task].num_inputs for task in plan.ingress), default=1)
-        samples = group_frames(files, per_frame)
+        if fresh or self.chain is None:
+            files = sorted(
+                p
+                for p in (Path(plan.app_path) / "sample_input").iterdir()
+                if p.is_file() and not p.name.startswith(".")
+            )
+            per_frame = max((plan.tasks[task].num_inputs for task in plan.ingress), default=1)
+            samples = group_frames(files, per_frame)
+            shutil.rmtree(services.layout.profiling, ignore_errors=True)
+            self.chain = ExecutionChain(
+                shapes_from_plan(plan.tasks, plan.order),
+                samples,
+                services.layout.profiling,
+                runs=runs,
+                skip=frozenset(skip),
+                budget=budget,
+            )
+        chain = self.chain
         workers: dict[str, TaskWorker] = {}
 
         async def runner(task: str, names: list[str], single: bool, pathin: str, pathout: str) -> dict[str, Any]:
@@ -210,14 +251,7 @@ class Probing(Extension):
             return answer
 
         try:
-            return await profile_chain(
-                shapes_from_plan(plan.tasks, plan.order),
-                samples,
-                runner,
-                services.layout.profiling,
-                runs=runs,
-                skip=frozenset(skip),
-            )
+            return {task: await chain.profile(task, runner) for task in (tasks or plan.order)}
         finally:
             for worker in workers.values():
                 await worker.stop()
