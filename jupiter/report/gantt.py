@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jupiter.mapping import Problem, Schedule
+from jupiter.model.palette import task_colours, text_colour
 
 
 def draw_gantt(problem: Problem, schedule: Schedule, path: Path | str, title: str | None = None) -> Path:
@@ -23,12 +24,23 @@ def draw_gantt(problem: Problem, schedule: Schedule, path: Path | str, title: st
     per_node = schedule.by_node()
     fig, ax = plt.subplots(figsize=(10, 0.6 * len(nodes) + 1.5))
     try:
-        cmap = plt.get_cmap("tab20")
+        # A colour per task (the report's and the dashboard's), not per position on its node.
+        colours = task_colours(problem.tasks)
         for row, node in enumerate(nodes):
-            for k, p in enumerate(per_node.get(node, [])):
+            for p in per_node.get(node, []):
                 width = p.finish - p.start
-                ax.barh(row, width, left=p.start, height=0.6, color=cmap(k % 20), edgecolor="black", linewidth=0.5)
-                ax.text(p.start + width / 2, row, p.task, ha="center", va="center", fontsize=7, clip_on=True)
+                colour = colours[p.task]
+                ax.barh(row, width, left=p.start, height=0.6, color=colour, edgecolor="black", linewidth=0.5)
+                ax.text(
+                    p.start + width / 2,
+                    row,
+                    p.task,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color=text_colour(colour),
+                    clip_on=True,
+                )
         ax.set_yticks(range(len(nodes)), labels=nodes)
         ax.invert_yaxis()
         ax.set_xlabel("time (s)")

@@ -9,9 +9,13 @@ a transfer of it gave up. Under pricing, a frame in flight on a node that
 died is started again as a new attempt (`<frame>-r<n>`): the first complete
 set of results wins.
 
-What the tracker remembers of finished frames is counts and the last
-`RECENT_FRAMES` makespans, so home's memory stays flat however many frames
-stream through. After a restart of home, `recover` rebuilds the frames in
+What the tracker remembers of finished frames is counts, the last
+`RECENT_FRAMES` makespans and how many frames finished in each of the last
+`THROUGHPUT_WINDOW` seconds, so home's memory stays flat however many frames
+stream through. The throughput `/status` reports is over that window: frames
+done in the last `THROUGHPUT_WINDOW` seconds divided by the window (or by the
+time since the first frame was submitted, when that is shorter), so it says
+how fast frames go now, not how fast the first one went. After a restart of home, `recover` rebuilds the frames in
 flight from the event log, skipping (and reporting once) lines that are not
 valid events.
 """
@@ -51,6 +55,8 @@ from jupiter.runtime.spool import OutboxRecord, read_slots, store_input, write_a
 log = logging.getLogger("jupiter.home")
 
 RECENT_FRAMES = 10_000
+THROUGHPUT_WINDOW = 30.0
+"""Seconds over which `/status` counts the frames done to give the current throughput."""
 
 
 @dataclass
@@ -77,6 +83,29 @@ class FrameTotals:
     first_submit: float = 0.0
     last_done: float = 0.0
     makespans: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_FRAMES))
+    recent: deque[list[int]] = field(default_factory=deque)
+    """[second, frames done in that second] for the last THROUGHPUT_WINDOW seconds, oldest first."""
+
+    def finished(self, when: float) -> None:
+        """Count one frame done at `when` in its second of the throughput window."""
+        second = int(when)
+        if self.recent and self.recent[-1][0] == second:
+            self.recent[-1][1] += 1
+        else:
+            self.recent.append([second, 1])
+        self._prune(when)
+
+    def _prune(self, now: float) -> None:
+        while self.recent and self.recent[0][0] <= now - THROUGHPUT_WINDOW:
+            self.recent.popleft()
+
+    def recent_throughput(self, now: float) -> tuple[float, float]:
+        """(frames per second, seconds) over the last THROUGHPUT_WINDOW seconds, or since the first frame."""
+        self._prune(now)
+        window = min(THROUGHPUT_WINDOW, now - self.first_submit) if self.first_submit else 0.0
+        if window <= 0:
+            return 0.0, 0.0
+        return sum(count for _, count in self.recent) / window, window
 
 
 class FrameTracker:
@@ -125,12 +154,15 @@ class FrameTracker:
         totals = self.totals
         span = (totals.last_done - totals.first_submit) if totals.done else 0.0
         makespans = list(totals.makespans)
+        throughput, window = totals.recent_throughput(time.time())
         return {
             "submitted": totals.submitted,
             "done": totals.done,
             "failed": totals.failed,
             "in_flight": len(self.frames),
-            "throughput": totals.done / span if span > 0 else 0.0,
+            "throughput": throughput,
+            "throughput_window": window,
+            "throughput_overall": totals.done / span if span > 0 else 0.0,
             "makespan_p50": percentile(makespans, 0.5) if makespans else 0.0,
             "makespan_p95": percentile(makespans, 0.95) if makespans else 0.0,
         }
@@ -258,6 +290,7 @@ class FrameTracker:
             self.totals.done += 1
             self.totals.last_done = now
             self.totals.makespans.append(makespan)
+            self.totals.finished(now)
             self._changed()
             self.record(
                 FrameDone(
