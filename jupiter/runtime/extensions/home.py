@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from jupiter.model import events
@@ -49,11 +49,15 @@ class Home(Extension):
         self.layout: HomeLayout = services.deployment.home(services.node, plan.home)
         self.writer = StatisticsWriter(self.layout, plan.store, plan.priced, plan.receiver_stats, plan.transfer)
         self.tracker = FrameTracker(services, self.layout, self.record)
+        self.observers: list[Callable[[Event], None]] = []
+        """Also shown every recorded event (the node wires the dashboard here); each must be cheap."""
 
     def record(self, event: Event, line: str | None = None) -> None:
-        """Record one event: write it, and let the tracker see it (a failed task fails its frame)."""
+        """Record one event: write it, let the tracker see it (a failed task fails its frame), and the observers."""
         self.writer.write(event, line)
         self.tracker.observe(event)
+        for observe in self.observers:
+            observe(event)
 
     # --------------------------------------------------------------- messages
 
