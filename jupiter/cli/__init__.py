@@ -29,6 +29,7 @@ from jupiter.cli.runtime_cmds import (
     teardown_command,
 )
 from jupiter.cli.validate_cmd import validate_command
+from jupiter.cli.watch_cmds import dashboard_command, logs_command
 from jupiter.model.errors import JupiterError, ValidationFailed
 
 
@@ -108,6 +109,8 @@ for command in (
     speed_command,
     kill_command,
 ):
+    cli.add_command(command)
+for command in (logs_command, dashboard_command):
     cli.add_command(command)
 for command in (render_command, build_command):
     cli.add_command(command)

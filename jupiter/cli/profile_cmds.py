@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from jupiter.cli.context import CliContext, pass_context
-from jupiter.model.errors import InputError
-from jupiter.model.layout import DeploymentLayout
-from jupiter.report import write_report
+from jupiter.cli.output import OUTPUT_OPTION, echo_json
+from jupiter.report import latest_run, write_report, write_trace
 from jupiter.service.deploy import READY_TIMEOUT
 from jupiter.service.run import profile
 
@@ -27,10 +26,14 @@ def _progress(message: str) -> None:
     help="Profile file to write (read by `jupiter map --profile`).",
 )
 @click.option("--timeout", type=float, default=READY_TIMEOUT, show_default=True, help="Agent start timeout (s).")
+@OUTPUT_OPTION
 @pass_context
-def profile_command(ctx: CliContext, out: Path, timeout: float) -> None:
+def profile_command(ctx: CliContext, out: Path, timeout: float, output: str) -> None:
     """Start the agents, run the network, resource and execution profilers, write the profile file."""
     document = profile(ctx.spec(), out, timeout=timeout, progress=_progress)
+    if output == "json":
+        echo_json(document)  # the profile document itself (docs/profiling.md), as written to --out
+        return
     tasks = document["execution"]
     click.echo(
         f"profiled {len(document['nodes'])} compute nodes, {len(document['links'])} links, {len(tasks)} tasks; "
@@ -43,14 +46,6 @@ def profile_command(ctx: CliContext, out: Path, timeout: float) -> None:
         )
         click.echo(f"{task:<22} {cells}")
     click.echo(f"map it with `jupiter map --profile {out}`")
-
-
-def latest_deployment(state_dir: Path) -> Path:
-    """The most recent deployment folder of a state folder."""
-    folders = sorted(p for p in state_dir.glob("*") if DeploymentLayout(p).plan.exists()) if state_dir.is_dir() else []
-    if not folders:
-        raise InputError(state_dir, None, "no deployment has run here; run `jupiter run` first or pass --deployment")
-    return folders[-1]
 
 
 @click.command("report")
@@ -67,10 +62,20 @@ def latest_deployment(state_dir: Path) -> Path:
     default=None,
     help="Folder for report.html and the PNGs (default: <deployment>/report).",
 )
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write only a Chrome trace of the run here (open it in Perfetto or chrome://tracing).",
+)
 @pass_context
-def report_command(ctx: CliContext, deployment_dir: Path | None, out: Path | None) -> None:
-    """Turn a run's event log into report.html and PNG charts (Gantt, DAG, makespans, predicted vs measured)."""
+def report_command(ctx: CliContext, deployment_dir: Path | None, out: Path | None, trace_path: Path | None) -> None:
+    """Turn a run's event log into report.html and PNG charts, or a timeline trace (--trace)."""
     if deployment_dir is None:
-        deployment_dir = latest_deployment(ctx.state_dir())
+        deployment_dir = latest_run(ctx.state_dir())
+    if trace_path is not None:
+        click.echo(f"trace written to {write_trace(deployment_dir, trace_path)}")
+        return
     page = write_report(deployment_dir, out or deployment_dir / "report")
     click.echo(f"report written to {page}")

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from jupiter.cli.context import CliContext, pass_context
+from jupiter.cli.output import OUTPUT_OPTION, echo_json
 from jupiter.report import write_report
 from jupiter.runtime.node import main as agent_main
 from jupiter.service import deploy as deploying
 from jupiter.service import faults
 from jupiter.service import run as running
-from jupiter.service.record import find
-from jupiter.service.status import status
+from jupiter.service.dashboard import dashboard_lines
+from jupiter.service.record import Deployment, find
+from jupiter.service.status import status, status_document
+from jupiter.service.summary import RunSummary
 
 MAPPING_OPTION = click.option(
     "--mapping",
@@ -45,22 +51,59 @@ def deploy_command(ctx: CliContext, mapping_file: Path | None, timeout: float) -
     deployment = deploying.deploy(ctx.spec(mapping_file), timeout=timeout, progress=_progress)
     click.echo(f"deployment {deployment.id} is running ({len(deployment.nodes)} agents)")
     click.echo(f"submit files with `jupiter submit FILE...` or drop them into {deployment.home_layout().input}")
+    for line in dashboard_lines(deployment):
+        click.echo(line)
 
 
 @click.command("status")
+@click.option("--watch", "-w", is_flag=True, help="Refresh until Ctrl-C: in place on a terminal, else printed again.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True, help="Seconds between refreshes."
+)
+@OUTPUT_OPTION
 @pass_context
-def status_command(ctx: CliContext) -> None:
+def status_command(ctx: CliContext, watch: bool, interval: float, output: str) -> None:
     """Show nodes, mapping, per-task counters and throughput of the running deployment."""
     deployment = ctx.deployment()
+    if not watch:
+        _show_status(deployment, output)
+        return
+    on_terminal = sys.stdout.isatty()
+    try:
+        while True:
+            if on_terminal and output == "text":
+                click.clear()
+            _show_status(deployment, output, compact=True)
+            if output == "text":
+                click.echo(f"-- {time.strftime('%H:%M:%S')}, every {interval:g} s; Ctrl-C stops")
+                if not on_terminal:
+                    click.echo("")
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return  # the deployment keeps running: watching it ended, nothing else
+
+
+def _show_status(deployment: Deployment, output: str, compact: bool = False) -> None:
+    """One status report: the table, or (`--output json`) its document (one line each when `compact`)."""
     report = status(deployment)
-    click.echo(f"deployment {deployment.id}  app {deployment.record.app}")
-    click.echo(
+    if output == "json":
+        document = status_document(deployment, report)
+        click.echo(json.dumps(document)) if compact else echo_json(document)
+        return
+    for line in status_lines(deployment, report):
+        click.echo(line)
+
+
+def status_lines(deployment: Deployment, report: dict[str, Any]) -> list[str]:
+    """The status table and its summary lines."""
+    lines = [
+        f"deployment {deployment.id}  app {deployment.record.app}",
         f"{'node':<12} {'role':<8} {'pid':>7} {'task':<22} {'waiting':>7} {'queued':>6} "
-        f"{'running':>7} {'done':>6} {'failed':>6}"
-    )
+        f"{'running':>7} {'done':>6} {'failed':>6}",
+    ]
     for node, agent in report["agents"].items():
         if "error" in agent:
-            click.echo(f"{node:<12} unreachable: {agent['error']}")
+            lines.append(f"{node:<12} unreachable: {agent['error']}")
             continue
         tasks = agent["tasks"] or {"-": None}
         for task, counts in tasks.items():
@@ -70,25 +113,28 @@ def status_command(ctx: CliContext) -> None:
                 if counts
                 else ""
             )
-            click.echo(f"{node:<12} {agent['role']:<8} {agent['pid']:>7} {task:<22} {numbers}")
+            lines.append(f"{node:<12} {agent['role']:<8} {agent['pid']:>7} {task:<22} {numbers}")
     home = report["agents"].get(deployment.home, {})
     pricing = home.get("pricing")
     if pricing:
-        click.echo(
+        lines.append(
             f"pricing: {pricing['scheme']} ({pricing['aggregate']}); dead: {', '.join(pricing['dead']) or 'none'}"
         )
         for node, price in pricing["reports"].items():
-            click.echo(
+            lines.append(
                 f"  {node:<12} report {price['age']:.2f} s old  slowdown {price['slowdown']:.2f}  "
                 f"backlog {price['backlog']:.3f} s  cpu {price['cpu']:.0%}  memory {price['memory']:.0%}"
             )
     frames = home.get("frames")
     if frames:
-        click.echo(
+        window = frames.get("throughput_window", 0.0)
+        over = f" over the last {window:.0f} s" if window else ""
+        lines.append(
             f"frames: {frames['submitted']} submitted, {frames['done']} done, {frames['failed']} failed, "
-            f"{frames['in_flight']} in flight; throughput {frames['throughput']:.2f} frames/s; "
+            f"{frames['in_flight']} in flight; throughput {frames['throughput']:.2f} frames/s{over}; "
             f"makespan p50 {frames['makespan_p50']:.3f} s, p95 {frames['makespan_p95']:.3f} s"
         )
+    return lines
 
 
 @click.command("submit")
@@ -149,7 +195,9 @@ def teardown_command(ctx: CliContext) -> None:
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for all frames.")
 @click.option("--keep", is_flag=True, help="Leave the deployment running afterwards.")
 @click.option("--report", "report", is_flag=True, help="Write report.html and charts into <deployment>/report/.")
+@click.option("--sequential", is_flag=True, help="Submit each frame when the previous one is done (each runs alone).")
 @MAPPING_OPTION
+@OUTPUT_OPTION
 @pass_context
 def run_command(
     ctx: CliContext,
@@ -158,9 +206,11 @@ def run_command(
     timeout: float,
     keep: bool,
     report: bool,
+    sequential: bool,
     mapping_file: Path | None,
+    output: str,
 ) -> None:
-    """Deploy, stream every input through the DAG, print a summary, tear down."""
+    """Deploy, stream every input through the DAG, print a summary (and write summary.json), tear down."""
     spec = ctx.spec(mapping_file)
     total = len(running.collect_inputs(spec, inputs, frames))
     with click.progressbar(length=total, label="frames", file=sys.stderr) as bar:
@@ -180,26 +230,39 @@ def run_command(
             progress=_progress,
             on_frames=advance,
             keep=keep,
+            sequential=sequential,
         )
+    if output == "json":
+        echo_json(summary.document)
+        _after_run(summary, report, err=True)
+        return
     click.echo(
         f"{summary.done} of {summary.frames} frames done, {summary.failed} failed in {summary.seconds:.2f} s "
         f"({summary.throughput:.2f} frames/s)"
     )
     if not math.isnan(summary.makespan_p50):
         click.echo(f"makespan per frame: p50 {summary.makespan_p50:.3f} s, p95 {summary.makespan_p95:.3f} s")
+    work, waiting = summary.figure("work"), summary.figure("waiting")
+    if not math.isnan(work):
+        click.echo(f"per frame p50: work {work:.3f} s (execution and transfers), waiting {waiting:.3f} s (queues)")
     click.echo(f"{'task':<22} {'node':<20} {'runs':>5} {'mean s':>9}")
     for task, (node, mean, runs) in summary.task_means.items():
         click.echo(f"{task:<22} {node:<20} {runs:>5} {mean:>9.4f}")
-    for error in summary.errors[:10]:
-        click.echo(f"failed: {error}", err=True)
-    click.echo(f"outputs in {summary.output_dir}")
-    if report:
-        root = summary.output_dir.parent.parent  # output_dir is <deployment>/home/output
-        click.echo(f"report written to {write_report(root, root / 'report')}")
     if len(summary.per_home) > 1:
         click.echo("frames back per home: " + ", ".join(f"{home} {count}" for home, count in summary.per_home.items()))
     if summary.restarted:
         click.echo(f"{summary.restarted} frames were started again after a node stopped answering")
+    _after_run(summary, report, err=False)
+
+
+def _after_run(summary: RunSummary, report: bool, err: bool) -> None:
+    """Failures, where the files are, the report; exit 1 when a frame failed."""
+    for error in summary.errors[:10]:
+        click.echo(f"failed: {error}", err=True)
+    click.echo(f"outputs in {summary.output_dir}; summary in {summary.output_dir.parent / 'summary.json'}", err=err)
+    if report:
+        root = summary.output_dir.parent.parent  # output_dir is <deployment>/home/output
+        click.echo(f"report written to {write_report(root, root / 'report')}", err=err)
     if summary.failed:
         raise click.exceptions.Exit(1)
 

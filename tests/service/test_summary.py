@@ -29,7 +29,9 @@ def test_percentiles_are_of_every_frame_not_the_fastest(tmp_path: Path) -> None:
     for index, makespan in enumerate(makespans):
         frame = f"f{index:06d}-abcdef"
         events.append(FrameSubmitted(frame, "a.txt", 100.0))
-        events.append(TaskRun("t", frame, "n1", ("a.txt",), 100.0, 100.0, 100.0, 100.0 + makespan / 2, True, None, "home"))
+        events.append(
+            TaskRun("t", frame, "n1", ("a.txt",), 100.0, 100.0, 100.0, 100.0 + makespan / 2, True, None, "home")
+        )
         events.append(FrameDone(frame, "a.txt", 100.0 + makespan, makespan))
     summary = summarize(_deployment(tmp_path, events), started=100.0)
     assert (summary.frames, summary.done, summary.failed) == (10, 10, 0)
