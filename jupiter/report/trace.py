@@ -5,8 +5,10 @@ The JSON object format of the Trace Event Format: `{"traceEvents": [...],
 submitted.
 
 * **A track per node**: each node is a process (`process_name` metadata,
-  sorted as in nodes.txt), each of its tasks a thread in it, so one task's
-  runs, which never overlap, share a row.
+  sorted as in nodes.txt), each of its tasks a thread in it. Slices on one
+  thread must not overlap, so a run that overlaps the previous one of its
+  task (which one resident worker per task never does, but a record may)
+  goes to a second row, `<task> (2)`, and so on.
 * **A slice per task execution** (`ph: "X"`, `cat: "task"`), named by the
   task, from `execute` to `finish`; its args hold the frame, the input files
   and how long the frame waited on the node before it ran.
@@ -39,25 +41,35 @@ def trace_document(record: RunRecord) -> dict[str, Any]:
     nodes = list(record.roles)
     pid = {node: index + 1 for index, node in enumerate(nodes)}
     threads: dict[tuple[str, str], int] = {}
+    lanes: dict[tuple[str, str], list[float]] = {}
+    """(node, row name) -> when the slice last put on each of its rows ends."""
     events: list[dict[str, Any]] = []
 
     def tid(node: str, name: str) -> int:
         key = (node, name)
         if key not in threads:
-            threads[key] = len([k for k in threads if k[0] == node]) + 1
-            events.append(
-                {"ph": "M", "name": "thread_name", "pid": pid[node], "tid": threads[key], "args": {"name": name}}
-            )
+            threads[key] = number = len([k for k in threads if k[0] == node]) + 1
+            events.append({"ph": "M", "name": "thread_name", "pid": pid[node], "tid": number, "args": {"name": name}})
             events.append(
                 {
                     "ph": "M",
                     "name": "thread_sort_index",
                     "pid": pid[node],
-                    "tid": threads[key],
-                    "args": {"sort_index": threads[key]},
+                    "tid": number,
+                    "args": {"sort_index": number},
                 }
             )
         return threads[key]
+
+    def lane(node: str, name: str, start: float, end: float) -> int:
+        """The thread of the first row of `name` on `node` free at `start` (a new row when none is)."""
+        ends = lanes.setdefault((node, name), [])
+        for index, busy_until in enumerate(ends):
+            if busy_until <= start:
+                ends[index] = end
+                return tid(node, name if index == 0 else f"{name} ({index + 1})")
+        ends.append(end)
+        return tid(node, name if len(ends) == 1 else f"{name} ({len(ends)})")
 
     for node in nodes:
         events.append(
@@ -78,7 +90,7 @@ def trace_document(record: RunRecord) -> dict[str, Any]:
             tid(node, task)
     receivers: dict[tuple[str, str, str], tuple[int, int, float]] = {}
     for event in sorted(record.tasks, key=lambda event: event.execute):
-        thread = tid(event.node, event.task)
+        thread = lane(event.node, event.task, event.execute, event.finish)
         events.append(
             {
                 "ph": "X",
@@ -102,7 +114,7 @@ def trace_document(record: RunRecord) -> dict[str, Any]:
     for transfer in sorted(record.transfers, key=lambda event: event.time):
         if transfer.peer == transfer.node or not transfer.peer or transfer.peer not in pid:
             continue  # a hand-over on one node (nothing moved), or an unknown destination
-        thread = tid(transfer.node, f"send -> {transfer.peer}")
+        thread = lane(transfer.node, f"send -> {transfer.peer}", transfer.time, transfer.time + transfer.seconds)
         ts = _us(transfer.time - start)
         frame = base_frame(transfer.frame)
         events.append(

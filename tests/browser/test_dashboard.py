@@ -125,9 +125,7 @@ def test_the_task_stream_gets_bars_and_the_counters_move(
     boxes = page.eval_on_selector_all("#dag g[data-task]", "gs => gs.map((g) => g.textContent)")
     assert sorted(boxes)[0].startswith("join@ node1")
     # The CPU chart got every node's reports (agents report every 2 s).
-    page.wait_for_function(
-        "() => Object.keys(window.jupiterDashboard.state.resources).length === 4", timeout=20_000
-    )
+    page.wait_for_function("() => Object.keys(window.jupiterDashboard.state.resources).length === 4", timeout=20_000)
 
 
 def test_the_dashboard_is_closed_without_a_login_and_a_link_works_once(

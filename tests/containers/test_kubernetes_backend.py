@@ -289,10 +289,14 @@ class FakeCluster:
         self.objects[("ConfigMap", namespace, name)]["data"].update(data)
 
     def pods(self, namespace: str, selector: str) -> list[PodState]:
+        # Every agent's pod, or (`jupiter/node=...` in the selector) that node's only.
+        wanted = dict(term.split("=", 1) for term in selector.split(",") if "=" in term).get("jupiter/node")
         return [
             PodState(f"{name}-abc", namespace, "Running", True)
-            for (kind, ns, name) in self.objects
-            if kind == "Deployment" and ns == namespace
+            for (kind, ns, name), obj in self.objects.items()
+            if kind == "Deployment"
+            and ns == namespace
+            and wanted in (None, obj["metadata"]["labels"].get("jupiter/node"))
         ]
 
     def _matches(self, obj: dict[str, Any], selector: str) -> bool:
@@ -1367,6 +1371,24 @@ def test_proxy_to_a_cluster_that_is_not_there(api: tuple[ApiServer, KubeClient])
         client.proxy("ns", "jupiter-home", 8888, "GET", "/status", "t")
 
 
+def test_pod_log_asks_for_timestamps_and_the_last_seconds(api: tuple[ApiServer, KubeClient]) -> None:
+    server, client = api
+    log = b"2026-12-04T00:27:00.5Z agent ready\n"
+    server.routes[("GET", "/api/v1/namespaces/ns/pods/p-1/log?timestamps=true")] = (200, "text/plain", log)
+    server.routes[("GET", "/api/v1/namespaces/ns/pods/p-1/log?sinceSeconds=7&timestamps=true")] = (
+        200,
+        "text/plain",
+        b"",
+    )
+    assert client.pod_log("ns", "p-1") == log.decode()
+    assert client.pod_log("ns", "p-1", 7) == ""
+    server.routes[("GET", "/api/v1/namespaces/ns/pods/p-2/log?timestamps=true")] = _json(
+        404, {"kind": "Status", "message": 'pods "p-2" not found'}
+    )
+    with pytest.raises(NotFound, match=r"^read the log of pod ns/p-2: not found"):
+        client.pod_log("ns", "p-2")
+
+
 def test_job_log_reads_the_succeeded_pod_verbatim(api: tuple[ApiServer, KubeClient]) -> None:
     server, client = api
     pods = {
@@ -1391,3 +1413,35 @@ def test_job_log_reads_the_succeeded_pod_verbatim(api: tuple[ApiServer, KubeClie
     )
     with pytest.raises(NotFound, match=r"^Job ns/jupiter-mapper has no pod to read the log of$"):
         client.job_log("ns", "jupiter-mapper")
+
+
+def test_logs_are_the_agent_pods_logs_with_the_api_servers_timestamps(
+    workspace: Workspace, cluster: FakeCluster, tmp_path: Path
+) -> None:
+    backend = _backend(workspace, cluster)
+    info, plan = _start(workspace, backend, tmp_path)
+    handle = _handle(backend, info, plan, tmp_path)
+
+    def stamp(seconds_ago: float) -> str:
+        moment = time.time() - seconds_ago
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int(moment % 1 * 1e9):09d}Z"
+
+    first, second = stamp(20.0), stamp(10.0)
+    cluster.pod_logs[("jupiter-test", "jupiter-node1-abc")] = f"{first} agent node1 ready\n{second} Traceback\n"
+    cluster.calls.clear()
+    lines, cursor = handle.read_log("node1", None)
+    assert [line.text for line in lines] == ["agent node1 ready", "Traceback"]
+    assert [line.node for line in lines] == ["node1", "node1"]
+    assert cluster.calls == [("pod_log", "jupiter-test", "jupiter-node1-abc", None)]
+    # Asked again: only the seconds since the last line (rounded up), and the lines already read are dropped.
+    cluster.calls.clear()
+    again, cursor = handle.read_log("node1", cursor)
+    assert again == []
+    ((_, _, _, since),) = cluster.calls
+    assert 11 <= since <= 13
+    # A pod that went away meanwhile has nothing to say; a refusal names the node.
+    del cluster.pod_logs[("jupiter-test", "jupiter-node1-abc")]
+    assert handle.read_log("node1", cursor)[0] == []
+    cluster.fail[("pod_log", "jupiter-test", "jupiter-home-abc", None)] = ClusterError("pods is forbidden")
+    with pytest.raises(KubernetesError, match=r"^cannot read the log of home: pods is forbidden$"):
+        handle.read_log("home", None)
