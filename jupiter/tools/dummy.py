@@ -335,6 +335,7 @@ if __name__ == "__main__":
     main()
 ''')
 
+
 def _tuple_literal(names: tuple[str, ...]) -> str:
     """A tuple of strings as Python source, in the double quotes the scripts use."""
     items = ", ".join(f'"{name}"' for name in names)
