@@ -89,8 +89,10 @@ def draw_gantt(record: RunRecord, timings: Sequence[FrameTiming], path: Path) ->
     fig, ax = plt.subplots(figsize=(11, 0.7 * len(nodes) + 2.2))
     start = min((timings[0].submitted,) if timings else (record.start,))
     ends = [event.finish - start for event in runs]
+    # A run shorter than a pixel or two is drawn that wide, so that none disappears at this scale.
+    thinnest = 0.002 * max([*ends, 1e-3])
     for event in runs:
-        left, width = event.execute - start, max(event.finish - event.execute, 0.0)
+        left, width = event.execute - start, max(event.finish - event.execute, thinnest)
         ax.barh(
             row[event.node],
             width,
@@ -98,7 +100,7 @@ def draw_gantt(record: RunRecord, timings: Sequence[FrameTiming], path: Path) ->
             height=0.62,
             color=colours.get(event.task, "#888888"),
             edgecolor="white",
-            linewidth=0.6,
+            linewidth=0.3,
         )
     seconds_axis(ax.xaxis, ends)
     span = ax.get_xlim()[1]
@@ -131,8 +133,9 @@ def draw_gantt(record: RunRecord, timings: Sequence[FrameTiming], path: Path) ->
 
 
 def _alone_or_first(timings: Sequence[FrameTiming]) -> FrameTiming | None:
-    alone = [timing for timing in timings if timing.alone]
-    return alone[len(alone) // 2] if alone else (timings[0] if timings else None)
+    """The frame that ran alone with the median span (the one the comparison's median stands for), else the first."""
+    alone = sorted((timing for timing in timings if timing.alone), key=lambda timing: timing.span)
+    return alone[(len(alone) - 1) // 2] if alone else (timings[0] if timings else None)
 
 
 def draw_side_by_side(record: RunRecord, timings: Sequence[FrameTiming], path: Path) -> Path | None:
