@@ -10,8 +10,9 @@ until an ingress task. Along that path:
   the time `task()` ran;
 * **transfer** is the time files of the frame spent on the wire along it:
   for each hop (home to the first task, parent to child, the last task back
-  home) the sender's measured `seconds` of that file's transfer, capped by
-  the time between the two ends (a hand-over on one node costs 0);
+  home) the sender's measured `seconds` of that file's transfer (of the
+  whole batch it went in, when files shared a round trip), capped by the
+  time between the two ends (a hand-over on one node costs 0);
 * **waiting** is the rest, `latency - execution - transfer`: time a file of
   the frame sat in a queue — behind other frames in a task's inbox, waiting
   for a worker or its batch, or refused by a busy receiver — and the
