@@ -344,7 +344,11 @@
     const element = $("dag");
     const columns = layers();
     const tall = Math.max(...columns.map((c) => c.length));
-    const boxWidth = 8 + 7.2 * Math.max(...state.info.tasks.map((t) => t.name.length), 12);
+    // Wide enough for the longest of each box's three lines (names, nodes, placements).
+    const longest = state.info.tasks.map((t) =>
+      Math.max(t.name.length, `@ ${state.mapping[t.name] || "not mapped yet"}`.length, placementLine(t.name).length),
+    );
+    const boxWidth = 16 + 7.2 * Math.max(...longest, 12);
     const boxHeight = 52;
     const gapX = 46;
     const gapY = 14;
