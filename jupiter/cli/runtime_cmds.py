@@ -88,7 +88,10 @@ def _show_status(deployment: Deployment, output: str, compact: bool = False) -> 
     report = status(deployment)
     if output == "json":
         document = status_document(deployment, report)
-        click.echo(json.dumps(document)) if compact else echo_json(document)
+        if compact:
+            click.echo(json.dumps(document))  # one line per refresh (JSON lines)
+        else:
+            echo_json(document)
         return
     for line in status_lines(deployment, report):
         click.echo(line)
