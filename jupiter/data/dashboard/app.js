@@ -414,11 +414,15 @@
     }
     element.textContent = "";
     element.append(root);
-    const nodes = state.info.nodes.filter((n) => n.role === "compute");
-    const legendItems = nodes.map((n) => `<span><i style="background:${n.colour}"></i>${n.name}</span>`).join("");
     const legendBox = document.createElement("div");
     legendBox.className = "legend";
-    legendBox.innerHTML = legendItems; // node names are plain ASCII names (checked by the plan)
+    for (const node of state.info.nodes.filter((n) => n.role === "compute")) {
+      const item = document.createElement("span");
+      const swatch = document.createElement("i");
+      swatch.style.background = node.colour;
+      item.append(swatch, node.name);
+      legendBox.append(item);
+    }
     element.append(legendBox);
     text(
       $("dag-note"),
