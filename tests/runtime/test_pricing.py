@@ -85,7 +85,7 @@ def test_each_home_gets_exactly_its_own_frames(fan_workdir: Path, scheme: str, a
         assert "Where each frame went (event pricing)" in page
         for home in files:
             for frame in frames[home]:
-                assert f"<tr><td>{frame}</td><td>node" in page  # the node that ran its first task
+                assert f"<tr><td class=l>{frame}</td><td>node" in page  # the node that ran its first task
 
 
 def _example(tmp_path: Path, app: str) -> Path:
