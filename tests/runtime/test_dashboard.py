@@ -143,7 +143,7 @@ def test_a_login_code_works_once_and_sets_a_session_cookie(client: FlaskClient) 
     assert login.status_code == 303
     assert login.headers["Location"] == "./"
     cookie = login.headers["Set-Cookie"]
-    assert cookie.startswith("jupiter_dep1=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert cookie.startswith("jupiter_dep1_home=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert "Path" not in cookie  # the default path works under a proxy's prefix too
     page = client.get("/dashboard/")
     assert page.status_code == 200 and b'<script src="app.js">' in page.data
@@ -163,7 +163,7 @@ def test_without_a_session_the_page_says_how_to_log_in_and_the_data_is_refused(c
         refused = client.get(path)
         assert refused.status_code == 401
         assert refused.json is not None and "log in with the link" in refused.json["error"]
-    client.set_cookie("jupiter_dep1", "made-up")
+    client.set_cookie("jupiter_dep1_home", "made-up")
     assert client.get("/dashboard/snapshot").status_code == 401
     assert client.get("/dashboard/snapshot", headers={"X-Jupiter-Token": "wrong"}).status_code == 401
     assert client.get("/dashboard/snapshot", headers={"X-Jupiter-Token": TOKEN}).status_code == 200

@@ -82,7 +82,8 @@ class Dashboard(Extension):
     def __init__(self, services: AgentServices, counts: Callable[[], Mapping[str, Any]]) -> None:
         self.services = services
         self.state = DashboardState(lambda: services.plan, counts, services.node)
-        self.cookie = f"jupiter_{services.plan.deployment}"
+        # Per deployment and home: cookies ignore ports, and two homes on one host each have a dashboard.
+        self.cookie = f"jupiter_{services.plan.deployment}_{services.node}"
         self.lock = threading.Lock()
         self.codes: dict[str, float] = {}
         """code -> when it expires (monotonic)."""
