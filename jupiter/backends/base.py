@@ -10,17 +10,22 @@ backend with `getattr` or `isinstance`.
 * :class:`Handle` is re-attached from that record by any later CLI process
   (status, submit, teardown): `running`, `stop` and `describe`, a control
   client to the agents (the way to reach them — direct HTTP, or the
-  Kubernetes API proxy — is chosen once, here), publishing a plan, mapping
-  inside the cluster, fetching home's files, and killing a node for fault
-  injection. What a backend cannot do raises :class:`NotSupported` with a
-  one-line reason.
+  Kubernetes API proxy — is chosen once, here), how a browser reaches a
+  node's control plane (the live dashboard), reading the agents' logs,
+  publishing a plan, mapping inside the cluster, fetching home's files, and
+  killing a node for fault injection. What a backend cannot do raises
+  :class:`NotSupported` with a one-line reason.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from jupiter.backends.control import ControlClient, DirectTransport
@@ -52,6 +57,70 @@ class Attachment:
     token: str
     info: Mapping[str, Any] = field(default_factory=dict)
     """What the backend saved when it started the deployment (`Backend.start`)."""
+
+
+@dataclass(frozen=True)
+class BrowserAccess:
+    """One way a browser on this machine opens a node's control plane (home's live dashboard)."""
+
+    url: str
+    """Base URL of the control plane, without a trailing `/`."""
+    steps: tuple[str, ...] = ()
+    """Commands to run first, in another terminal (e.g. `kubectl port-forward ...`)."""
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of an agent's log."""
+
+    time: float
+    """When it was written (epoch seconds): the engine's timestamp, or the agent's own at the line's start;
+    a line without one (a traceback's) has its previous line's time."""
+    node: str
+    text: str
+
+
+LogCursor = Any
+"""Where a node's log was read up to: opaque to callers, each backend keeps its own kind."""
+
+_AGENT_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ")
+
+
+def agent_line_time(text: str, previous: float) -> float:
+    """The time an agent log line starts with (`2026-12-04 01:27:00,123 node ...`, local time), else `previous`."""
+    match = _AGENT_TIME.match(text)
+    if match is None:
+        return previous
+    try:
+        stamp = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
+    except (ValueError, OverflowError):
+        return previous
+    return stamp + int(match.group(2)) / 1000
+
+
+def engine_line_time(text: str) -> tuple[float, str]:
+    """Split a container engine's `2026-12-04T01:27:00.123456789Z text` line into (epoch seconds, text).
+
+    A line without a timestamp gives NaN and the line unchanged.
+    """
+    stamp, _, rest = text.partition(" ")
+    if not stamp.endswith("Z") or "T" not in stamp:
+        return math.nan, text
+    whole, _, fraction = stamp[:-1].partition(".")
+    try:
+        seconds = datetime.fromisoformat(whole + "+00:00").timestamp()
+    except ValueError:
+        return math.nan, text
+    return seconds + (float(f"0.{fraction}") if fraction.isdigit() else 0.0), rest
+
+
+def split_log(node: str, text: str, previous: float = math.nan) -> list[LogLine]:
+    """An agent's log file as lines, each with its time (`agent_line_time`)."""
+    lines = []
+    for line in text.splitlines():
+        previous = agent_line_time(line, previous)
+        lines.append(LogLine(previous, node, line))
+    return lines
 
 
 class Handle(ABC):
@@ -97,6 +166,34 @@ class Handle(ABC):
         """How this machine reaches the agents' control planes: directly over HTTP by default."""
         hosts = {name: (address.host, address.control_port) for name, address in self.attachment.nodes.items()}
         return DirectTransport(hosts)
+
+    def browser_access(self, node: str) -> list[BrowserAccess]:
+        """Ways a browser on this machine opens `node`'s control plane: by default its address, directly."""
+        address = self.attachment.nodes[node]
+        return [BrowserAccess(f"http://{address.host}:{address.control_port}")]
+
+    def read_log(self, node: str, cursor: LogCursor) -> tuple[list[LogLine], LogCursor]:
+        """The lines of `node`'s agent log written since `cursor` (None: from the start), and the new cursor.
+
+        By default the log file `logs/<node>.log` of the deployment folder,
+        where the local backend's agents write and the docker backend keeps
+        each container's output after teardown; the cursor is a byte offset.
+        Only whole lines are returned: a line still being written waits for
+        the next call.
+        """
+        path = self.attachment.layout.log(node)
+        offset, previous = cursor if cursor is not None else (0, math.nan)
+        try:
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return [], cursor
+        except OSError as exc:
+            raise BackendError(f"cannot read the log of {node} ({path}): {exc.strerror or exc}") from None
+        complete = data[: data.rfind(b"\n") + 1]
+        lines = split_log(node, complete.decode("utf-8", errors="replace"), previous)
+        return lines, (offset + len(complete), lines[-1].time if lines else previous)
 
     def publish_plan(self, plan: Plan) -> None:  # noqa: B027 - a documented default, not a missing method
         """Make a dispatched plan what restarted agents read.

@@ -33,13 +33,24 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jupiter.backends.base import Attachment, Backend, Handle, Progress
+from jupiter.backends.base import (
+    Attachment,
+    Backend,
+    BrowserAccess,
+    Handle,
+    LogCursor,
+    LogLine,
+    Progress,
+    agent_line_time,
+    engine_line_time,
+)
 from jupiter.backends.control import DirectTransport
 from jupiter.backends.docker_client import DockerEngine, EngineError, Mount
 from jupiter.model.deployment_spec import DeploymentSpec
@@ -134,6 +145,37 @@ class DockerHandle(Handle):
                 for name, address in self.attachment.nodes.items()
             }
         )
+
+    def browser_access(self, node: str) -> list[BrowserAccess]:
+        """The container's address on the bridge network, which this machine reaches directly (Linux)."""
+        address = self.attachment.nodes[node]
+        host = self.info.get("public_hosts", {}).get(node, address.host)
+        return [BrowserAccess(f"http://{host}:{address.control_port}")]
+
+    def read_log(self, node: str, cursor: LogCursor) -> tuple[list[LogLine], LogCursor]:
+        """The container's output through the engine, with the engine's timestamps.
+
+        The cursor is the timestamp of the last line read (the engine keeps
+        nanoseconds, so no line is read twice). A container that is gone
+        (after teardown) has its output in `logs/<node>.log`, read as the
+        local backend's.
+        """
+        if isinstance(cursor, tuple):
+            return super().read_log(node, cursor)  # reading the saved file already
+        engine = self.engine_factory()
+        name = self.info.get("containers", {}).get(node) or container_name(self.info["deployment_id"], node)
+        if not engine.exists(name):
+            return super().read_log(node, None)
+        last = float(cursor) if cursor is not None else 0.0
+        lines: list[LogLine] = []
+        for raw in engine.log_lines(name, since=last or None):
+            stamp, text = engine_line_time(raw)
+            if math.isnan(stamp):  # no engine timestamp: the agent's own, or the previous line's
+                stamp = agent_line_time(text, lines[-1].time if lines else last)
+            if stamp <= last:
+                continue
+            lines.append(LogLine(stamp, node, text))
+        return lines, (lines[-1].time if lines else cursor)
 
     def _label(self) -> str:
         return f"{LABEL_DEPLOYMENT}={self.info['deployment_id']}"

@@ -217,6 +217,25 @@ class DockerEngine:
         with self._calling(f"read logs of {name}"):
             return bytes(self.client.containers.get(name).logs(stdout=True, stderr=True))
 
+    def exists(self, name: str) -> bool:
+        """Whether a container of that name exists (running or not)."""
+        try:
+            self.state(name)
+        except EngineError:
+            return False
+        return True
+
+    def log_lines(self, name: str, since: float | None = None) -> list[str]:
+        """A container's output lines, each starting with the engine's RFC 3339 timestamp and a space.
+
+        `since`: only lines written from then on (epoch seconds; the engine
+        has them to the nanosecond, so the caller drops the ones it has).
+        """
+        with self._calling(f"read logs of {name}"):
+            container = self.client.containers.get(name)
+            data = container.logs(stdout=True, stderr=True, timestamps=True, since=since if since else None)
+        return bytes(data).decode("utf-8", errors="replace").splitlines()
+
     def remove_containers(self, label: str) -> list[str]:
         """Stop and remove every container carrying `label`; returns their names."""
         removed = []

@@ -2,7 +2,7 @@
 
 `Cluster` is the small interface the kubernetes backend needs: create an
 object, wait for Deployments to be ready or Jobs to complete (with watches
-and a deadline), list pods, read a Job's log, update the data of a
+and a deadline), list pods, read a Job's or a pod's log, update the data of a
 ConfigMap, call an agent through the API server's service proxy, delete by
 label. `KubeClient` implements it with the
 official client; the tests implement it with a fake and check the exact
@@ -106,6 +106,13 @@ class Cluster(Protocol):
 
     def job_log(self, namespace: str, job: str) -> str:
         """The log of a Job's pod (the succeeded one, else the newest); `NotFound` when it has none."""
+        ...
+
+    def pod_log(self, namespace: str, pod: str, since_seconds: int | None = None) -> str:
+        """A pod's log, each line prefixed with the API server's RFC 3339 timestamp and a space.
+
+        `since_seconds`: only the lines of the last that many seconds. `NotFound` when the pod is gone.
+        """
         ...
 
     def update_config_map(self, namespace: str, name: str, data: dict[str, str]) -> None:
@@ -310,6 +317,14 @@ class KubeClient:
         response = self._call(
             f"read the log of pod {namespace}/{pod.name}",
             lambda: self.core.read_namespaced_pod_log(pod.name, namespace, _preload_content=False),
+        )
+        return bytes(response.data).decode("utf-8", errors="replace")
+
+    def pod_log(self, namespace: str, pod: str, since_seconds: int | None = None) -> str:
+        extra = {"since_seconds": since_seconds} if since_seconds else {}
+        response = self._call(
+            f"read the log of pod {namespace}/{pod}",
+            lambda: self.core.read_namespaced_pod_log(pod, namespace, timestamps=True, _preload_content=False, **extra),
         )
         return bytes(response.data).decode("utf-8", errors="replace")
 

@@ -6,8 +6,8 @@ applies the shared objects and the agents (one Deployment pinned to its node
 and one Service per node) and waits until they are ready; the agents profile
 (reached through the API server's service proxy: this machine cannot reach
 pods, so the handle's control client uses `ProxyTransport`); `map_in_cluster`
-runs the mapper as a Job on the measured problem and reads the mapping from
-its log; the deployment then dispatches it to the agents (CIRCE) and
+runs the mapper as a Job on the measured problem (`jupiter map --output json`)
+and reads the mapping from the JSON document in its log; the deployment then dispatches it to the agents (CIRCE) and
 `publish_plan` puts the plans with the mapping into the plans ConfigMap,
 which an agent pod restarted later reads. Submitting files, waiting for
 frames and flushing statistics go through the proxy too, and
@@ -27,17 +27,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jupiter.backends.base import Attachment, Backend, Handle, Progress
+from jupiter.backends.base import (
+    Attachment,
+    Backend,
+    BrowserAccess,
+    Handle,
+    LogCursor,
+    LogLine,
+    Progress,
+    engine_line_time,
+)
 from jupiter.backends.control import Body, Stream, Unreachable
 from jupiter.backends.home_archive import extract_home_archive
-from jupiter.backends.k8s_client import AlreadyExists, Cluster, ClusterError, KubeClient, KubeConfig, NotUp
+from jupiter.backends.k8s_client import AlreadyExists, Cluster, ClusterError, KubeClient, KubeConfig, NotFound, NotUp
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.errors import JupiterError
 from jupiter.model.layout import DeploymentLayout
+from jupiter.model.outputs import MAP_FORMAT
 from jupiter.model.plan import NodeAddress, Plan
 from jupiter.render.manifests import (
     MAPPER_JOB,
@@ -47,7 +59,14 @@ from jupiter.render.manifests import (
     render_manifests,
     render_mapper,
 )
-from jupiter.render.spec import PLAN_CONFIGMAP, cluster_addresses, cluster_spec, service_name, shared_plan
+from jupiter.render.spec import (
+    LABEL_NODE,
+    PLAN_CONFIGMAP,
+    cluster_addresses,
+    cluster_spec,
+    service_name,
+    shared_plan,
+)
 
 DEFAULT_TIMEOUT = 300.0
 LOG_LINES = 5
@@ -144,6 +163,49 @@ class KubernetesHandle(Handle):
         removed += cluster.delete_namespaces(selector)
         return removed
 
+    def browser_access(self, node: str) -> list[BrowserAccess]:
+        """Pods are not reachable from this machine: forward a local port to the node's Service, or use
+        the API server's proxy through `kubectl proxy` (both with this machine's kubeconfig)."""
+        namespace = self.info["circe_namespace"]
+        service = self.info["services"].get(node) or service_name(node)
+        port = self.info["control_port"]
+        kubectl = "kubectl" + (f" --context {self.info['context']}" if self.info.get("context") else "")
+        return [
+            BrowserAccess(
+                "http://127.0.0.1:8080", (f"{kubectl} -n {namespace} port-forward service/{service} 8080:{port}",)
+            ),
+            BrowserAccess(
+                f"http://127.0.0.1:8001/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy",
+                (f"{kubectl} proxy --port 8001",),
+            ),
+        ]
+
+    def read_log(self, node: str, cursor: LogCursor) -> tuple[list[LogLine], LogCursor]:
+        """The node's agent pods' logs through the API server, with its timestamps.
+
+        The cursor is the timestamp of the last line read; a later call asks
+        for the seconds since then only (rounded up, so the lines already read
+        are dropped here). A pod restarted by its Deployment is a new pod: its
+        log is read too.
+        """
+        namespace = self.info["circe_namespace"]
+        selector = f"{deployment_selector(self.info['deployment_id'])},{LABEL_NODE}={node}"
+        last = float(cursor) if cursor is not None else 0.0
+        since = max(1, math.ceil(time.time() - last) + 1) if last else None
+        cluster = self.cluster()
+        lines: list[LogLine] = []
+        try:
+            for pod in cluster.pods(namespace, selector):
+                with contextlib.suppress(NotFound):  # gone since it was listed
+                    for raw in cluster.pod_log(namespace, pod.name, since).splitlines():
+                        stamp, text = engine_line_time(raw)
+                        if not math.isnan(stamp) and stamp > last:
+                            lines.append(LogLine(stamp, node, text))
+        except ClusterError as exc:
+            raise KubernetesError(f"cannot read the log of {node}: {exc}") from None
+        lines.sort(key=lambda line: line.time)
+        return lines, (lines[-1].time if lines else cursor)
+
     def publish_plan(self, plan: Plan) -> None:
         """Put a dispatched plan into the plans ConfigMap, so agent pods restarted later get their tasks.
 
@@ -162,9 +224,9 @@ class KubernetesHandle(Handle):
     ) -> dict[str, str]:
         """The mapper stage on a measured problem: run the mapper Job and return its mapping.
 
-        The problem goes to the Job in a ConfigMap; the Job runs `jupiter map`
-        with the configured scheduler and the mapping is read from its pod's
-        log. A failed or late Job raises `KubernetesError` naming the pod, its
+        The problem goes to the Job in a ConfigMap; the Job runs `jupiter map
+        --output json` with the configured scheduler and the mapping is read
+        from the document in its pod's log. A failed or late Job raises `KubernetesError` naming the pod, its
         last events and its last log lines; the deployment tears down.
         """
         if self.spec is None:
@@ -186,7 +248,7 @@ class KubernetesHandle(Handle):
         except ClusterError as exc:
             raise KubernetesError(f"the mapper failed: {exc}") from None
         tasks = [str(task) for task in problem["tasks"]]
-        mapping = parse_mapper_log(log, tasks, [str(node) for node in problem["nodes"]])
+        mapping = parse_mapper_output(log, tasks, [str(node) for node in problem["nodes"]])
         if mapping is None:
             raise KubernetesError(
                 f"the mapper Job {namespace}/{MAPPER_JOB} printed no mapping of every task"
@@ -338,28 +400,35 @@ class KubernetesBackend(Backend):
         return info
 
 
-def parse_mapper_log(log: str, tasks: Sequence[str], nodes: Sequence[str]) -> dict[str, str] | None:
-    """The mapping in `jupiter map`'s table (`task node start finish` rows), or None without every task.
+def parse_mapper_output(log: str, tasks: Sequence[str], nodes: Sequence[str]) -> dict[str, str] | None:
+    """The mapping in `jupiter map --output json`'s document in a Job's log, or None without every task.
 
-    Task and node names never contain white space (the DAG and nodes.txt are
-    split on it), so a row splits into exactly four fields. Lines before the
-    table (warnings on stderr) are skipped; the table ends at its first blank line.
+    The log also holds what went to stderr (warnings), so the document is the
+    first JSON object starting at the beginning of a line whose `format` is
+    `jupiter-map`; its `mapping` must map every task to one of the nodes.
     """
-    known_tasks, known_nodes = set(tasks), set(nodes)
-    mapping: dict[str, str] = {}
-    in_table = False
-    for line in log.splitlines():
-        fields = line.split()
-        if not in_table:
-            in_table = fields == ["task", "node", "start", "finish"]
+    decoder = json.JSONDecoder()
+    known_nodes = set(nodes)
+    position = 0
+    while True:
+        start = log.find("{", position)
+        if start < 0:
+            return None
+        position = start + 1
+        if start > 0 and log[start - 1] != "\n":
             continue
-        if not fields:
-            break
-        if len(fields) == 4 and fields[0] in known_tasks and fields[1] in known_nodes:
-            mapping[fields[0]] = fields[1]
-    if set(mapping) != known_tasks:
-        return None
-    return {task: mapping[task] for task in tasks}
+        try:
+            document, _ = decoder.raw_decode(log, start)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(document, dict) or document.get("format") != MAP_FORMAT:
+            continue
+        mapping = document.get("mapping")
+        if not isinstance(mapping, dict) or set(mapping) != set(tasks):
+            return None
+        if not all(isinstance(node, str) and node in known_nodes for node in mapping.values()):
+            return None
+        return {task: str(mapping[task]) for task in tasks}
 
 
 def _tail(log: str) -> str:

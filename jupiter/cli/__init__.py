@@ -31,6 +31,7 @@ from jupiter.cli.runtime_cmds import (
 )
 from jupiter.cli.signals import Terminated
 from jupiter.cli.validate_cmd import validate_command
+from jupiter.cli.watch_cmds import dashboard_command, logs_command
 from jupiter.model.errors import JupiterError, ValidationFailed
 
 
@@ -132,6 +133,8 @@ for command in (
     render_command,
     build_command,
 ):
+    cli.add_command(command)
+for command in (logs_command, dashboard_command):
     cli.add_command(command)
 
 if __name__ == "__main__":

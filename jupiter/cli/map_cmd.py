@@ -8,24 +8,14 @@ from pathlib import Path
 import click
 
 from jupiter.cli.context import CliContext, pass_context
+from jupiter.cli.output import OUTPUT_OPTION, echo_json
 from jupiter.mapping import Problem, Schedule, check, get_mapper, mapper_names
 from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.errors import InputError
+from jupiter.model.outputs import map_document, node_load
 from jupiter.model.problem_files import load_problem, load_profile, problem_from_profile
 from jupiter.model.workspace import Workspace
 from jupiter.service.profiles import cache_path, cached
-
-
-def load_load(problem: Problem, schedule: Schedule) -> list[tuple[str, int, float, float]]:
-    """Per node: task count, busy seconds and utilisation (busy / makespan)."""
-    span = schedule.makespan
-    rows = []
-    per_node = schedule.by_node()
-    for node in problem.nodes:
-        placed = per_node.get(node, [])
-        busy = sum(p.finish - p.start for p in placed)
-        rows.append((node, len(placed), busy, busy / span if span > 0 else 0.0))
-    return rows
 
 
 def report_lines(problem: Problem, schedule: Schedule, scheduler: str) -> list[str]:
@@ -40,26 +30,16 @@ def report_lines(problem: Problem, schedule: Schedule, scheduler: str) -> list[s
     lines.append(f"scheduler {scheduler}: predicted makespan {schedule.makespan:.3f} s")
     lines.append("")
     lines.append(f"{'node':<{nw}}  {'tasks':>5}  {'busy (s)':>10}  {'util':>6}")
-    for node, count, busy, util in load_load(problem, schedule):
+    for node, count, busy, util in node_load(problem, schedule):
         lines.append(f"{node:<{nw}}  {count:>5}  {busy:>10.3f}  {util:>6.1%}")
     return lines
 
 
 def write_outputs(out: Path, problem: Problem, schedule: Schedule, scheduler: str) -> None:
-    """`mapping.txt` (the original's `task node` lines) and `mapping.json` (with times)."""
+    """`mapping.txt` (the original's `task node` lines) and `mapping.json` (what `--output json` prints)."""
     out.mkdir(parents=True, exist_ok=True)
-    mapping = {t: schedule.placements[t].node for t in problem.tasks}
-    (out / "mapping.txt").write_text("".join(f"{t} {n}\n" for t, n in mapping.items()), encoding="utf-8")
-    doc = {
-        "scheduler": scheduler,
-        "makespan": schedule.makespan,
-        "mapping": mapping,
-        "schedule": [
-            {"task": t, "node": p.node, "start": p.start, "finish": p.finish}
-            for t in problem.tasks
-            for p in (schedule.placements[t],)
-        ],
-    }
+    doc = map_document(problem, schedule, scheduler)
+    (out / "mapping.txt").write_text("".join(f"{t} {n}\n" for t, n in doc["mapping"].items()), encoding="utf-8")
     (out / "mapping.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
 
@@ -106,6 +86,7 @@ def check_against_app(problem: Problem, workspace: Workspace, source: Path) -> N
     "--gantt", "gantt_path", type=click.Path(path_type=Path, dir_okay=False), help="Draw the schedule to this PNG."
 )
 @pass_context
+@OUTPUT_OPTION
 def map_command(
     ctx: CliContext,
     profile_path: Path | None,
@@ -114,6 +95,7 @@ def map_command(
     max_tasks_per_node: int | None,
     out_dir: Path | None,
     gantt_path: Path | None,
+    output: str,
 ) -> None:
     """Map the DAG onto the nodes and print the predicted schedule and load.
 
@@ -156,13 +138,18 @@ def map_command(
     except ValueError as exc:
         raise InputError(source, None, f"{scheduler} cannot map this problem: {exc}") from None
     check(problem, schedule)  # a failure here is a bug in a mapper, not a user error
-    for line in report_lines(problem, schedule, scheduler):
-        click.echo(line)
+    # With --output json, stdout holds the document alone; what was written is said on stderr.
+    said = output == "json"
+    if said:
+        echo_json(map_document(problem, schedule, scheduler))
+    else:
+        for line in report_lines(problem, schedule, scheduler):
+            click.echo(line)
     if out_dir is not None:
         write_outputs(out_dir, problem, schedule, scheduler)
-        click.echo(f"wrote {out_dir / 'mapping.txt'} and {out_dir / 'mapping.json'}")
+        click.echo(f"wrote {out_dir / 'mapping.txt'} and {out_dir / 'mapping.json'}", err=said)
     if gantt_path is not None:
         from jupiter.report.gantt import draw_gantt  # noqa: PLC0415 - matplotlib only when asked
 
         draw_gantt(problem, schedule, gantt_path)
-        click.echo(f"wrote {gantt_path}")
+        click.echo(f"wrote {gantt_path}", err=said)

@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from jupiter.cli.context import CliContext, pass_context
+from jupiter.cli.output import OUTPUT_OPTION, echo_json
 from jupiter.model.errors import InputError
 from jupiter.model.layout import DeploymentLayout
-from jupiter.report import write_report
+from jupiter.report import write_report, write_trace
 from jupiter.service.deploy import READY_TIMEOUT
 from jupiter.service.deployments import entries, find_entry
 from jupiter.service.record import State
@@ -29,10 +30,14 @@ def _progress(message: str) -> None:
     help="Profile file to write (read by `jupiter map --profile`).",
 )
 @click.option("--timeout", type=float, default=READY_TIMEOUT, show_default=True, help="Agent start timeout (s).")
+@OUTPUT_OPTION
 @pass_context
-def profile_command(ctx: CliContext, out: Path, timeout: float) -> None:
+def profile_command(ctx: CliContext, out: Path, timeout: float, output: str) -> None:
     """Start the agents, run the network, resource and execution profilers, write the profile file."""
     document = profile(ctx.spec(), out, timeout=timeout, progress=_progress)
+    if output == "json":
+        echo_json(document)  # the profile document itself (docs/profiling.md), as written to --out
+        return
     tasks = document["execution"]
     click.echo(
         f"profiled {len(document['nodes'])} compute nodes, {len(document['links'])} links, {len(tasks)} tasks; "
@@ -84,9 +89,19 @@ def report_folder(state_dir: Path, wanted: str | None) -> Path:
     default=None,
     help="Folder for report.html and the PNGs (default: <deployment>/report).",
 )
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write only a Chrome trace of the run here (open it in Perfetto or chrome://tracing).",
+)
 @pass_context
-def report_command(ctx: CliContext, deployment_id: str | None, out: Path | None) -> None:
-    """Turn a run's event log into report.html and PNG charts (Gantt, DAG, makespans, predicted vs measured)."""
+def report_command(ctx: CliContext, deployment_id: str | None, out: Path | None, trace_path: Path | None) -> None:
+    """Turn a run's event log into report.html and PNG charts, or a timeline trace (--trace)."""
     deployment_dir = report_folder(ctx.state_dir(), deployment_id)
+    if trace_path is not None:
+        click.echo(f"trace written to {write_trace(deployment_dir, trace_path)}")
+        return
     page = write_report(deployment_dir, out or deployment_dir / "report")
     click.echo(f"report written to {page}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import click
 
 from jupiter.cli.context import DEPLOYMENT_OPTION, CliContext, pass_context
+from jupiter.cli.output import OUTPUT_OPTION, echo_json
 from jupiter.cli.signals import stopping_like_ctrl_c
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.report import write_report
@@ -19,9 +22,11 @@ from jupiter.runtime.node import main as agent_main
 from jupiter.service import deploy as deploying
 from jupiter.service import faults
 from jupiter.service import run as running
+from jupiter.service.dashboard import dashboard_lines
 from jupiter.service.deployments import entries
-from jupiter.service.record import DeploymentError
-from jupiter.service.status import status
+from jupiter.service.record import Deployment, DeploymentError
+from jupiter.service.status import status, status_document
+from jupiter.service.summary import RunSummary
 
 MAPPING_OPTION = click.option(
     "--mapping",
@@ -112,23 +117,63 @@ def deploy_command(
         deployment = deploying.deploy(spec, timeout=timeout, progress=_progress)
     click.echo(f"deployment {deployment.id} is running ({len(deployment.nodes)} agents)")
     click.echo(f"submit files with `jupiter submit FILE...` or drop them into {deployment.home_layout().input}")
+    for line in dashboard_lines(deployment):
+        click.echo(line)
 
 
 @click.command("status")
+@click.option("--watch", "-w", is_flag=True, help="Refresh until Ctrl-C: in place on a terminal, else printed again.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True, help="Seconds between refreshes."
+)
+@OUTPUT_OPTION
 @DEPLOYMENT_OPTION
 @pass_context
-def status_command(ctx: CliContext, deployment_id: str | None) -> None:
+def status_command(ctx: CliContext, watch: bool, interval: float, output: str, deployment_id: str | None) -> None:
     """Show nodes, mapping, per-task counters and throughput of a running deployment."""
     deployment = ctx.deployment(deployment_id)
+    if not watch:
+        _show_status(deployment, output)
+        return
+    on_terminal = sys.stdout.isatty()
+    try:
+        while True:
+            if on_terminal and output == "text":
+                click.clear()
+            _show_status(deployment, output, compact=True)
+            if output == "text":
+                click.echo(f"-- {time.strftime('%H:%M:%S')}, every {interval:g} s; Ctrl-C stops")
+                if not on_terminal:
+                    click.echo("")
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return  # the deployment keeps running: watching it ended, nothing else
+
+
+def _show_status(deployment: Deployment, output: str, compact: bool = False) -> None:
+    """One status report: the table, or (`--output json`) its document (one line each when `compact`)."""
     report = status(deployment)
-    click.echo(f"deployment {deployment.id}  app {deployment.record.app}")
-    click.echo(
+    if output == "json":
+        document = status_document(deployment, report)
+        if compact:
+            click.echo(json.dumps(document))  # one line per refresh (JSON lines)
+        else:
+            echo_json(document)
+        return
+    for line in status_lines(deployment, report):
+        click.echo(line)
+
+
+def status_lines(deployment: Deployment, report: dict[str, Any]) -> list[str]:
+    """The status table and its summary lines."""
+    lines = [
+        f"deployment {deployment.id}  app {deployment.record.app}",
         f"{'node':<12} {'role':<8} {'pid':>7} {'task':<22} {'waiting':>7} {'queued':>6} "
-        f"{'running':>7} {'done':>6} {'failed':>6}"
-    )
+        f"{'running':>7} {'done':>6} {'failed':>6}",
+    ]
     for node, agent in report["agents"].items():
         if "error" in agent:
-            click.echo(f"{node:<12} unreachable: {agent['error']}")
+            lines.append(f"{node:<12} unreachable: {agent['error']}")
             continue
         tasks = agent["tasks"] or {"-": None}
         for task, counts in tasks.items():
@@ -138,31 +183,34 @@ def status_command(ctx: CliContext, deployment_id: str | None) -> None:
                 if counts
                 else ""
             )
-            click.echo(f"{node:<12} {agent['role']:<8} {agent['pid']:>7} {task:<22} {numbers}")
+            lines.append(f"{node:<12} {agent['role']:<8} {agent['pid']:>7} {task:<22} {numbers}")
     for node, agent in report["agents"].items():
         for name, helper in agent.get("helpers", {}).items():
             state = f"running as pid {helper['pid']}" if helper["running"] else "not running"
             exits = f", last exit code {helper['last_exit']}" if helper["last_exit"] is not None else ""
             times = "once" if helper["starts"] == 1 else f"{helper['starts']} times"
-            click.echo(f"helper {name} on {node}: {state}, started {times}{exits}")
+            lines.append(f"helper {name} on {node}: {state}, started {times}{exits}")
     home = report["agents"].get(deployment.home, {})
     pricing = home.get("pricing")
     if pricing:
-        click.echo(
+        lines.append(
             f"pricing: {pricing['scheme']} ({pricing['aggregate']}); dead: {', '.join(pricing['dead']) or 'none'}"
         )
         for node, price in pricing["reports"].items():
-            click.echo(
+            lines.append(
                 f"  {node:<12} report {price['age']:.2f} s old  slowdown {price['slowdown']:.2f}  "
                 f"backlog {price['backlog']:.3f} s  cpu {price['cpu']:.0%}  memory {price['memory']:.0%}"
             )
     frames = home.get("frames")
     if frames:
-        click.echo(
+        window = frames.get("throughput_window", 0.0)
+        over = f" over the last {window:.0f} s" if window else ""
+        lines.append(
             f"frames: {frames['submitted']} submitted, {frames['done']} done, {frames['failed']} failed, "
-            f"{frames['in_flight']} in flight; throughput {frames['throughput']:.2f} frames/s; "
+            f"{frames['in_flight']} in flight; throughput {frames['throughput']:.2f} frames/s{over}; "
             f"makespan p50 {frames['makespan_p50']:.3f} s, p95 {frames['makespan_p95']:.3f} s"
         )
+    return lines
 
 
 @click.command("submit")
@@ -258,8 +306,10 @@ def teardown_command(ctx: CliContext, deployment_id: str | None, every: bool) ->
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for all frames.")
 @click.option("--keep", is_flag=True, help="Leave the deployment running afterwards.")
 @click.option("--report", "report", is_flag=True, help="Write report.html and charts into <deployment>/report/.")
+@click.option("--sequential", is_flag=True, help="Submit each frame when the previous one is done (each runs alone).")
 @MAPPING_OPTION
 @profile_options
+@OUTPUT_OPTION
 @pass_context
 def run_command(
     ctx: CliContext,
@@ -268,11 +318,13 @@ def run_command(
     timeout: float,
     keep: bool,
     report: bool,
+    sequential: bool,
     mapping_file: Path | None,
     profile_file: Path | None,
     reprofile: bool,
+    output: str,
 ) -> None:
-    """Deploy, stream every input through the DAG, print a summary, tear down."""
+    """Deploy, stream every input through the DAG, print a summary (and write summary.json), tear down."""
     spec = spec_with_profile(ctx, mapping_file, profile_file, reprofile)
     with FrameBar() as bar, stopping_like_ctrl_c():  # SIGTERM and SIGHUP tear the deployment down, as Ctrl-C does
         summary = running.run(
@@ -283,26 +335,39 @@ def run_command(
             progress=_progress,
             on_frames=bar.advance,
             keep=keep,
+            sequential=sequential,
         )
+    if output == "json":
+        echo_json(summary.document)
+        _after_run(summary, report, err=True)
+        return
     click.echo(
         f"{summary.done} of {summary.frames} frames done, {summary.failed} failed in {summary.seconds:.2f} s "
         f"({summary.throughput:.2f} frames/s)"
     )
     if not math.isnan(summary.makespan_p50):
         click.echo(f"makespan per frame: p50 {summary.makespan_p50:.3f} s, p95 {summary.makespan_p95:.3f} s")
+    work, waiting = summary.figure("work"), summary.figure("waiting")
+    if not math.isnan(work):
+        click.echo(f"per frame p50: work {work:.3f} s (execution and transfers), waiting {waiting:.3f} s (queues)")
     click.echo(f"{'task':<22} {'node':<20} {'runs':>5} {'mean s':>9}")
     for task, (node, mean, runs) in summary.task_means.items():
         click.echo(f"{task:<22} {node:<20} {runs:>5} {mean:>9.4f}")
-    for error in summary.errors[:10]:
-        click.echo(f"failed: {error}", err=True)
-    click.echo(f"outputs in {summary.output_dir}")
-    if report:
-        root = summary.output_dir.parent.parent  # output_dir is <deployment>/home/output
-        click.echo(f"report written to {write_report(root, root / 'report')}")
     if len(summary.per_home) > 1:
         click.echo("frames back per home: " + ", ".join(f"{home} {count}" for home, count in summary.per_home.items()))
     if summary.restarted:
         click.echo(f"{summary.restarted} frames were started again after a node stopped answering")
+    _after_run(summary, report, err=False)
+
+
+def _after_run(summary: RunSummary, report: bool, err: bool) -> None:
+    """Failures, where the files are, the report; exit 1 when a frame failed."""
+    for error in summary.errors[:10]:
+        click.echo(f"failed: {error}", err=True)
+    click.echo(f"outputs in {summary.output_dir}; summary in {summary.output_dir.parent / 'summary.json'}", err=err)
+    if report:
+        root = summary.output_dir.parent.parent  # output_dir is <deployment>/home/output
+        click.echo(f"report written to {write_report(root, root / 'report')}", err=err)
     if summary.failed:
         raise click.exceptions.Exit(1)
 

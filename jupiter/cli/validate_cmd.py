@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from jupiter.cli.context import CliContext, pass_context
+from jupiter.cli.output import OUTPUT_OPTION, echo_json
+from jupiter.model.errors import InputError, JupiterError, ValidationFailed
+from jupiter.model.outputs import VALIDATE_FORMAT, VERSION
+from jupiter.model.workspace import Workspace
 from jupiter.service.app_env import AppEnvironment
 from jupiter.service.validation import Checked
 
@@ -41,13 +47,77 @@ def summary(checked: Checked) -> list[str]:
     return lines
 
 
+def warnings_of(workspace: Workspace) -> list[str]:
+    return [*workspace.config.warnings, *workspace.nodes.warnings, *workspace.app.warnings]
+
+
+def document(workspace: Workspace) -> dict[str, Any]:
+    """`validate --output json` of a valid working folder (schema in docs/events.md)."""
+    config, nodes, app = workspace.config, workspace.nodes, workspace.app
+    dag = app.dag
+    return {
+        "format": VALIDATE_FORMAT,
+        "version": VERSION,
+        "ok": True,
+        "app": app.name,
+        "config": {
+            "path": str(config.path),
+            "scheduler": str(config.scheduler),
+            "pricing": str(config.pricing),
+            "backend": config.deploy.backend,
+        },
+        "nodes": {
+            "path": str(nodes.path),
+            "home": [node.name for node in nodes.homes],
+            "compute": [node.name for node in nodes.compute],
+            "datasource": [node.name for node in nodes.datasources],
+        },
+        "dag": {
+            "path": str(dag.path),
+            "tasks": list(dag.order),
+            "edges": [list(edge) for edge in dag.edges],
+            "depth": dag.depth(),
+            "entry": list(dag.entry_tasks),
+            "exit": list(dag.exit_tasks),
+        },
+        "scripts": str(app.scripts_dir),
+        "inputs": [str(path) for path in app.sample_inputs],
+        "warnings": warnings_of(workspace),
+        "errors": [],
+    }
+
+
+def _error(error: JupiterError) -> dict[str, Any]:
+    if isinstance(error, InputError):
+        return {
+            "file": str(error.path) if error.path else None,
+            "line": error.line,
+            "message": error.message,
+            "text": str(error),
+        }
+    return {"file": None, "line": None, "message": str(error), "text": str(error)}
+
+
 @click.command("validate")
+@OUTPUT_OPTION
 @pass_context
-def validate_command(ctx: CliContext) -> None:
+def validate_command(ctx: CliContext, output: str) -> None:
     """Check jupiter_config.ini, nodes.txt, the app's DAG, scripts and inputs."""
+    if output == "json":
+        try:
+            workspace = ctx.workspace()
+        except ValidationFailed as exc:
+            errors = [_error(error) for error in exc.errors]
+        except JupiterError as exc:
+            errors = [_error(exc)]
+        else:
+            echo_json(document(workspace))
+            return
+        echo_json({"format": VALIDATE_FORMAT, "version": VERSION, "ok": False, "warnings": [], "errors": errors})
+        raise click.exceptions.Exit(2)
     checked = ctx.checked()
     workspace = checked.workspace
-    for warning in (*workspace.config.warnings, *workspace.nodes.warnings, *workspace.app.warnings):
+    for warning in warnings_of(workspace):
         click.echo(f"warning: {warning}", err=True)
     for line in summary(checked):
         click.echo(line)

@@ -467,14 +467,20 @@ class NetworkProfile:
 
 @dataclass(frozen=True, slots=True)
 class ResourceProfile:
-    """A periodic sample of one node's CPU and memory use (percent)."""
+    """A periodic sample of one node's CPU and memory use: the machine's (percent) and its agent's own."""
 
     type: ClassVar[str] = "resource_profile"
     node: str
     time: float
     cpu: float
+    """The machine's CPU use, percent of all its cores (smoothed), as the resource profiler measures it."""
     memory: float
+    """The machine's memory use, percent."""
     samples: int = 0
+    process_cpu: float = 0.0
+    """CPU the node's agent and its task workers used since the previous report, percent of one core."""
+    process_memory: int = 0
+    """Resident memory of the node's agent and its task workers, bytes."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -484,6 +490,8 @@ class ResourceProfile:
             "cpu": self.cpu,
             "memory": self.memory,
             "samples": self.samples,
+            "process_cpu": self.process_cpu,
+            "process_memory": self.process_memory,
         }
 
     @classmethod
@@ -494,6 +502,8 @@ class ResourceProfile:
             cpu=f.number("cpu", minimum=0.0),
             memory=f.number("memory", minimum=0.0),
             samples=f.integer("samples", 0),
+            process_cpu=f.number("process_cpu", 0.0, minimum=0.0),
+            process_memory=f.integer("process_memory", 0),
         )
 
 

@@ -12,7 +12,8 @@ written down once::
          profile.json      the profilers' measurements; mapping.json the predicted schedule
          logs/<node>.log   each agent's log; logs/<node>-<helper>.log each helper process's
          nodes/<node>/     an agent's own state (journals, task logs)
-         home/             the first home's statistics, event log, outputs (`output/<frame>/`)
+         home/             the first home's statistics, event log, outputs (`output/<frame>/`),
+                           and `summary.json` of the last `jupiter run`
          <home2>/          further homes' (pricing with several homes)
          report/           `jupiter report`'s page and charts
 
@@ -30,6 +31,7 @@ LEGACY_CURRENT = "current"
 RECORD = "deployment.json"
 STATISTICS_FILES = ("runtime_tasks.txt", "runtime_transfer_sender.txt", "runtime_transfer_receiver.txt")
 EVENTS_FILE = "events.jsonl"
+SUMMARY_FILE = "summary.json"
 STORE_FILE = "profiles.sqlite"
 
 
@@ -68,6 +70,11 @@ class HomeLayout:
     @property
     def events(self) -> Path:
         return self.dir / EVENTS_FILE
+
+    @property
+    def summary(self) -> Path:
+        """`jupiter run`'s summary of the run (beside `output/`)."""
+        return self.dir / SUMMARY_FILE
 
     def statistics(self, name: str) -> Path:
         return self.dir / name

@@ -4,10 +4,16 @@ Each agent samples psutil every `interval` seconds. As in the later version
 of DRUPE's resource profiler, the figure served is an exponential moving
 average seeded by the mean of the first `warmup` samples, so one busy
 second neither dominates the start nor swings a mapping decision later.
+
+Those are the machine's figures (on one machine every local agent sees the
+same). `ProcessMonitor` measures the agent's own share instead: the CPU its
+process and its task workers used between two samples, and their resident
+memory, which the live dashboard shows per node.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -70,3 +76,32 @@ class ResourceMonitor:
         if self.cpu.count == 0:
             return self.sample()
         return ResourceSample(self.cpu.value, self.memory.value, self.cpu.count, time.time())
+
+
+class ProcessMonitor:
+    """CPU and memory of this process and its children (an agent and its task workers)."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.last_time = time.monotonic()
+        self.last_cpu = self._usage()[0]
+
+    def _usage(self) -> tuple[float, int]:
+        """(CPU seconds, resident bytes) of the process tree now; children that exit meanwhile are skipped."""
+        cpu, rss = 0.0, 0
+        for member in [self.process, *self.process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = member.cpu_times()
+                rss += member.memory_info().rss
+                cpu += times.user + times.system
+        return cpu, rss
+
+    def sample(self) -> tuple[float, int]:
+        """(percent of one core used since the previous sample, resident bytes now)."""
+        cpu, rss = self._usage()
+        now = time.monotonic()
+        elapsed = now - self.last_time
+        # A worker that exited took its CPU time with it: the sum can go down, never the use.
+        used = max(0.0, cpu - self.last_cpu)
+        self.last_time, self.last_cpu = now, cpu
+        return (100.0 * used / elapsed if elapsed > 0 else 0.0), rss

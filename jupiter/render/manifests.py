@@ -161,9 +161,19 @@ def _agent_objects(spec: ClusterSpec, agent: AgentSpec) -> tuple[dict[str, Any],
 
 
 def mapper_command(spec: ClusterSpec) -> list[str]:
-    """The mapper Job's command: `jupiter map` on the mounted problem, printing the mapping table."""
+    """The mapper Job's command: `jupiter map` on the mounted problem, printing its JSON document (MAP_FORMAT)."""
     problem = f"{CONFIG_DIR}/{PROBLEM_KEY}"
-    return ["jupiter", "map", "--problem", problem, "--scheduler", spec.scheduler, *spec.mapper_options]
+    return [
+        "jupiter",
+        "map",
+        "--problem",
+        problem,
+        "--scheduler",
+        spec.scheduler,
+        *spec.mapper_options,
+        "--output",
+        "json",
+    ]
 
 
 def render_mapper(spec: ClusterSpec) -> Stage:

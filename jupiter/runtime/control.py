@@ -1,8 +1,11 @@
 """The control plane: the agent's route table (`jupiter.runtime.routes`) served with Flask, bounded.
 
 `GET /health` answers as soon as the agent serves (readiness); every other
-route needs the deployment token in `X-Jupiter-Token`. Every answer is JSON
-(the Kubernetes API server's proxy passes the reason through): a handler's
+route needs the deployment token in `X-Jupiter-Token`, but those a handler
+guards itself (the dashboard's, whose browser sends a session cookie).
+Every answer is JSON (the Kubernetes API server's proxy passes the reason
+through) except a handler's `Reply`, which is sent as it is, its body
+streamed when it is an iterable (the dashboard's events): a handler's
 `HttpError` becomes its status with `{"error": reason}`; a body that is not
 JSON where JSON is expected is a 400; an unknown path or method is a 404 or
 405; a handler that fails unexpectedly is a 500 with a one-line reason, its
@@ -46,7 +49,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from jupiter.model.config import ControlLimits
 from jupiter.runtime.logs import clean, untrusted
 from jupiter.runtime.protocol import token_ok
-from jupiter.runtime.routes import HttpError, Request, Route, Routes, Upload
+from jupiter.runtime.routes import HttpError, Reply, Request, Route, Routes, Upload
 
 if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
@@ -109,13 +112,31 @@ def _request(route: Route) -> Request:
         files.append(Upload(upload.filename or "", path, os.path.getsize(path)))
         stream.close()
     form = {key: value for key, value in request.form.items()}
-    return Request(args=dict(request.args), body=body, files=files, form=form)
+    return Request(
+        args=dict(request.args),
+        body=body,
+        files=files,
+        form=form,
+        cookies=dict(request.cookies),
+        token=request.headers.get(TOKEN_HEADER, ""),
+    )
 
 
 def one_line(text: str, limit: int = 300) -> str:
     """A reason as one short line (an exception's text may span several)."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _reply(answer: Reply) -> Response:
+    response = Response(answer.body, status=answer.status, content_type=answer.content_type)
+    for key, value in answer.headers.items():
+        response.headers[key] = value
+    if not isinstance(answer.body, bytes):
+        # A stream: each chunk goes out as it is made, never buffered or re-encoded on the way.
+        response.direct_passthrough = True
+        response.headers["X-Accel-Buffering"] = "no"
+    return response
 
 
 def create_app(name: str, token: str, routes: Routes) -> Flask:
@@ -146,13 +167,16 @@ def create_app(name: str, token: str, routes: Routes) -> Flask:
                 for upload in parsed.files if parsed is not None else ():
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(upload.path)
+            if isinstance(answer, Reply):
+                return _reply(answer)
             return jsonify(answer)
 
         handle.__name__ = f"{route.method.lower()}_{route.path.strip('/').replace('/', '_') or 'root'}"
         return handle
 
     for route in routes:
-        app.add_url_rule(route.path, view_func=view(route), methods=[route.method])
+        # The endpoint names the method and the whole path: `/dashboard` and `/dashboard/` are two routes.
+        app.add_url_rule(route.path, f"{route.method} {route.path}", view_func=view(route), methods=[route.method])
 
     def http_error(exc: HTTPException) -> ResponseReturnValue:
         # Unknown paths and methods, malformed requests: JSON like every other answer.

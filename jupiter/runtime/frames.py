@@ -16,9 +16,13 @@ started twice — home answers with the frame it started the first time. Ids
 are remembered for the last `CLIENT_IDS_KEPT` frames (a restart of home
 rebuilds them from the event log).
 
-What the tracker remembers of finished frames is counts and the last
-`RECENT_FRAMES` makespans, so home's memory stays flat however many frames
-stream through. After a restart of home, `recover` rebuilds the frames in
+What the tracker remembers of finished frames is counts, the last
+`RECENT_FRAMES` makespans and how many frames finished in each of the last
+`THROUGHPUT_WINDOW` seconds, so home's memory stays flat however many frames
+stream through. The throughput `/status` reports is over that window: frames
+done in the last `THROUGHPUT_WINDOW` seconds divided by the window (or by the
+time since the first frame was submitted, when that is shorter), so it says
+how fast frames go now, not how fast the first one went. After a restart of home, `recover` rebuilds the frames in
 flight from the event log, skipping (and reporting once) lines that are not
 valid events. Final outputs land in `home/output/<frame>/` (outputs only);
 their slot markers live in `home/results/<frame>/` until the frame is done.
@@ -62,8 +66,8 @@ log = logging.getLogger("jupiter.home")
 
 RECENT_FRAMES = 10_000
 CLIENT_IDS_KEPT = 100_000
-THROUGHPUT_WINDOW = 10.0
-"""Seconds over which `/status` measures throughput (frames done in the window)."""
+THROUGHPUT_WINDOW = 30.0
+"""Seconds over which `/status` counts the frames done to give the current throughput."""
 
 
 @dataclass
@@ -93,8 +97,29 @@ class FrameTotals:
     first_submit: float = 0.0
     last_done: float = 0.0
     makespans: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_FRAMES))
-    finished: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_FRAMES))
-    """When the recent frames finished (for the throughput over a window)."""
+    recent: deque[list[int]] = field(default_factory=deque)
+    """[second, frames done in that second] for the last THROUGHPUT_WINDOW seconds, oldest first."""
+
+    def finished(self, when: float) -> None:
+        """Count one frame done at `when` in its second of the throughput window."""
+        second = int(when)
+        if self.recent and self.recent[-1][0] == second:
+            self.recent[-1][1] += 1
+        else:
+            self.recent.append([second, 1])
+        self._prune(when)
+
+    def _prune(self, now: float) -> None:
+        while self.recent and self.recent[0][0] <= now - THROUGHPUT_WINDOW:
+            self.recent.popleft()
+
+    def recent_throughput(self, now: float) -> tuple[float, float]:
+        """(frames per second, seconds) over the last THROUGHPUT_WINDOW seconds, or since the first frame."""
+        self._prune(now)
+        window = min(THROUGHPUT_WINDOW, now - self.first_submit) if self.first_submit else 0.0
+        if window <= 0:
+            return 0.0, 0.0
+        return sum(count for _, count in self.recent) / window, window
 
 
 @dataclass(frozen=True)
@@ -161,18 +186,16 @@ class FrameTracker:
         """The frame counters of `/status`; throughput is frames done per second over the last THROUGHPUT_WINDOW."""
         totals = self.totals
         makespans = list(totals.makespans)
-        now = time.time()
-        recent = sum(1 for when in totals.finished if now - when <= THROUGHPUT_WINDOW)
-        # Over the last window, or since the first frame when that is more recent.
-        span = min(THROUGHPUT_WINDOW, now - totals.first_submit) if totals.first_submit else 0.0
-        throughput = recent / span if span > 0 else 0.0
+        throughput, window = totals.recent_throughput(time.time())
+        span = (totals.last_done - totals.first_submit) if totals.done else 0.0
         return {
             "submitted": totals.submitted,
             "done": totals.done,
             "failed": totals.failed,
             "in_flight": len(self.frames),
             "throughput": throughput,
-            "throughput_window": THROUGHPUT_WINDOW,
+            "throughput_window": window,
+            "throughput_overall": totals.done / span if span > 0 else 0.0,
             "makespan_p50": percentile(makespans, 0.5) if makespans else 0.0,
             "makespan_p95": percentile(makespans, 0.95) if makespans else 0.0,
         }
@@ -347,7 +370,7 @@ class FrameTracker:
             self.totals.done += 1
             self.totals.last_done = now
             self.totals.makespans.append(makespan)
-            self.totals.finished.append(now)
+            self.totals.finished(now)
             self._changed()
             self.record(
                 FrameDone(

@@ -2,9 +2,10 @@
 
 This is the composition root: it builds the agent of one node with the
 extensions its role and its deployment need, and wires those that
-cooperate — home's frame tracker restarts the frames pricing finds
-stranded on a dead node, distributed WAVE decides with the link fits the
-profilers measured — then starts the data and control planes and runs until
+cooperate — home's dashboard sees every event home records and its frame
+counters, home's frame tracker restarts the frames pricing finds stranded
+on a dead node, distributed WAVE decides with the link fits the profilers
+measured — then starts the data and control planes and runs until
 SIGTERM or SIGINT, and stops cleanly.
 """
 
@@ -24,6 +25,7 @@ from jupiter.runtime import logs
 from jupiter.runtime.agent import Agent, log
 from jupiter.runtime.control import start_control_plane
 from jupiter.runtime.event_sink import RecordingSink
+from jupiter.runtime.extensions.dashboard import Dashboard
 from jupiter.runtime.extensions.distributed_wave import DistributedWave
 from jupiter.runtime.extensions.home import Home
 from jupiter.runtime.extensions.pricing import Pricing
@@ -38,6 +40,9 @@ def build_agent(plan: Plan, node: str, token: str, root: Path, spool: Path | Non
         home = Home(agent)
         agent.extend(home)
         agent.use_sink(RecordingSink(home.record))
+        dashboard = Dashboard(agent, counts=home.tracker.counts)
+        agent.extend(dashboard)
+        home.observers.append(dashboard.observe)
     if plan.priced:
         pricing = Pricing(agent, on_dead=home.restart_frames if home is not None else None)
         agent.extend(pricing)

@@ -3,9 +3,11 @@
 The agent and each of its extensions add their HTTP routes here
 (`routes.get("/status", handler)`); `jupiter.runtime.control` serves the
 table with Flask. A handler gets a :class:`Request` (query arguments, the
-JSON body, uploaded files) and returns JSON-able data, or raises
-:class:`HttpError` with a status and a one-line reason — a malformed body
-is a 400 with the reason, never a traceback. Handlers run in the server's
+JSON body, uploaded files, cookies) and returns JSON-able data — or a
+:class:`Reply` for anything else (a page, a file, a redirect, a stream of
+server-sent events) — or raises :class:`HttpError` with a status and a
+one-line reason — a malformed body is a 400 with the reason, never a
+traceback. Handlers run in the server's
 threads: they reach the agent's state through its event loop (the
 `on_loop` the agent gives them), never directly.
 """
@@ -13,7 +15,7 @@ threads: they reach the agent's state through its event loop (the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +55,9 @@ class Request:
     """Uploaded files (`multipart/form-data`, field `file`), in order."""
     form: Mapping[str, str] = field(default_factory=dict)
     """The other fields of a `multipart/form-data` body."""
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    token: str = ""
+    """The `X-Jupiter-Token` header ('' without one), for routes that check it themselves."""
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object ({} when empty); 400 otherwise."""
@@ -102,6 +107,17 @@ class Request:
         if isinstance(self.body, dict) and key in self.body:
             return self.body[key]
         return self.args.get(key, default)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer that is not JSON: a page, a file, a redirect, or a stream (an iterable of chunks, sent as made)."""
+
+    body: bytes | Iterable[bytes] = b""
+    content_type: str = "text/plain; charset=utf-8"
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Extra headers (`Location`, `Set-Cookie`, `Cache-Control`, ...)."""
 
 
 Handler = Callable[[Request], Any]

@@ -1,10 +1,11 @@
 """Using a running deployment: submitting frames, waiting for them, flushing statistics; and `jupiter run`.
 
 Every call goes through the deployment's one control client, whatever the
-backend. `run` is the whole job: deploy, submit every input (split among
-the homes under pricing), wait for every frame without polling (home's long
-poll), flush every agent's statistics, fetch home's files where this machine
-cannot read them, summarise, tear down.
+backend. `run` is the whole job: deploy, show where the live dashboard is,
+submit every input (split among the homes under pricing; all at once, or
+one at a time), wait for every frame without polling (home's long poll),
+flush every agent's statistics, fetch home's files where this machine
+cannot read them, summarise into `summary.json`, tear down.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.errors import InputError
 from jupiter.model.inputs import files_per_frame, group_frames
 from jupiter.model.plan import Plan
+from jupiter.service.dashboard import dashboard_lines
 from jupiter.service.deploy import READY_TIMEOUT, deploy, private_files, teardown
 from jupiter.service.record import Deployment, DeploymentError
-from jupiter.service.summary import RunSummary, summarize
+from jupiter.service.summary import RunSummary, summarize, write_summary
 
 UPLOAD_BATCH = 64
 """Frames per upload to home."""
@@ -256,11 +258,18 @@ def run(
     on_frames: Callable[[int, int], None] = lambda done, total: None,
     keep: bool = False,
     ready_timeout: float = READY_TIMEOUT,
+    sequential: bool = False,
 ) -> RunSummary:
-    """Deploy, submit every input, wait for all frames, summarise, tear down (every file private, `[DEPLOY] UMASK`)."""
+    """Deploy, submit every input, wait for all frames, summarise (and write summary.json), tear down
+    (every file private, `[DEPLOY] UMASK`).
+
+    `sequential`: submit each frame only when the previous one is done (as
+    the original's demo did), so every frame runs alone and its makespan is
+    what a single-frame prediction speaks of.
+    """
     files = collect_inputs(spec, inputs, frames)
     with private_files(spec.umask):
-        return _run(spec, files, timeout, progress, on_frames, keep, ready_timeout)
+        return _run(spec, files, timeout, progress, on_frames, keep, ready_timeout, sequential)
 
 
 def _run(
@@ -271,44 +280,87 @@ def _run(
     on_frames: Callable[[int, int], None],
     keep: bool,
     ready_timeout: float,
+    sequential: bool,
 ) -> RunSummary:
     # Periodic re-profiling would compete with the frames being measured: never during `run`.
     deployment = deploy(spec, timeout=ready_timeout, progress=progress, reprofile=False)
     try:
+        for line in dashboard_lines(deployment):
+            progress(line)
         started = time.time()
-        # Several homes (pricing): each injects its share of the frames and gets those back.
-        homes = deployment.homes
-        shares = {home: files[index :: len(homes)] for index, home in enumerate(homes)}
-        for home, share in shares.items():
-            if share:
-                submit(deployment, share, home)
-        progress(f"submitted {len(files)} frames to deployment {deployment.id}; waiting for them")
         deadline = started + timeout
-        while True:
-            # Wake at least twice a second to move the progress bar.
-            finished = 0
-            for home, share in shares.items():
-                wait = min(0.5 / len(homes), max(0.0, deadline - time.time()))
-                counts = wait_frames(deployment, len(share), wait, home)
-                finished += counts["done"] + counts["failed"]
-            on_frames(finished, len(files))
-            if finished >= len(files):
-                break
-            if time.time() > deadline:
-                raise DeploymentError(
-                    f"{len(files) - finished} of {len(files)} frames did not finish within {timeout:.0f} s; "
-                    f"see the logs in {deployment.layout.logs}"
-                )
+        if sequential:
+            _one_at_a_time(deployment, files, deadline, timeout, on_frames)
+        else:
+            _all_at_once(deployment, files, deadline, timeout, on_frames)
         flush_events(deployment)
         try:
             deployment.handle.fetch_home_files()
         except Unreachable as exc:
             raise DeploymentError(str(exc)) from None
         summary = summarize(deployment, started)
+        write_summary(deployment, summary)
     finally:
         if not keep:
             teardown(deployment)
     return summary
+
+
+def _late(deployment: Deployment, missing: int, total: int, timeout: float) -> DeploymentError:
+    return DeploymentError(
+        f"{missing} of {total} frames did not finish within {timeout:.0f} s; see the logs in {deployment.layout.logs}"
+    )
+
+
+def _all_at_once(
+    deployment: Deployment,
+    files: list[list[Path]],
+    deadline: float,
+    timeout: float,
+    on_frames: Callable[[int, int], None],
+) -> None:
+    """Submit every frame at once (split among the homes), then wait until all finished."""
+    # Several homes (pricing): each injects its share of the frames and gets those back.
+    homes = deployment.homes
+    shares = {home: files[index :: len(homes)] for index, home in enumerate(homes)}
+    for home, share in shares.items():
+        if share:
+            submit(deployment, share, home)
+    while True:
+        # Wake at least twice a second to move the progress bar.
+        finished = 0
+        for home, share in shares.items():
+            wait = min(0.5 / len(homes), max(0.0, deadline - time.time()))
+            counts = wait_frames(deployment, len(share), wait, home)
+            finished += counts["done"] + counts["failed"]
+        on_frames(finished, len(files))
+        if finished >= len(files):
+            return
+        if time.time() > deadline:
+            raise _late(deployment, len(files) - finished, len(files), timeout)
+
+
+def _one_at_a_time(
+    deployment: Deployment,
+    files: list[list[Path]],
+    deadline: float,
+    timeout: float,
+    on_frames: Callable[[int, int], None],
+) -> None:
+    """Submit each frame when the previous one finished (homes take turns)."""
+    homes = deployment.homes
+    sent = dict.fromkeys(homes, 0)
+    for index, item in enumerate(files):
+        home = homes[index % len(homes)]
+        submit(deployment, [item], home)
+        sent[home] += 1
+        while True:
+            counts = wait_frames(deployment, sent[home], min(5.0, max(0.0, deadline - time.time())), home)
+            if counts["done"] + counts["failed"] >= sent[home]:
+                break
+            if time.time() > deadline:
+                raise _late(deployment, len(files) - index, len(files), timeout)
+        on_frames(index + 1, len(files))
 
 
 def profile(

@@ -1,14 +1,20 @@
-"""What `jupiter run` reports: a summary of a run, read from every home's event log."""
+"""What `jupiter run` reports: a summary of a run, read from every home's event log.
+
+The figures come from `jupiter.report.summary.summary_document`, which is
+also what `summary.json` (written beside home's outputs) and `run --output
+json` hold, so the table `run` prints and the file always agree.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from jupiter.mapping.stats import percentile
-from jupiter.model.events import FrameDone, FrameFailed, FrameRestarted, FrameSubmitted, TaskRun, read_events
-from jupiter.model.plan import Plan
+from jupiter.report.run_record import load_run
+from jupiter.report.summary import summary_document
 from jupiter.service.record import Deployment
 
 
@@ -32,52 +38,50 @@ class RunSummary:
     """Frames done per home node."""
     restarted: int = 0
     """Frames started again because a node died (pricing)."""
+    document: dict[str, Any] = field(default_factory=dict)
+    """The whole summary, as `summary.json` holds it (schema in docs/events.md)."""
+
+    def figure(self, section: str, key: str = "p50") -> float:
+        """A figure of the document (NaN when the run has none), e.g. `figure("waiting", "p95")`."""
+        value = self.document.get(section, {}).get(key)
+        return float(value) if isinstance(value, int | float) else math.nan
 
 
 def summarize(deployment: Deployment, started: float) -> RunSummary:
-    """Summary of a run from every home's event log (`started`: when the first frame was submitted)."""
-    makespans: list[float] = []
-    durations: dict[str, list[float]] = {}
-    where: dict[str, set[str]] = {}
-    errors: list[str] = []
-    submitted = done = failed = restarted = 0
-    per_home: dict[str, int] = {}
-    last = started
-    for home in deployment.homes:
-        for event in read_events(deployment.home_layout(home).events, on_bad=lambda _number, _why: None):
-            if isinstance(event, FrameSubmitted):
-                submitted += 1
-            elif isinstance(event, FrameDone):
-                done += 1
-                per_home[home] = per_home.get(home, 0) + 1
-                makespans.append(event.makespan)
-                last = max(last, event.time)
-            elif isinstance(event, FrameFailed):
-                failed += 1
-                errors.append(f"frame {event.frame} ({event.input}): {event.reason}")
-            elif isinstance(event, FrameRestarted):
-                restarted += 1
-            elif isinstance(event, TaskRun) and event.ok:
-                durations.setdefault(event.task, []).append(event.seconds)
-                where.setdefault(event.task, set()).add(event.node)
+    """Summary of a run from every home's event log (`started`: when `run` began submitting)."""
+    record = load_run(deployment.root)
+    document = summary_document(record)
+    document["backend"] = deployment.record.backend
+    document["outputs"] = str(deployment.home_layout().output)
+    latency = document["latency"]
+    # From when `run` began submitting, so the upload of the frames counts too.
+    last = max([started, *(event.time for event in record.done)])
     seconds = max(last - started, 1e-9)
-    order = Plan.load(deployment.layout.plan).order
     return RunSummary(
         deployment=deployment.id,
-        frames=submitted,
-        done=done,
-        failed=failed,
+        frames=document["frames"]["submitted"],
+        done=document["frames"]["done"],
+        failed=document["frames"]["failed"],
         seconds=seconds,
-        throughput=done / seconds,
-        makespan_p50=percentile(makespans, 0.5) if makespans else math.nan,
-        makespan_p95=percentile(makespans, 0.95) if makespans else math.nan,
+        throughput=len(record.done) / seconds,
+        makespan_p50=latency["p50"] if latency["p50"] is not None else math.nan,
+        makespan_p95=latency["p95"] if latency["p95"] is not None else math.nan,
         task_means={
-            task: (",".join(sorted(where[task])), sum(durations[task]) / len(durations[task]), len(durations[task]))
-            for task in order
-            if task in durations
+            task: (",".join(info["nodes"]), info["mean"], info["runs"]) for task, info in document["tasks"].items()
         },
-        errors=errors,
+        errors=document["errors"],
         output_dir=deployment.home_layout().output,
-        per_home=per_home,
-        restarted=restarted,
+        per_home=dict(record.done_per_home),
+        restarted=document["frames"]["restarted"],
+        document=document,
     )
+
+
+def write_summary(deployment: Deployment, summary: RunSummary) -> Path:
+    """Write `summary.json` beside home's outputs; returns its path."""
+    path = deployment.home_layout().summary
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(summary.document, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path

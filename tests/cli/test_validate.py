@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -458,3 +459,44 @@ def test_a_script_that_reads_the_original_container_folder_is_warned_about(workd
         "(docker, kubernetes); to run on every backend, open the file relative to the script: "
         "os.path.join(os.path.dirname(os.path.abspath(__file__)), NAME)\n"
     )
+
+
+def test_output_json_of_a_valid_workdir(workdir: Workdir, run: Run) -> None:
+    result = run("validate", "--output", "json")
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
+    assert document == {
+        "format": "jupiter-validate",
+        "version": 1,
+        "ok": True,
+        "app": "demo",
+        "config": {"path": "jupiter_config.ini", "scheduler": "heft", "pricing": "nonpricing", "backend": "local"},
+        "nodes": {"path": "nodes.txt", "home": ["home"], "compute": ["node1", "node2"], "datasource": []},
+        "dag": {
+            "path": f"{APP}/configuration.txt",
+            "tasks": ["split", "left", "right", "join"],
+            "edges": [["split", "left"], ["split", "right"], ["left", "join"], ["right", "join"]],
+            "depth": 3,
+            "entry": ["split"],
+            "exit": ["join"],
+        },
+        "scripts": f"{APP}/scripts",
+        "inputs": [f"{APP}/sample_input/1.txt"],
+        "warnings": [],
+        "errors": [],
+    }
+
+
+def test_output_json_of_a_broken_workdir_lists_every_error_and_exits_2(workdir: Workdir, run: Run) -> None:
+    workdir.write("nodes.txt", "home localhost\nnode1\n")
+    workdir.write_app("configuration.txt", "four\n")
+    result = run("validate", "-o", "json")
+    assert result.code == 2
+    document = json.loads(result.out)
+    assert (document["format"], document["ok"], document["warnings"]) == ("jupiter-validate", False, [])
+    assert [(error["file"], error["line"]) for error in document["errors"]] == [
+        ("nodes.txt", 2),
+        (f"{APP}/configuration.txt", 1),
+    ]
+    assert document["errors"][1]["message"] == "first line must be the number of DAG lines, got 'four'"
+    assert document["errors"][1]["text"] == f"{APP}/configuration.txt:1: " + document["errors"][1]["message"]

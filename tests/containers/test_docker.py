@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,12 +206,34 @@ def test_deploy_status_submit_teardown_through_the_cli(
     out = capsys.readouterr().out
     assert f"deployment {deployment.id}" in out
     assert "node1" in out
+    assert main(["status", "--output", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["format"], status["backend"], status["frames"]["done"]) == ("jupiter-status", "docker", 1)
+    assert all(node["reachable"] for node in status["nodes"].values())
+    # The engine's logs, with the engine's timestamps, each line under its node.
+    assert main(["logs", "node1", "home"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(re.fullmatch(r"node1 \| \S+ \S+ node1 INFO agent node1 ready: .*", line) for line in lines)
+    assert {line.split(" | ")[0].strip() for line in lines} == {"node1", "home"}
+    # The dashboard is at home's container address, which this machine reaches on the bridge network.
+    assert main(["dashboard"]) == 0
+    link = capsys.readouterr().out.splitlines()[0]
+    home = deployment.info["public_hosts"]["home"]
+    assert re.fullmatch(rf"dashboard: http://{re.escape(home)}:\d+/dashboard/login\?code=\S+", link)
+    base = link.removeprefix("dashboard: ").split("/dashboard/")[0]
+    request = urllib.request.Request(f"{base}/dashboard/snapshot", headers={"X-Jupiter-Token": deployment.token})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        snapshot = json.loads(answer.read())
+    assert snapshot["deployment"] == deployment.id and snapshot["counts"]["done"] == 1
     assert main(["teardown"]) == 0
     assert _leftovers(engine, deployment.id) == []
     assert main(["teardown"]) == 0
     assert "nothing to tear down" in capsys.readouterr().out
-    # Agents' output is kept where the local backend keeps its logs.
+    # Agents' output is kept where the local backend keeps its logs, and `jupiter logs` reads it there.
     assert (deployment.root / "logs" / "home.log").read_text()
+    assert main(["logs", "home"]) == 0
+    kept = capsys.readouterr()
+    assert kept.err.endswith("is not running; its saved logs:\n") and "agent home ready" in kept.out
 
 
 def workspace_first_task(work: Path) -> str:

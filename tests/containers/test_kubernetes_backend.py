@@ -48,7 +48,7 @@ from jupiter.backends.kubernetes import (
     KubernetesBackend,
     KubernetesError,
     KubernetesHandle,
-    parse_mapper_log,
+    parse_mapper_output,
 )
 from jupiter.backends.local import LocalHandle
 from jupiter.cli import cli
@@ -112,6 +112,8 @@ class FakeAgents:
             assert body == {}
             self.flushed.append(node)
             return {"ok": True}
+        if (method, path) == ("POST", "/dashboard/code") and node == "home":
+            return {"code": "c0de", "expires": 600.0}
         if (method, path) == ("GET", "/home/archive") and node == "home":
             assert body is None
             self.archived.append(node)
@@ -234,6 +236,8 @@ class FakeCluster:
         self.configs: list[KubeConfig] = []
         self.agents = FakeAgents()
         self.logs: dict[tuple[str, str], str] = {}
+        self.pod_logs: dict[tuple[str, str], str] = {}
+        """(namespace, pod) -> its log as the API server sends it (timestamped lines)."""
         self.mapper_output: str | None = None
         """What the mapper Job prints instead of running `jupiter map`, when set."""
         self.timeouts: list[float] = []
@@ -272,6 +276,12 @@ class FakeCluster:
             raise NotFound(f"Job {namespace}/{job} has no pod to read the log of")
         return self.logs[(namespace, job)]
 
+    def pod_log(self, namespace: str, pod: str, since_seconds: int | None = None) -> str:
+        self._maybe_fail(("pod_log", namespace, pod, since_seconds))
+        if (namespace, pod) not in self.pod_logs:
+            raise NotFound(f"read the log of pod {namespace}/{pod}: not found")
+        return self.pod_logs[(namespace, pod)]
+
     def update_config_map(self, namespace: str, name: str, data: dict[str, str]) -> None:
         self._maybe_fail(("update_config_map", namespace, name))
         if ("ConfigMap", namespace, name) not in self.objects:
@@ -279,10 +289,14 @@ class FakeCluster:
         self.objects[("ConfigMap", namespace, name)]["data"].update(data)
 
     def pods(self, namespace: str, selector: str) -> list[PodState]:
+        # Every agent's pod, or (`jupiter/node=...` in the selector) that node's only.
+        wanted = dict(term.split("=", 1) for term in selector.split(",") if "=" in term).get("jupiter/node")
         return [
             PodState(f"{name}-abc", namespace, "Running", True)
-            for (kind, ns, name) in self.objects
-            if kind == "Deployment" and ns == namespace
+            for (kind, ns, name), obj in self.objects.items()
+            if kind == "Deployment"
+            and ns == namespace
+            and wanted in (None, obj["metadata"]["labels"].get("jupiter/node"))
         ]
 
     def _matches(self, obj: dict[str, Any], selector: str) -> bool:
@@ -644,7 +658,7 @@ def test_heft_modified_caps_the_job_with_the_configured_limit(tmp_path: Path, re
     job = real_cluster.objects[("Job", *MAPPER)]
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
     # ceil(2 tasks / 2 compute nodes) = 1 task per node.
-    assert command[-4:] == ["--scheduler", "heft_modified", "--max-tasks-per-node", "1"]
+    assert command[-6:] == ["--scheduler", "heft_modified", "--max-tasks-per-node", "1", "--output", "json"]
     assert sorted(deployment.mapping.values()) == ["node1", "node_2"]
     teardown(deployment)
 
@@ -701,7 +715,13 @@ def _proxied(service_name: str, method: str, path: str) -> tuple[Any, ...]:
 def test_run_goes_through_the_proxy_from_deploy_to_teardown(tmp_path: Path, real_cluster: FakeCluster) -> None:
     workspace = _measured_workspace(tmp_path)
     progress: list[tuple[int, int]] = []
-    summary = run(resolve_spec(workspace), frames=2, on_frames=lambda done, total: progress.append((done, total)))
+    said: list[str] = []
+    summary = run(
+        resolve_spec(workspace),
+        frames=2,
+        on_frames=lambda done, total: progress.append((done, total)),
+        progress=said.append,
+    )
     selector = f"jupiter/deployment-id={summary.deployment}"
     calls = real_cluster.calls
     dispatched = calls.index(UPDATE_PLANS) + 4  # the plans, then the mapping to each of the three agents
@@ -717,6 +737,8 @@ def test_run_goes_through_the_proxy_from_deploy_to_teardown(tmp_path: Path, real
         ("proxy", "POST", "/mapping", ALL),
     ]
     assert calls[dispatched:] == [
+        # A one-time login code of the dashboard, before the frames start.
+        _proxied("jupiter-home", "POST", "/dashboard/code"),
         _proxied("jupiter-home", "POST", "/submit"),
         # The long poll waits half a second (to move the progress bar); the call may take 10 s more.
         _proxied("jupiter-home", "GET", "/frames/wait?count=2&timeout=0.500"),
@@ -733,6 +755,15 @@ def test_run_goes_through_the_proxy_from_deploy_to_teardown(tmp_path: Path, real
     assert real_cluster.agents.submitted == [("a.txt", b"a\n"), ("a.txt", b"a\n")]
     assert real_cluster.agents.flushed == ["node1", "node_2", "home"]
     assert progress == [(2, 2)]
+    # Pods are not reachable from here: the dashboard is behind a port-forward or the API server's proxy.
+    start = said.index(next(line for line in said if line.startswith("dashboard: ")))
+    assert said[start : start + 3] == [
+        "dashboard: run `kubectl -n jupiter-test port-forward service/jupiter-home 8080:8888` (in another terminal), "
+        "then open http://127.0.0.1:8080/dashboard/login?code=c0de",
+        "       or: run `kubectl proxy --port 8001` (in another terminal), then open "
+        "http://127.0.0.1:8001/api/v1/namespaces/jupiter-test/services/jupiter-home:8888/proxy/dashboard/login?code=c0de",
+        "           (a one-time link, valid 10 min; `jupiter dashboard` prints a new one)",
+    ]
     assert real_cluster.objects == {}
     # One client for the whole run: the deployment's handle makes it once.
     assert len(real_cluster.configs) == 1
@@ -748,7 +779,17 @@ def test_run_summary_counts_the_frames_home_finished(tmp_path: Path, real_cluste
     home = tmp_path / ".jupiter" / summary.deployment / "home"
     assert summary.output_dir == home / "output"
     landed = sorted(path.relative_to(home).as_posix() for path in home.rglob("*") if path.is_file())
-    assert landed == ["events.jsonl", "output/f0/a.txt", "output/f1/a.txt", STORE_FILE, "runtime_tasks.txt"]
+    assert landed == [
+        "events.jsonl",
+        "output/f0/a.txt",
+        "output/f1/a.txt",
+        STORE_FILE,
+        "runtime_tasks.txt",
+        "summary.json",
+    ]
+    document = json.loads((home / "summary.json").read_text())
+    assert document == summary.document
+    assert (document["format"], document["backend"], document["frames"]["done"]) == ("jupiter-summary", "kubernetes", 2)
     sent = real_cluster.agents.sent
     assert {name: (home / name).read_bytes() for name in sent} == sent
     assert real_cluster.agents.archived == ["home"]
@@ -1087,12 +1128,23 @@ def test_the_mapper_log_parser_reads_what_jupiter_map_prints(tmp_path: Path) -> 
     )
     path = tmp_path / "problem.json"
     path.write_text(json.dumps(problem_to_json(problem)))
-    result = CliRunner().invoke(cli, ["map", "--problem", str(path), "--scheduler", "heft"])
+    result = CliRunner().invoke(cli, ["map", "--problem", str(path), "--scheduler", "heft", "--output", "json"])
     assert result.exit_code == 0, result.output
     printed = result.output
-    assert parse_mapper_log("a warning on stderr\n" + printed, problem.tasks, problem.nodes) == {"a": "n1", "b": "n2"}
-    assert parse_mapper_log(printed, ["a", "b", "c"], problem.nodes) is None
-    assert parse_mapper_log("", problem.tasks, problem.nodes) is None
+    assert json.loads(printed)["format"] == "jupiter-map"
+    # What went to stderr comes first in a pod's log, and may itself hold braces.
+    log = "a warning on stderr {not json}\n" + printed
+    assert parse_mapper_output(log, problem.tasks, problem.nodes) == {"a": "n1", "b": "n2"}
+    assert parse_mapper_output(printed, ["a", "b", "c"], problem.nodes) is None
+    assert parse_mapper_output(printed, problem.tasks, ["n1"]) is None
+    assert parse_mapper_output("", problem.tasks, problem.nodes) is None
+    # The table `jupiter map` prints for people is not what the backend reads.
+    table = CliRunner().invoke(cli, ["map", "--problem", str(path), "--scheduler", "heft"]).output
+    assert parse_mapper_output(table, problem.tasks, problem.nodes) is None
+    assert (
+        parse_mapper_output('{"format": "other", "mapping": {"a": "n1", "b": "n2"}}\n', problem.tasks, problem.nodes)
+        is None
+    )
 
 
 # ------------------------------------------------------------ the real wrapper's messages
@@ -1353,6 +1405,24 @@ def test_proxy_to_a_cluster_that_is_not_there(api: tuple[ApiServer, KubeClient])
         client.proxy("ns", "jupiter-home", 8888, "GET", "/status", "t")
 
 
+def test_pod_log_asks_for_timestamps_and_the_last_seconds(api: tuple[ApiServer, KubeClient]) -> None:
+    server, client = api
+    log = b"2026-12-04T00:27:00.5Z agent ready\n"
+    server.routes[("GET", "/api/v1/namespaces/ns/pods/p-1/log?timestamps=true")] = (200, "text/plain", log)
+    server.routes[("GET", "/api/v1/namespaces/ns/pods/p-1/log?sinceSeconds=7&timestamps=true")] = (
+        200,
+        "text/plain",
+        b"",
+    )
+    assert client.pod_log("ns", "p-1") == log.decode()
+    assert client.pod_log("ns", "p-1", 7) == ""
+    server.routes[("GET", "/api/v1/namespaces/ns/pods/p-2/log?timestamps=true")] = _json(
+        404, {"kind": "Status", "message": 'pods "p-2" not found'}
+    )
+    with pytest.raises(NotFound, match=r"^read the log of pod ns/p-2: not found"):
+        client.pod_log("ns", "p-2")
+
+
 def test_job_log_reads_the_succeeded_pod_verbatim(api: tuple[ApiServer, KubeClient]) -> None:
     server, client = api
     pods = {
@@ -1377,3 +1447,35 @@ def test_job_log_reads_the_succeeded_pod_verbatim(api: tuple[ApiServer, KubeClie
     )
     with pytest.raises(NotFound, match=r"^Job ns/jupiter-mapper has no pod to read the log of$"):
         client.job_log("ns", "jupiter-mapper")
+
+
+def test_logs_are_the_agent_pods_logs_with_the_api_servers_timestamps(
+    workspace: Workspace, cluster: FakeCluster, tmp_path: Path
+) -> None:
+    backend = _backend(workspace, cluster)
+    info, plan = _start(workspace, backend, tmp_path)
+    handle = _handle(backend, info, plan, tmp_path)
+
+    def stamp(seconds_ago: float) -> str:
+        moment = time.time() - seconds_ago
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int(moment % 1 * 1e9):09d}Z"
+
+    first, second = stamp(20.0), stamp(10.0)
+    cluster.pod_logs[("jupiter-test", "jupiter-node1-abc")] = f"{first} agent node1 ready\n{second} Traceback\n"
+    cluster.calls.clear()
+    lines, cursor = handle.read_log("node1", None)
+    assert [line.text for line in lines] == ["agent node1 ready", "Traceback"]
+    assert [line.node for line in lines] == ["node1", "node1"]
+    assert cluster.calls == [("pod_log", "jupiter-test", "jupiter-node1-abc", None)]
+    # Asked again: only the seconds since the last line (rounded up), and the lines already read are dropped.
+    cluster.calls.clear()
+    again, cursor = handle.read_log("node1", cursor)
+    assert again == []
+    ((_, _, _, since),) = cluster.calls
+    assert 11 <= since <= 13
+    # A pod that went away meanwhile has nothing to say; a refusal names the node.
+    del cluster.pod_logs[("jupiter-test", "jupiter-node1-abc")]
+    assert handle.read_log("node1", cursor)[0] == []
+    cluster.fail[("pod_log", "jupiter-test", "jupiter-home-abc", None)] = ClusterError("pods is forbidden")
+    with pytest.raises(KubernetesError, match=r"^cannot read the log of home: pods is forbidden$"):
+        handle.read_log("home", None)

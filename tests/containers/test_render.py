@@ -248,6 +248,8 @@ def test_mapper_options_extend_the_jobs_command(spec: ClusterSpec, version: str)
         "heft_modified",
         "--max-tasks-per-node",
         "2",
+        "--output",
+        "json",
     ]
 
 

@@ -108,3 +108,19 @@ def test_map_reports_input_errors_as_domain_errors(tmp_path: Path, problem_file:
         f"{problem_file}: heft_modified cannot map this problem: 10 tasks do not fit in 3 nodes"
         " holding at most 3 tasks; raise the per-node task limit"
     )
+
+
+def test_map_output_json_is_the_document_alone(problem_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["--problem", str(problem_file), "--scheduler", "heft", "--output", "json", "--out", str(out)]
+    result = CliRunner().invoke(cli, ["map", *args])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert list(doc) == ["format", "version", "scheduler", "makespan", "mapping", "schedule", "load"]
+    assert (doc["format"], doc["version"], doc["scheduler"], doc["makespan"]) == ("jupiter-map", 1, "heft", 80.0)
+    assert doc["mapping"]["n1"] == "P3" and len(doc["mapping"]) == 10
+    assert doc["schedule"][0] == {"task": "n1", "node": "P3", "start": 0.0, "finish": 9.0}
+    assert doc["load"][0] == {"node": "P1", "tasks": 2, "busy": 18.0, "utilisation": 0.225}
+    # What was written is said on stderr, so stdout stays one JSON document; mapping.json is the same document.
+    assert result.stderr == f"wrote {out / 'mapping.txt'} and {out / 'mapping.json'}\n"
+    assert json.loads((out / "mapping.json").read_text(encoding="utf-8")) == doc

@@ -133,14 +133,19 @@ def test_run_prints_summary(fan_workdir: Path) -> None:
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"6 of 6 frames done, 0 failed in [\d.]+ s \([\d.]+ frames/s\)", lines[0])
     assert re.fullmatch(r"makespan per frame: p50 [\d.]+ s, p95 [\d.]+ s", lines[1])
-    assert lines[2].split() == ["task", "node", "runs", "mean", "s"]
-    assert [line.split()[:3] for line in lines[3:7]] == [
+    assert re.fullmatch(
+        r"per frame p50: work [\d.]+ s \(execution and transfers\), waiting [\d.]+ s \(queues\)", lines[2]
+    )
+    assert lines[3].split() == ["task", "node", "runs", "mean", "s"]
+    assert [line.split()[:3] for line in lines[4:8]] == [
         ["split", "node1", "6"],
         ["upper", "node2", "6"],
         ["lower", "node3", "6"],
         ["join", "node1", "6"],
     ]
-    assert lines[7].startswith("outputs in ")
+    assert re.fullmatch(r"outputs in (\S+)/home/output; summary in \1/home/summary\.json", lines[8])
+    # The dashboard's one-time link comes with the progress, on stderr.
+    assert re.search(r"^dashboard: http://127\.0\.0\.1:\d+/dashboard/login\?code=\S+$", result.stderr, re.M)
     root = next((fan_workdir / ".jupiter").glob("2*"))
     assert group_members(json.loads((root / "pids.json").read_text())["supervisor"]) == []
     # Not on a terminal: the deploy's progress, then one line when the frames are in; no bar, no lone label.
@@ -303,3 +308,111 @@ def test_run_app_from_a_fresh_init_folder(tmp_path: Path) -> None:
     (root,) = (work / ".jupiter").glob("2*")
     assert json.loads((root / "deployment.json").read_text())["app"] == "dummy_app"
     assert (root / "state").read_text() == "stopped\n"
+
+
+def test_run_output_json_is_summary_json_and_the_trace_of_the_run(fan_workdir: Path) -> None:
+    from tests.report.test_trace import check_trace
+
+    result = jupiter(fan_workdir, "run", "--frames", "3", "--sequential", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    root = next((fan_workdir / ".jupiter").glob("2*"))
+    assert json.loads((root / "home" / "summary.json").read_text()) == document
+    assert (document["format"], document["backend"], document["submission"]) == (
+        "jupiter-summary",
+        "local",
+        "sequential",
+    )
+    assert document["frames"] == {"submitted": 3, "done": 3, "failed": 0, "restarted": 0, "alone": 3}
+    frame = document["per_frame"][0]
+    assert frame["path"] == ["split", "upper", "join"] or frame["path"] == ["split", "lower", "join"]
+    assert frame["latency"] == pytest.approx(frame["execution"] + frame["transfer"] + frame["waiting"])
+    assert document["prediction"]["notes"] == [
+        "no prediction: the mapping was static, nothing was profiled to predict from"
+    ]
+    assert "outputs in " in result.stderr
+    traced = jupiter(fan_workdir, "report", "--trace", "trace.json")
+    assert (traced.returncode, traced.stdout) == (0, "trace written to trace.json\n")
+    trace = json.loads((fan_workdir / "trace.json").read_text())
+    check_trace(trace)
+    assert len([e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "task"]) == 12
+
+
+def _until(process: subprocess.Popen[str], text: str, timeout: float = 30.0) -> list[str]:
+    """Lines of a process's stdout up to the first that holds `text` (a failure after `timeout` seconds)."""
+    assert process.stdout is not None
+    seen: list[str] = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line.rstrip("\n"))
+        if text in line:
+            return seen
+    raise AssertionError(f"{text!r} not in {seen}")
+
+
+def _stopped_by_ctrl_c(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    return process.returncode, err
+
+
+def test_status_json_watch_and_logs_of_a_running_deployment(fan_workdir: Path) -> None:
+    deployed = jupiter(fan_workdir, "deploy")
+    assert deployed.returncode == 0, deployed.stderr
+    try:
+        assert jupiter(fan_workdir, "submit", "app_specific_files/fan/sample_input/a.txt").returncode == 0
+        status = json.loads(jupiter(fan_workdir, "status", "--output", "json").stdout)
+        assert (status["format"], status["version"], status["backend"]) == ("jupiter-status", 1, "local")
+        assert set(status["nodes"]) == {"home", "node1", "node2", "node3"}
+        assert status["nodes"]["node1"]["reachable"] and "split" in status["nodes"]["node1"]["tasks"]
+        assert set(status["frames"]) >= {"submitted", "done", "in_flight", "throughput", "throughput_window"}
+        # Not a terminal: each refresh printed after the other, until Ctrl-C (exit 0, the deployment runs on).
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "jupiter.cli", "status", "--watch", "--interval", "0.2"],
+            cwd=fan_workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        first = _until(watch, "Ctrl-C stops")
+        second = _until(watch, "Ctrl-C stops")
+        assert first[0].startswith("deployment ") and second[1].startswith("deployment ")  # after a blank line
+        assert re.fullmatch(r"-- \d\d:\d\d:\d\d, every 0\.2 s; Ctrl-C stops", first[-1])
+        assert _stopped_by_ctrl_c(watch) == (0, "")
+        logs = jupiter(fan_workdir, "logs")
+        assert logs.returncode == 0, logs.stderr
+        lines = logs.stdout.splitlines()
+        assert {line.split(" | ")[0].strip() for line in lines} == {"home", "node1", "node2", "node3"}
+        assert any(re.fullmatch(r"node1 \| \S+ \S+ node1 INFO agent node1 ready: .*", line) for line in lines)
+        node1 = jupiter(fan_workdir, "logs", "node1", "--since", "1h").stdout.splitlines()
+        assert node1 and all(line.startswith("node1 | ") for line in node1)
+        assert jupiter(fan_workdir, "logs", "node1", "--since", "0s").stdout == ""
+        unknown = jupiter(fan_workdir, "logs", "node9")
+        assert (unknown.returncode, unknown.stderr) == (
+            2,
+            f"error: no node 'node9' in deployment {status['deployment']}; its nodes: home, node1, node2, node3\n",
+        )
+        follow = subprocess.Popen(
+            [sys.executable, "-m", "jupiter.cli", "logs", "-f", "home"],
+            cwd=fan_workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _until(follow, "agent home ready")
+        assert _stopped_by_ctrl_c(follow) == (0, "")
+        link = jupiter(fan_workdir, "dashboard")
+        assert re.fullmatch(
+            r"dashboard: http://127\.0\.0\.1:\d+/dashboard/login\?code=\S+\n"
+            r" {11}\(a one-time link, valid 10 min; `jupiter dashboard` prints a new one\)\n",
+            link.stdout,
+        )
+    finally:
+        assert jupiter(fan_workdir, "teardown").returncode == 0
+    # After teardown the saved logs are still there.
+    after = jupiter(fan_workdir, "logs", "node1")
+    assert after.returncode == 0 and after.stderr.endswith("is not running; its saved logs:\n")
+    assert "agent node1 ready" in after.stdout

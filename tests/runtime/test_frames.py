@@ -7,10 +7,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from jupiter.model.events import Event, FrameDone, FrameFailed, FrameSubmitted, encode
 from jupiter.model.layout import HomeLayout
 from jupiter.model.plan import NodeAddress, Plan, TaskSpec
-from jupiter.runtime.frames import FrameState, FrameTracker
+from jupiter.runtime.frames import THROUGHPUT_WINDOW, FrameState, FrameTotals, FrameTracker
 from jupiter.runtime.spool import store_input
 
 
@@ -117,3 +119,21 @@ def test_recovery_drops_the_markers_a_stopped_home_left_in_finished_frames(tmp_p
     assert [p.name for p in done.iterdir()] == ["a.out"]
     assert sorted(p.name for p in flying.iterdir()) == [".slot@f000002-bbbbbb@a@0@a.out", "a.out"]
     assert tracker.frames["f000002-bbbbbb"].results == {"a@0": "a.out"}
+
+
+def test_throughput_counts_the_frames_of_the_last_window_only() -> None:
+    totals = FrameTotals(first_submit=1000.0)
+    for second in range(60):
+        totals.finished(1000.0 + second + 0.5)  # a frame a second for a minute
+    # Over the last 30 s: the 29 whole seconds after the one that is 30 s old.
+    rate, window = totals.recent_throughput(1060.0)
+    assert window == THROUGHPUT_WINDOW
+    assert rate == pytest.approx(29 / THROUGHPUT_WINDOW)
+    # A minute later nothing finished: the throughput is 0, not the run's average.
+    assert totals.recent_throughput(1120.0) == (0.0, THROUGHPUT_WINDOW)
+    assert len(totals.recent) == 0
+    # Early in a run the window is the time since the first frame.
+    early = FrameTotals(first_submit=1000.0)
+    early.finished(1001.0)
+    early.finished(1001.5)
+    assert early.recent_throughput(1002.0) == (1.0, 2.0)

@@ -83,10 +83,10 @@ def test_each_home_gets_exactly_its_own_frames(fan_workdir: Path, scheme: str, a
         assert len(workers) >= 2, f"a burst of frames should spread over the nodes: {workers}"
     if (scheme, aggregate) == ("event", "sum"):
         page = write_report(deployment.root, deployment.root / "report").read_text()
-        assert "Worker nodes (event pricing)" in page
+        assert "Where each frame went (event pricing)" in page
         for home in files:
             for frame in frames[home]:
-                assert f"<tr><td>{frame}</td><td>node" in page  # the node that ran its first task
+                assert f"<tr><td class=l>{frame}</td><td>node" in page  # the node that ran its first task
 
 
 def _example(tmp_path: Path, app: str) -> Path:

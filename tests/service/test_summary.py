@@ -11,6 +11,7 @@ from jupiter.model.events import Event, FrameDone, FrameFailed, FrameSubmitted, 
 from jupiter.model.plan import NodeAddress, Plan, TaskSpec
 from jupiter.service.record import Deployment, DeploymentRecord
 from jupiter.service.summary import summarize
+from tests.report.helpers import frame_events, make_deployment
 
 
 def _deployment(root: Path, events: list[Event]) -> Deployment:
@@ -62,3 +63,29 @@ def test_a_line_that_is_not_an_event_is_skipped(tmp_path: Path) -> None:
         log.write('{"type":"frame_done","frame":"../../x"}\n')
     summary = summarize(deployment, started=1.0)
     assert (summary.frames, summary.done) == (1, 0)
+
+
+def test_summary_json_has_every_section_of_its_schema(tmp_path: Path) -> None:
+    root = make_deployment(tmp_path / "dep", frame_events(1, 100.0) + frame_events(2, 101.0))
+    nodes = {name: NodeAddress(name, role, "127.0.0.1", 1, 2) for name, role in (("home", "home"), ("n1", "compute"))}
+    deployment = Deployment(DeploymentRecord("dep", root, "local", {}, "home", nodes, 0.0, "demo"))
+    summary = summarize(deployment, started=100.0)
+    document = summary.document
+    assert list(document) == [
+        "format", "version", "deployment", "app", "scheme", "start", "seconds", "submission", "frames",
+        "throughput", "latency", "work", "execution", "transfer", "waiting", "span", "tasks", "nodes", "mapping",
+        "prediction", "errors", "per_frame", "per_frame_truncated", "backend", "outputs",
+    ]  # fmt: skip
+    assert (document["format"], document["version"], document["submission"]) == ("jupiter-summary", 1, "sequential")
+    assert document["frames"] == {"submitted": 2, "done": 2, "failed": 0, "restarted": 0, "alone": 2}
+    assert document["latency"]["p50"] == pytest.approx(0.45)
+    assert document["waiting"]["p50"] == pytest.approx(0.076)
+    assert document["tasks"]["split"]["nodes"] == ["n1"] and document["tasks"]["split"]["runs"] == 2
+    assert document["nodes"]["n2"]["tasks"] == ["join"]
+    single = document["prediction"]["single_frame"]
+    assert (single["predicted_makespan"], single["alone_frames"]) == (0.3, 2)
+    assert single["ratio"] == pytest.approx(0.39 / 0.3)
+    first = document["per_frame"][0]
+    assert (first["frame"], first["submitted"], first["path"]) == ("f000001-abcdef", 0.0, ["split", "join"])
+    assert summary.figure("work") == pytest.approx(0.374)
+    assert math.isnan(summary.figure("nothing"))

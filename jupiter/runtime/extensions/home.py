@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +71,15 @@ class Home(Extension):
         ingress = [plan.tasks[task] for task in plan.ingress if task in plan.tasks]
         self.per_frame = max((task.num_inputs for task in ingress), default=1)
         """Input files per frame (more than one when an entry task waits for several)."""
+        self.observers: list[Callable[[Event], None]] = []
+        """Also shown every recorded event (the node wires the dashboard here); each must be cheap."""
 
     def record(self, event: Event, line: str | None = None) -> None:
-        """Record one event: write it, and let the tracker see it (a failed task fails its frame)."""
+        """Record one event: write it, let the tracker see it (a failed task fails its frame), and the observers."""
         self.writer.write(event, line)
         self.tracker.observe(event)
+        for observe in self.observers:
+            observe(event)
 
     # --------------------------------------------------------------- messages
 

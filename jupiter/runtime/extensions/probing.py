@@ -10,7 +10,10 @@
   as the emulated link, not the link plus the loopback. The agent keeps its
   own latest fits (`fits`): distributed WAVE decides with them.
 * **Resources.** A background loop samples CPU and memory (psutil) and
-  keeps the smoothed figures (`jupiter.profiling.resources`).
+  keeps the smoothed figures (`jupiter.profiling.resources`); every
+  `REPORT_SECONDS` the agent reports them to home as a `resource_profile`
+  event, with its own CPU and memory (agent and task workers), for the live
+  dashboard and the report.
 * **Execution.** On request, DAG tasks run on the app's sample inputs,
   chained along the DAG (`jupiter.profiling.execution`), in resident workers
   with the node's testbed speed, within each task's runs and time budget. A
@@ -40,7 +43,7 @@ from jupiter.model.events import NetworkProfile, ResourceProfile
 from jupiter.model.inputs import group_frames
 from jupiter.profiling.execution import ExecutionChain, TaskFailed, shapes_from_plan
 from jupiter.profiling.fit import LinkFit, fit_link
-from jupiter.profiling.resources import ResourceMonitor
+from jupiter.profiling.resources import ProcessMonitor, ResourceMonitor
 from jupiter.runtime.peers import Peer, TransferFailed
 from jupiter.runtime.routes import HttpError, Request, Routes
 from jupiter.runtime.services import AgentServices, Extension
@@ -50,6 +53,8 @@ log = logging.getLogger("jupiter.agent")
 
 PHASE_TIMEOUT = 600.0
 """Default seconds a profiling request may take (the request's `timeout` overrides it)."""
+REPORT_SECONDS = 2.0
+"""How often an agent reports its CPU and memory to home (one small event)."""
 
 
 class Probing(Extension):
@@ -61,6 +66,7 @@ class Probing(Extension):
         self.services = services
         self.settings = services.plan.profiling
         self.monitor = ResourceMonitor()
+        self.own = ProcessMonitor()
         self.fits: dict[str, LinkFit] = {}
         """This node's latest fit of each outgoing link, by destination."""
         self._payloads: dict[int, bytes] = {}
@@ -72,7 +78,7 @@ class Probing(Extension):
 
     def loops(self) -> list[Coroutine[Any, Any, Any]]:
         """The resource sampler and, when configured, periodic network re-profiling."""
-        loops: list[Coroutine[Any, Any, Any]] = [self._sample_resources()]
+        loops: list[Coroutine[Any, Any, Any]] = [self._sample_resources(), self._report_resources()]
         if self.settings.interval > 0:
             loops.append(self._reprofile(self.settings.interval))
         return loops
@@ -81,6 +87,25 @@ class Probing(Extension):
         while True:
             self.monitor.sample()
             await asyncio.sleep(self.settings.resource_interval)
+
+    def resource_event(self) -> ResourceProfile:
+        """This node's CPU and memory now: the machine's (smoothed) and its agent's own."""
+        current = self.monitor.current()
+        cpu, rss = self.own.sample()
+        return ResourceProfile(
+            node=self.services.node,
+            time=time.time(),
+            cpu=current.cpu,
+            memory=current.memory,
+            samples=current.samples,
+            process_cpu=cpu,
+            process_memory=rss,
+        )
+
+    async def _report_resources(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_SECONDS)
+            self.services.emit(self.resource_event())
 
     async def _reprofile(self, interval: float) -> None:
         node = self.services.node
@@ -94,10 +119,6 @@ class Probing(Extension):
             now = time.time()
             samples = tuple((str(s), str(d), int(z), float(t)) for s, d, z, t in result["samples"])
             self.services.emit(NetworkProfile(node=node, time=now, links=tuple(result["links"]), samples=samples))
-            current = self.monitor.current()
-            self.services.emit(
-                ResourceProfile(node=node, time=now, cpu=current.cpu, memory=current.memory, samples=current.samples)
-            )
 
     # ----------------------------------------------------------------- routes
 
