@@ -409,6 +409,12 @@ class FrameTracker:
                 for name in state.results.values():
                     with contextlib.suppress(FileExistsError):
                         os.link(markers / name, output / name)  # a crash came between the two links
+        # A home stopped between recording a frame finished and dropping its markers left them behind.
+        results = self.layout.frame_results("x").parent
+        if results.is_dir():
+            for folder in results.iterdir():
+                if folder.name not in self.frames:
+                    shutil.rmtree(folder, ignore_errors=True)
 
     def replay(self, events: Iterable[Event]) -> None:
         """Rebuild the frames in flight, the client ids and the totals from recorded frame events."""

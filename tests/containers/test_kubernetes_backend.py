@@ -188,7 +188,7 @@ def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarI
 
 
 def _multipart(content_type: str, body: Any) -> list[tuple[str, bytes]]:
-    """(file name, content) of each part of a `multipart/form-data` upload, as home's Flask reads it."""
+    """(file name, content) of each file of a `multipart/form-data` upload, as home's Flask reads it."""
     assert content_type.startswith("multipart/form-data; boundary="), content_type
     assert isinstance(body, bytes)
     message = email.message_from_bytes(
@@ -197,7 +197,10 @@ def _multipart(content_type: str, body: Any) -> list[tuple[str, bytes]]:
     assert isinstance(message, email.message.EmailMessage) and message.is_multipart()
     files = []
     for part in message.iter_parts():
-        assert part.get_param("name", header="content-disposition") == "file"
+        field = part.get_param("name", header="content-disposition")
+        if field == "manifest":  # which files make which frame (`jupiter.service.run.submit`)
+            continue
+        assert field == "file"
         payload = part.get_payload(decode=True)
         assert isinstance(payload, bytes)
         files.append((str(part.get_filename()), payload))

@@ -78,30 +78,34 @@ def test_no_event_log_means_nothing_in_flight(tmp_path: Path) -> None:
     assert tracker.frames == {} and tracker.seq == 0
 
 
-def test_a_finished_frames_output_folder_holds_only_its_outputs(tmp_path: Path) -> None:
+def test_a_frames_output_folder_holds_only_its_outputs_and_its_markers_go_when_it_is_done(tmp_path: Path) -> None:
     recorded: list[Event] = []
     tracker = _tracker(tmp_path / "home", recorded)
     tracker.frames["f000001-aaaaaa"] = FrameState("f000001-aaaaaa", "1.txt", 1.0)
     folder = tracker.layout.frame_output("f000001-aaaaaa")
+    markers = tracker.layout.frame_results("f000001-aaaaaa")
     tracker.accept_result({"frame": "f000001-aaaaaa", "src": "a", "idx": 0, "name": "a.out"}, b"A")
-    # In flight: the slot marker tells a restarted home which outputs are in.
-    assert sorted(p.name for p in folder.iterdir()) == [".slot@f000001-aaaaaa@a@0@a.out", "a.out"]
+    # In flight: the slot marker, kept beside home's copy, tells a restarted home which outputs are in.
+    assert [p.name for p in folder.iterdir()] == ["a.out"]
+    assert sorted(p.name for p in markers.iterdir()) == [".slot@f000001-aaaaaa@a@0@a.out", "a.out"]
     tracker.accept_result({"frame": "f000001-aaaaaa", "src": "b", "idx": 0, "name": "b.out"}, b"B")
     assert [type(event).__name__ for event in recorded][-1] == "FrameDone"
     assert sorted(p.name for p in folder.iterdir()) == ["a.out", "b.out"]
     assert (folder / "a.out").read_bytes() == b"A"
+    assert not markers.exists()
 
 
-def test_a_failed_frame_keeps_its_partial_outputs_without_markers(tmp_path: Path) -> None:
+def test_a_failed_frame_keeps_its_partial_outputs_and_drops_its_markers(tmp_path: Path) -> None:
     tracker = _tracker(tmp_path / "home", [])
     tracker.frames["f000002-bbbbbb"] = FrameState("f000002-bbbbbb", "2.txt", 1.0)
     tracker.accept_result({"frame": "f000002-bbbbbb", "src": "a", "idx": 0, "name": "a.out"}, b"A")
     tracker.fail("f000002-bbbbbb", "b failed")
     folder = tracker.layout.frame_output("f000002-bbbbbb")
     assert [p.name for p in folder.iterdir()] == ["a.out"]
+    assert not tracker.layout.frame_results("f000002-bbbbbb").exists()
 
 
-def test_recovery_drops_the_markers_a_stopped_home_left_in_finished_frames(tmp_path: Path) -> None:
+def test_recovery_drops_the_markers_a_stopped_home_left_of_finished_frames(tmp_path: Path) -> None:
     layout = HomeLayout(tmp_path / "home")
     layout.dir.mkdir()
     lines = [
@@ -110,14 +114,16 @@ def test_recovery_drops_the_markers_a_stopped_home_left_in_finished_frames(tmp_p
         encode(FrameSubmitted("f000002-bbbbbb", "2.txt", 11.0)),
     ]
     layout.events.write_text("\n".join(lines) + "\n")
-    done, flying = layout.frame_output("f000001-aaaaaa"), layout.frame_output("f000002-bbbbbb")
+    done, flying = layout.frame_results("f000001-aaaaaa"), layout.frame_results("f000002-bbbbbb")
     for folder, frame in ((done, "f000001-aaaaaa"), (flying, "f000002-bbbbbb")):
         folder.mkdir(parents=True)
         store_input(str(folder), frame, "a@0", "a.out", b"A")
     tracker = _tracker(layout.dir, [])
     tracker.recover()
-    assert [p.name for p in done.iterdir()] == ["a.out"]
+    assert not done.exists()
     assert sorted(p.name for p in flying.iterdir()) == [".slot@f000002-bbbbbb@a@0@a.out", "a.out"]
+    # The output copy a crash may have missed is made again.
+    assert [p.name for p in layout.frame_output("f000002-bbbbbb").iterdir()] == ["a.out"]
     assert tracker.frames["f000002-bbbbbb"].results == {"a@0": "a.out"}
 
 
