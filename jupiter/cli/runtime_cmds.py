@@ -16,6 +16,7 @@ import click
 from jupiter.cli.context import DEPLOYMENT_OPTION, CliContext, pass_context
 from jupiter.cli.output import OUTPUT_OPTION, echo_json
 from jupiter.cli.signals import stopping_like_ctrl_c
+from jupiter.model.arrivals import Arrivals
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.report import write_report
 from jupiter.runtime.node import main as agent_main
@@ -213,6 +214,68 @@ def status_lines(deployment: Deployment, report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def arrival_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--burst`, `--sequential`, `--rate R [--arrivals poisson|fixed] [--seed N]`, `--interval S` (one at most)."""
+    for option in reversed(
+        [
+            click.option("--burst", is_flag=True, help="Submit every frame at once (the default)."),
+            click.option(
+                "--sequential", is_flag=True, help="Submit each frame when the previous one is done (each runs alone)."
+            ),
+            click.option(
+                "--rate",
+                type=click.FloatRange(min=0.0, min_open=True),
+                default=None,
+                metavar="R",
+                help="Submit a stream of R frames a second (Poisson arrivals; see --arrivals).",
+            ),
+            click.option(
+                "--arrivals",
+                "arrival_kind",
+                type=click.Choice(["poisson", "fixed"]),
+                default="poisson",
+                show_default=True,
+                help="With --rate: exponential gaps (Poisson) or a fixed interval.",
+            ),
+            click.option(
+                "--interval",
+                type=click.FloatRange(min=0.0, min_open=True),
+                default=None,
+                metavar="S",
+                help="Submit one frame every S seconds.",
+            ),
+            click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Poisson gaps (--rate)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def arrivals_from(
+    burst: bool, sequential: bool, rate: float | None, arrival_kind: str, interval: float | None, seed: int
+) -> Arrivals:
+    """The arrival pattern the options ask for; a usage error when they ask for two."""
+    chosen = [
+        name
+        for name, given in (
+            ("--burst", burst),
+            ("--sequential", sequential),
+            ("--rate", rate is not None),
+            ("--interval", interval is not None),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise click.UsageError(f"{' and '.join(chosen)} are different arrival patterns; give one of them")
+    if sequential:
+        return Arrivals("sequential")
+    if rate is not None:
+        return Arrivals.poisson(rate, seed) if arrival_kind == "poisson" else Arrivals.fixed(rate)
+    if interval is not None:
+        return Arrivals.every(interval)
+    return Arrivals()
+
+
 @click.command("submit")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--home", default=None, help="Home node that injects the frames and gets them back (default: home).")
@@ -223,6 +286,14 @@ def status_lines(deployment: Deployment, report: dict[str, Any]) -> list[str]:
     metavar="ID",
     help="Send an interrupted submit again: frames home already started under this id are not started twice.",
 )
+@arrival_options
+@click.option(
+    "--timeout",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="With --sequential: seconds each frame may take; with --rate or --interval: seconds after the last is due.",
+)
 @DEPLOYMENT_OPTION
 @pass_context
 def submit_command(
@@ -231,11 +302,37 @@ def submit_command(
     home: str | None,
     one_frame: bool,
     retry_id: str | None,
+    burst: bool,
+    sequential: bool,
+    rate: float | None,
+    arrival_kind: str,
+    interval: float | None,
+    seed: int,
+    timeout: float,
     deployment_id: str | None,
 ) -> None:
-    """Send input files to home; each file (or group of files, with --frame) starts one frame."""
+    """Send input files to home; each file (or group of files, with --frame) starts one frame.
+
+    By default every frame goes at once; --sequential, --rate or --interval
+    send them over time (each line is printed as its frame is sent).
+    """
+    arrivals = arrivals_from(burst, sequential, rate, arrival_kind, interval, seed)
+    if arrivals.pattern != "burst" and (retry_id or home):
+        raise click.UsageError(
+            "--retry-id and --home go with frames sent at once, not with --sequential/--rate/--interval"
+        )
     deployment = ctx.deployment(deployment_id)
     frames = running.frames_of(deployment, list(files), one_frame)
+    if arrivals.pattern != "burst":
+        planned = arrivals.offsets(len(frames))[-1] if arrivals.paced else 0.0
+        limit = planned + (timeout * len(frames) if arrivals.pattern == "sequential" else timeout)
+
+        def sent(indices: list[int], ids: list[str]) -> None:
+            for index, frame in zip(indices, ids, strict=True):
+                click.echo(f"{frame} {','.join(path.name for path in frames[index])}")
+
+        running.stream(deployment, frames, arrivals, limit, on_sent=sent, wait=False)
+        return
     submission = running.Submission(frames, id=retry_id) if retry_id else running.Submission(frames)
     ids = running.submit(deployment, submission, home)
     for frame_files, frame in zip(frames, ids, strict=True):
@@ -306,7 +403,7 @@ def teardown_command(ctx: CliContext, deployment_id: str | None, every: bool) ->
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for all frames.")
 @click.option("--keep", is_flag=True, help="Leave the deployment running afterwards.")
 @click.option("--report", "report", is_flag=True, help="Write report.html and charts into <deployment>/report/.")
-@click.option("--sequential", is_flag=True, help="Submit each frame when the previous one is done (each runs alone).")
+@arrival_options
 @MAPPING_OPTION
 @profile_options
 @OUTPUT_OPTION
@@ -318,13 +415,23 @@ def run_command(
     timeout: float,
     keep: bool,
     report: bool,
+    burst: bool,
     sequential: bool,
+    rate: float | None,
+    arrival_kind: str,
+    interval: float | None,
+    seed: int,
     mapping_file: Path | None,
     profile_file: Path | None,
     reprofile: bool,
     output: str,
 ) -> None:
-    """Deploy, stream every input through the DAG, print a summary (and write summary.json), tear down."""
+    """Deploy, stream every input through the DAG, print a summary (and write summary.json), tear down.
+
+    Frames go at once by default; --sequential, --rate R (Poisson, or
+    --arrivals fixed) or --interval S stream them in (docs/streams.md).
+    """
+    arrivals = arrivals_from(burst, sequential, rate, arrival_kind, interval, seed)
     spec = spec_with_profile(ctx, mapping_file, profile_file, reprofile)
     with FrameBar() as bar, stopping_like_ctrl_c():  # SIGTERM and SIGHUP tear the deployment down, as Ctrl-C does
         summary = running.run(
@@ -335,7 +442,7 @@ def run_command(
             progress=_progress,
             on_frames=bar.advance,
             keep=keep,
-            sequential=sequential,
+            arrivals=arrivals,
         )
     if output == "json":
         echo_json(summary.document)
@@ -345,11 +452,8 @@ def run_command(
         f"{summary.done} of {summary.frames} frames done, {summary.failed} failed in {summary.seconds:.2f} s "
         f"({summary.throughput:.2f} frames/s)"
     )
-    if not math.isnan(summary.makespan_p50):
-        click.echo(f"makespan per frame: p50 {summary.makespan_p50:.3f} s, p95 {summary.makespan_p95:.3f} s")
-    work, waiting = summary.figure("work"), summary.figure("waiting")
-    if not math.isnan(work):
-        click.echo(f"per frame p50: work {work:.3f} s (execution and transfers), waiting {waiting:.3f} s (queues)")
+    for line in stream_lines(summary, arrivals):
+        click.echo(line)
     click.echo(f"{'task':<22} {'node':<20} {'runs':>5} {'mean s':>9}")
     for task, (node, mean, runs) in summary.task_means.items():
         click.echo(f"{task:<22} {node:<20} {runs:>5} {mean:>9.4f}")
@@ -358,6 +462,28 @@ def run_command(
     if summary.restarted:
         click.echo(f"{summary.restarted} frames were started again after a node stopped answering")
     _after_run(summary, report, err=False)
+
+
+def stream_lines(summary: RunSummary, arrivals: Arrivals) -> list[str]:
+    """How the frames came and the rate kept; latency percentiles, split into work and waiting."""
+    sustained = summary.document.get("sustained", {})
+    offered = summary.document.get("arrivals", {}).get("offered")
+    line = f"arrivals: {arrivals.describe()}"
+    if offered is not None:
+        line += f"; offered {offered:.2f} frames/s"
+    if sustained.get("rate") is not None:
+        line += f"; sustained {sustained['rate']:.2f} frames/s"
+    if sustained.get("kept_up") is not None:
+        line += ", kept up" if sustained["kept_up"] else ", fell behind (frames queued: the mapping sustains less)"
+    lines = [line]
+    if math.isnan(summary.figure("latency")):
+        return lines
+    lines.append(f"{'latency per frame':<20} {'p50':>9} {'p95':>9} {'p99':>9}")
+    for section, label in (("latency", "total"), ("work", "work"), ("waiting", "waiting")):
+        figures = " ".join(f"{summary.figure(section, key):>8.3f}s" for key in ("p50", "p95", "p99"))
+        what = {"work": "  (execution and transfers)", "waiting": "  (queues)"}.get(section, "")
+        lines.append(f"  {label:<18} {figures}{what}")
+    return lines
 
 
 def _after_run(summary: RunSummary, report: bool, err: bool) -> None:

@@ -222,6 +222,10 @@ class MapperSettings:
     """Seed of the randomised mappers (wave_random)."""
     wave_timeout: float = default("mapper.wave_timeout")
     """Distributed WAVE: seconds to wait for every task to be appointed."""
+    stream_rate: float = default("mapper.stream_rate")
+    """stream: the arrival rate (frames/s) to map for; 0 = as fast as it goes."""
+    stream_cap: float = default("mapper.stream_cap")
+    """stream: the utilisation every node stays under."""
 
 
 @dataclass(frozen=True)

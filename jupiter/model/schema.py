@@ -34,6 +34,7 @@ syntax only; importing it runs user code, which is
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from abc import ABC, abstractmethod
@@ -135,20 +136,25 @@ class Integer(Kind):
 
 @dataclass(frozen=True)
 class Number(Kind):
-    """A number ≥ 0, or > 0 when `positive`."""
+    """A finite number ≥ 0, or > 0 when `positive`, and at most `maximum` when given."""
 
     positive: bool = False
     unit: str = ""
     """What the number counts (`seconds`), for the docs and the message of a 0."""
     example: str = ""
+    maximum: float | None = None
 
     def parse(self, raw: str, lists: ListLookup) -> float:
         try:
             value = float(raw)
         except ValueError:
             raise SettingError(f"expected a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise SettingError(f"expected a finite number, got {raw!r}")
         if value < 0:
             raise SettingError(f"must not be negative, got {raw}")
+        if self.maximum is not None and value > self.maximum:
+            raise SettingError(f"must be at most {self.maximum:g}, got {raw}")
         if self.positive and value == 0:
             unit = f" {self.unit}" if self.unit else ""
             example = f" (e.g. {self.example})" if self.example else ""
@@ -156,7 +162,8 @@ class Number(Kind):
         return value
 
     def describe(self) -> str:
-        return f"{self.unit or 'number'} {'> 0' if self.positive else '≥ 0'}"
+        most = f", ≤ {self.maximum:g}" if self.maximum is not None else ""
+        return f"{self.unit or 'number'} {'> 0' if self.positive else '≥ 0'}{most}"
 
     def show(self, value: Any) -> str:
         return f"{value:g}"
@@ -956,6 +963,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAPPER", "W_CPU", _WEIGHT, 1.0, doc="wave_greedy's weight of CPU %", field="mapper.w_cpu"),
     Setting("MAPPER", "W_MEM", _WEIGHT, 1.0, doc="wave_greedy's weight of memory %", field="mapper.w_mem"),
     Setting("MAPPER", "SEED", Integer(), 0, doc="seed of wave_random", field="mapper.seed"),
+    Setting(
+        "MAPPER",
+        "STREAM_RATE",
+        Number(unit="frames/s", example="2"),
+        0.0,
+        doc="the `stream` mapper's arrival rate to map for ([streams.md](streams.md)); 0 = as fast as it goes",
+        field="mapper.stream_rate",
+    ),
+    Setting(
+        "MAPPER",
+        "STREAM_CAP",
+        Number(positive=True, maximum=1.0, example="0.9"),
+        0.9,
+        doc="the `stream` mapper keeps every node's utilisation (rate x its work per frame) under this",
+        field="mapper.stream_cap",
+    ),
     Setting(
         "MAPPER",
         "WAVE_TIMEOUT",

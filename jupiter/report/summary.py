@@ -2,14 +2,16 @@
 
 `jupiter run` writes it beside home's outputs and prints it with `--output
 json`. Built from a :class:`jupiter.report.run_record.RunRecord`: frame
-counts, the latency of every frame split into work (execution, transfer) and
-waiting (`jupiter.report.timing`), throughput overall and in the steady
-part of the run, per-task and per-node times, the mapping, and the
+counts, how the frames arrived and the rate the run sustained, the latency
+of every frame split into work (execution, transfer) and waiting
+(`jupiter.report.timing`), throughput overall and in the steady part of the
+run, per-task and per-node times, the mapping, and the
 prediction compared on the same thing (`jupiter.report.prediction`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from jupiter.model.outputs import SUMMARY_FORMAT, VERSION
@@ -21,9 +23,41 @@ PER_FRAME_LIMIT = 10_000
 """Frames listed one by one in `per_frame` (events.jsonl has every one)."""
 
 
-def summary_document(record: RunRecord) -> dict[str, Any]:
-    """The summary of a run (module docstring); times are seconds, relative to the first submission."""
+KEPT_UP = 0.95
+"""A stream kept up when frames finished, in the steady part of the run, at this share of the offered rate or more."""
+
+
+def stream_figures(record: RunRecord, arrivals: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `arrivals` and `sustained` sections: how frames came (as asked, and as measured) and the rate kept.
+
+    The offered rate is measured from home's submission times (frames - 1
+    gaps over the span); the sustained rate is the steady throughput (frames
+    finished between the 10th and 90th percentile of the finish times), or
+    the overall one for fewer than 10 frames. A paced stream kept up when
+    the sustained rate is at least KEPT_UP of the offered one; above what a
+    mapping sustains, frames queue and the sustained rate stays below.
+    """
+    asked: dict[str, Any] = dict(arrivals) if arrivals is not None else {"pattern": submission(record)}
+    times = sorted(event.time for event in record.submitted.values())
+    offered = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
+    paced = asked.get("pattern") in ("poisson", "fixed")
+    asked["offered"] = offered if paced else None
+    done = [event.time for event in record.done]
+    steady = steady_throughput(done)
+    ends = done + [event.time for event in record.failed]
+    overall = len(done) / (max(ends) - record.start) if ends and max(ends) > record.start else None
+    rate = steady[0] if steady else overall
+    kept_up = None if not paced or offered is None or rate is None else rate >= KEPT_UP * offered
+    return asked, {"rate": rate, "kept_up": kept_up}
+
+
+def summary_document(record: RunRecord, arrivals: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The summary of a run (module docstring); times are seconds, relative to the first submission.
+
+    `arrivals`: how `run` submitted the frames (`jupiter.model.arrivals.Arrivals.to_json`), when it is known.
+    """
     timings = frame_timings(record)
+    asked, sustained = stream_figures(record, arrivals)
     start = record.start
     ends = [event.time for event in record.done] + [event.time for event in record.failed]
     seconds = max(ends) - start if ends else 0.0
@@ -59,6 +93,8 @@ def summary_document(record: RunRecord) -> dict[str, Any]:
         "start": start,
         "seconds": seconds,
         "submission": submission(record),
+        "arrivals": asked,
+        "sustained": sustained,
         "frames": {
             "submitted": len(record.submitted),
             "done": len(record.done),

@@ -58,6 +58,12 @@ def mapper_for(spec: DeploymentSpec, problem: Problem) -> tuple[str, dict[str, o
         }
     elif name == "best":
         params["seed"] = settings.seed
+    elif name == "stream":
+        params = {
+            "rate": settings.stream_rate or None,
+            "utilisation_cap": settings.stream_cap,
+            "seed": settings.seed,
+        }
     elif name == "static":
         raise InputError(
             spec.config_path,

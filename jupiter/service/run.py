@@ -2,8 +2,9 @@
 
 Every call goes through the deployment's one control client, whatever the
 backend. `run` is the whole job: deploy, show where the live dashboard is,
-submit every input (split among the homes under pricing; all at once, or
-one at a time), wait for every frame without polling (home's long poll),
+submit every input (split among the homes under pricing) by an arrival
+pattern (all at once, one at a time, or a Poisson or fixed-rate stream:
+`stream`, `jupiter.service.pacing`), wait for every frame without polling (home's long poll),
 flush every agent's statistics, fetch home's files where this machine
 cannot read them, summarise into `summary.json`, tear down.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,14 @@ from typing import Any
 from jupiter.backends.base import Progress
 from jupiter.backends.control import Unreachable
 from jupiter.model.app import outside_app
+from jupiter.model.arrivals import Arrivals
 from jupiter.model.deployment_spec import DeploymentSpec
 from jupiter.model.errors import InputError
 from jupiter.model.inputs import files_per_frame, group_frames
 from jupiter.model.plan import Plan
 from jupiter.service.dashboard import dashboard_lines
 from jupiter.service.deploy import READY_TIMEOUT, deploy, private_files, teardown
+from jupiter.service.pacing import one_by_one, pace
 from jupiter.service.record import Deployment, DeploymentError
 from jupiter.service.summary import RunSummary, summarize, write_summary
 
@@ -39,6 +42,10 @@ SUBMIT_ATTEMPTS = 6
 """Tries of one part of an upload while home does not answer (it restarts within seconds)."""
 SUBMIT_BACKOFF = 0.5
 FLUSH_TIMEOUT = 30.0
+PROGRESS_SECONDS = 0.5
+"""How often a waiting `run` or `submit` looks at the frames' progress."""
+BURST = Arrivals()
+"""Every frame at once."""
 
 
 def collect_inputs(spec: DeploymentSpec, inputs: Path | None, frames: int | None) -> list[list[Path]]:
@@ -258,18 +265,20 @@ def run(
     on_frames: Callable[[int, int], None] = lambda done, total: None,
     keep: bool = False,
     ready_timeout: float = READY_TIMEOUT,
-    sequential: bool = False,
+    arrivals: Arrivals = BURST,
 ) -> RunSummary:
-    """Deploy, submit every input, wait for all frames, summarise (and write summary.json), tear down
-    (every file private, `[DEPLOY] UMASK`).
+    """Deploy, submit every input by the arrival pattern, wait for all frames, summarise (and write summary.json),
+    tear down (every file private, `[DEPLOY] UMASK`).
 
-    `sequential`: submit each frame only when the previous one is done (as
-    the original's demo did), so every frame runs alone and its makespan is
-    what a single-frame prediction speaks of.
+    `arrivals` (`jupiter.model.arrivals`): every frame at once (the
+    default); `sequential`, each frame only when the previous one is done
+    (as the original's demo did, so every frame runs alone and its makespan
+    is what a single-frame prediction speaks of); or a Poisson or fixed-rate
+    stream.
     """
     files = collect_inputs(spec, inputs, frames)
     with private_files(spec.umask):
-        return _run(spec, files, timeout, progress, on_frames, keep, ready_timeout, sequential)
+        return _run(spec, files, timeout, progress, on_frames, keep, ready_timeout, arrivals)
 
 
 def _run(
@@ -280,25 +289,23 @@ def _run(
     on_frames: Callable[[int, int], None],
     keep: bool,
     ready_timeout: float,
-    sequential: bool,
+    arrivals: Arrivals,
 ) -> RunSummary:
     # Periodic re-profiling would compete with the frames being measured: never during `run`.
     deployment = deploy(spec, timeout=ready_timeout, progress=progress, reprofile=False)
     try:
         for line in dashboard_lines(deployment):
             progress(line)
+        if arrivals.pattern != "burst":
+            progress(f"submitting {len(files)} frames: {arrivals.describe()}")
         started = time.time()
-        deadline = started + timeout
-        if sequential:
-            _one_at_a_time(deployment, files, deadline, timeout, on_frames)
-        else:
-            _all_at_once(deployment, files, deadline, timeout, on_frames)
+        stream(deployment, files, arrivals, timeout, on_frames, progress=progress)
         flush_events(deployment)
         try:
             deployment.handle.fetch_home_files()
         except Unreachable as exc:
             raise DeploymentError(str(exc)) from None
-        summary = summarize(deployment, started)
+        summary = summarize(deployment, started, arrivals)
         write_summary(deployment, summary)
     finally:
         if not keep:
@@ -312,55 +319,74 @@ def _late(deployment: Deployment, missing: int, total: int, timeout: float) -> D
     )
 
 
-def _all_at_once(
+def stream(
     deployment: Deployment,
-    files: list[list[Path]],
-    deadline: float,
+    frames: Sequence[Sequence[Content]],
+    arrivals: Arrivals,
     timeout: float,
-    on_frames: Callable[[int, int], None],
-) -> None:
-    """Submit every frame at once (split among the homes), then wait until all finished."""
-    # Several homes (pricing): each injects its share of the frames and gets those back.
-    homes = deployment.homes
-    shares = {home: files[index :: len(homes)] for index, home in enumerate(homes)}
-    for home, share in shares.items():
-        if share:
-            submit(deployment, share, home)
-    while True:
-        # Wake at least twice a second to move the progress bar.
-        finished = 0
-        for home, share in shares.items():
-            wait = min(0.5 / len(homes), max(0.0, deadline - time.time()))
-            counts = wait_frames(deployment, len(share), wait, home)
-            finished += counts["done"] + counts["failed"]
-        on_frames(finished, len(files))
-        if finished >= len(files):
-            return
-        if time.time() > deadline:
-            raise _late(deployment, len(files) - finished, len(files), timeout)
+    on_frames: Callable[[int, int], None] = lambda done, total: None,
+    on_sent: Callable[[list[int], list[str]], None] = lambda indices, ids: None,
+    wait: bool = True,
+    progress: Progress = lambda _: None,
+) -> list[str]:
+    """Submit frames by an arrival pattern (`jupiter.service.pacing`), the homes taking turns; returns their ids.
 
-
-def _one_at_a_time(
-    deployment: Deployment,
-    files: list[list[Path]],
-    deadline: float,
-    timeout: float,
-    on_frames: Callable[[int, int], None],
-) -> None:
-    """Submit each frame when the previous one finished (homes take turns)."""
+    With `wait`, returns once every frame finished (frames finished at the
+    homes since the call began are counted); DeploymentError when that
+    takes longer than `timeout` seconds. `on_sent(indices, ids)` after each
+    upload; `on_frames(done, total)` as frames finish.
+    """
     homes = deployment.homes
+    deadline = time.time() + timeout
+    # Frames the homes had finished before: a long-lived deployment's earlier ones are not these.
+    before = {home: _finished(wait_frames(deployment, 0, 0.0, home)) for home in homes}
     sent = dict.fromkeys(homes, 0)
-    for index, item in enumerate(files):
-        home = homes[index % len(homes)]
-        submit(deployment, [item], home)
-        sent[home] += 1
-        while True:
-            counts = wait_frames(deployment, sent[home], min(5.0, max(0.0, deadline - time.time())), home)
-            if counts["done"] + counts["failed"] >= sent[home]:
-                break
-            if time.time() > deadline:
-                raise _late(deployment, len(files) - index, len(files), timeout)
-        on_frames(index + 1, len(files))
+    ids = [""] * len(frames)
+
+    def send(indices: list[int]) -> None:
+        for turn, home in enumerate(homes):
+            mine = [index for index in indices if index % len(homes) == turn]
+            if mine:
+                for index, frame in zip(mine, submit(deployment, [frames[i] for i in mine], home), strict=True):
+                    ids[index] = frame
+                sent[home] += len(mine)
+        on_sent(indices, [ids[index] for index in indices])
+
+    def finished(longest: float) -> int:
+        """Frames of this call finished, waiting up to `longest` seconds (split among the homes) for the rest."""
+        wait_each = max(0.0, min(longest, deadline - time.time())) / len(homes)
+        return sum(
+            _finished(wait_frames(deployment, before[home] + sent[home], wait_each, home)) - before[home]
+            for home in homes
+        )
+
+    def check(done: int) -> None:
+        on_frames(done, len(frames))
+        if done < len(frames) and time.time() > deadline:
+            raise _late(deployment, len(frames) - done, len(frames), timeout)
+
+    if arrivals.pattern == "sequential":
+        one_by_one(len(frames), lambda index: send([index]), finished, check)
+    else:
+        looked = [time.monotonic()]
+
+        def tick() -> None:
+            # Between paced uploads: move the progress bar (and give up at the deadline) twice a second.
+            if time.monotonic() - looked[0] >= PROGRESS_SECONDS:
+                looked[0] = time.monotonic()
+                check(finished(0.0))
+
+        pace(arrivals.offsets(len(frames)), send, tick)
+    if wait:
+        progress(f"submitted {len(frames)} frames to deployment {deployment.id}; waiting for them")
+        while (done := finished(PROGRESS_SECONDS)) < len(frames):
+            check(done)
+        on_frames(done, len(frames))
+    return ids
+
+
+def _finished(counts: Mapping[str, Any]) -> int:
+    return int(counts["done"]) + int(counts["failed"])
 
 
 def profile(

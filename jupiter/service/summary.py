@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupiter.model.arrivals import Arrivals
 from jupiter.report.run_record import load_run
 from jupiter.report.summary import summary_document
 from jupiter.service.record import Deployment
@@ -47,10 +48,10 @@ class RunSummary:
         return float(value) if isinstance(value, int | float) else math.nan
 
 
-def summarize(deployment: Deployment, started: float) -> RunSummary:
-    """Summary of a run from every home's event log (`started`: when `run` began submitting)."""
+def summarize(deployment: Deployment, started: float, arrivals: Arrivals | None = None) -> RunSummary:
+    """Summary of a run from every home's event log (`started`: when `run` began submitting; `arrivals`: how)."""
     record = load_run(deployment.root)
-    document = summary_document(record)
+    document = summary_document(record, arrivals.to_json() if arrivals is not None else None)
     document["backend"] = deployment.record.backend
     document["outputs"] = str(deployment.home_layout().output)
     latency = document["latency"]

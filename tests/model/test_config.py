@@ -155,6 +155,7 @@ def test_new_sections(tmp_path: Path) -> None:
     assert config.deploy.home_child == ("a", "b")
     assert config.resolve(config.deploy.app or Path()) == tmp_path / "apps" / "x"
     assert (config.mapper.max_task_allowed, config.mapper.w_net, config.mapper.seed) == (3, 2.5, 9)
+    assert (config.mapper.stream_rate, config.mapper.stream_cap) == (0.0, 0.9)  # as fast as it goes, under 90 %
 
 
 @pytest.mark.parametrize(
@@ -168,6 +169,8 @@ def test_new_sections(tmp_path: Path) -> None:
         ("[OTHER]\nMAX_LOG = ten\n", "2: MAX_LOG: expected a whole number, got 'ten'"),
         ("[MAPPER]\nW_CPU = -1\n", "2: W_CPU: must not be negative, got -1"),
         ("[MAPPER]\nMAX_TASK_ALLOWED = -2\n", "2: MAX_TASK_ALLOWED: must be at least 0, got -2"),
+        ("[MAPPER]\nSTREAM_CAP = 1.5\n", "2: STREAM_CAP: must be at most 1, got 1.5"),
+        ("[MAPPER]\nSTREAM_RATE = inf\n", "2: STREAM_RATE: expected a finite number, got 'inf'"),
         ("[CONFIG]\n[CONFIG]\n", "2: section [CONFIG] appears twice; merge the two"),
         ("[CONFIG]\nSCHEDULER heft\n", "2: cannot parse 'SCHEDULER heft'; expected `KEY = value`"),
         (
