@@ -304,12 +304,15 @@ class FrameTracker:
             lines = [line.strip() for line in error.splitlines() if line.strip()]
             # The log's one line names the exception (a traceback's last line); the event keeps it all.
             self.fail(
-                event.frame, f"{event.task} on {event.node} failed: {lines[-1] if lines else 'no reason given'}", error
+                event.frame,
+                f"{event.task} on {event.node} failed: {lines[-1] if lines else 'no reason given'}",
+                f"{event.task} on {event.node} failed:\n{error}",
             )
         elif isinstance(event, TransferFailed):
             self.fail(event.frame, f"transfer to {event.dest} failed: {event.error}")
 
     def fail(self, frame: str, why: str, detail: str = "") -> None:
+        """A frame failed: `why` in one line for the log, `detail` (default: `why`) for its event."""
         frame = self.attempts.get(frame, frame)
         state = self.frames.pop(frame, None)
         if state is None:
@@ -318,7 +321,7 @@ class FrameTracker:
         self.totals.failed += 1
         self._changed()
         log.error("frame %s (%s) failed: %s", frame, state.name, why.splitlines()[0])
-        error = f"{why}\n{detail}" if detail and detail.strip() != why else why
+        error = detail or why  # the event keeps the whole text (a traceback); the log line, its gist
         self.record(FrameFailed(frame=frame, input=state.name, time=time.time(), error=error))
 
     def begin_result(self, header: dict[str, Any], peer: str) -> Refusal | Result | None:

@@ -14,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
+
+log = logging.getLogger("jupiter.agent")
 
 _SLOT = ".slot@"
 _COUNTER = itertools.count()
@@ -289,6 +292,8 @@ class SpaceWatch:
         self.clock = clock
         self.checked = -self.CHECK_SECONDS
         self.free = watermark + 1
+        self.holding = False
+        """Whether frames are being held back now (logged when it starts and when it ends, not per frame)."""
 
     def free_bytes(self) -> int:
         now = self.clock()
@@ -315,9 +320,16 @@ class SpaceWatch:
         mark = self.watermark if new_frame else self.floor
         if free - size >= mark:
             self.free -= size
+            if self.holding and free - size >= self.watermark:
+                self.holding = False
+                log.info("spool %s has room again: %s MiB free; taking new frames", self.folder, _mib(free))
             return None
         which = "SPOOL_FREE" if new_frame else "a quarter of SPOOL_FREE, kept for frames in the pipeline"
-        return f"spool full: {_mib(free)} MiB free, below {which} ({_mib(mark)} MiB)"
+        reason = f"spool full: {_mib(free)} MiB free, below {which} ({_mib(mark)} MiB)"
+        if not self.holding:
+            self.holding = True
+            log.warning("%s; frames wait at their senders until there is room (%s)", reason, self.folder)
+        return reason
 
 
 def _mib(size: int) -> str:

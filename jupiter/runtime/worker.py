@@ -28,9 +28,9 @@ checksum of the files it would be (`described`), so the agent's data plane
 never reads an output only to hash it.
 
 Answers go back in groups (`{"results": [...]}`), in order: a group is
-written once it is `FLUSH_SECONDS` old or as soon as a frame took longer than
-`QUICK_SECONDS`, so a slow task's frame leaves the moment it is done while a
-thousand tiny ones share a few writes.
+written once its first answer is `FLUSH_SECONDS` old (by a thread, if the
+next frame is still running), so a slow task's frame leaves the moment it is
+done while a thousand tiny ones share a few writes.
 
 Run as `python -m jupiter.runtime.worker SCRIPT [--fresh] [--memory BYTES]`.
 """
@@ -44,6 +44,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import zlib
@@ -55,9 +56,7 @@ from jupiter.runtime.emulation import dilate
 from jupiter.runtime.processes import die_with_parent, limit_memory
 
 FLUSH_SECONDS = 0.005
-"""A group of answers is written once its first frame began this long ago."""
-QUICK_SECONDS = 0.001
-"""A frame that took longer is answered at once (with the group it closes): waiting would delay it."""
+"""A group of answers is written once its first answer is this old."""
 CHUNK = 1024 * 1024
 
 
@@ -233,25 +232,67 @@ def serve(script: Path, requests: TextIO, answers: TextIO, fresh: bool = False, 
     worker = Worker(module, fresh, memory)
     answers.write(json.dumps({"ok": True, "ready": True}) + "\n")
     answers.flush()
+    grouped = Answers(answers)
+    threading.Thread(target=grouped.flush_when_due, name="answers", daemon=True).start()
     for line in requests:
-        group: list[dict[str, Any]] = []
-        opened = 0.0
-        for job in json.loads(line)["jobs"]:
-            began = time.perf_counter()
-            if not group:
-                opened = began
+        request = json.loads(line)
+        for job in request["jobs"]:
             result = worker.run(job)
-            group.append(result)
-            now = time.perf_counter()
-            if result.get("restart") or now - began >= QUICK_SECONDS or now - opened >= FLUSH_SECONDS:
-                answers.write(json.dumps({"results": group}) + "\n")
-                answers.flush()
-                group = []
+            grouped.add(result)
+            if request.get("each"):  # the agent is finding which frame kills the process: answer at once
+                grouped.flush()
             if result.get("restart"):
+                grouped.flush()
                 return  # the agent sends the frames left to a new worker
-        if group:
-            answers.write(json.dumps({"results": group}) + "\n")
-            answers.flush()
+        grouped.flush()  # the request is done: nothing more comes until the next one
+
+
+class Answers:
+    """Answers written in groups: a group goes once its first answer is FLUSH_SECONDS old (module docstring).
+
+    A thread writes a group that came due while the next frame still runs,
+    so a quick frame's answer never waits for a slow one after it. (In
+    `--fresh` mode the worker forks while this thread lives; the child never
+    touches it and ends with `os._exit`.)
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.group: list[dict[str, Any]] = []
+        self.opened = 0.0
+        self.changed = threading.Condition()
+
+    def add(self, result: dict[str, Any]) -> None:
+        with self.changed:
+            if not self.group:
+                self.opened = time.monotonic()
+                self.changed.notify()
+            self.group.append(result)
+            if time.monotonic() - self.opened >= FLUSH_SECONDS:
+                self._write()
+
+    def flush(self) -> None:
+        with self.changed:
+            self._write()
+
+    def _write(self) -> None:
+        if self.group:
+            self.out.write(json.dumps({"results": self.group}) + "\n")
+            self.out.flush()
+            self.group = []
+
+    def flush_when_due(self) -> None:
+        """The thread's loop: write each group once it is due."""
+        with self.changed:
+            while True:
+                if not self.group:
+                    self.changed.wait()
+                    continue
+                left = self.opened + FLUSH_SECONDS - time.monotonic()
+                if left > 0:
+                    self.changed.wait(left)
+                    continue
+                self._write()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -120,6 +120,8 @@ class TaskWorker:
         pending = list(jobs)
         # Groups are written within FLUSH_SLACK of their last frame's end; the limit is kept with that slack.
         timeout = self.spec.timeout + FLUSH_SLACK if self.spec.timeout else None
+        each = False
+        """After a crash with several frames unanswered: send them again, answered one by one, to find the culprit."""
         while pending:
             if self.process is None or self.process.returncode is not None:
                 await self.start()
@@ -130,7 +132,8 @@ class TaskWorker:
             assert self.process is not None and self.process.stdin is not None
             started = time.time()
             try:
-                self.process.stdin.write(json.dumps({"jobs": pending}).encode() + b"\n")
+                request = {"jobs": pending, "each": True} if each else {"jobs": pending}
+                self.process.stdin.write(json.dumps(request).encode() + b"\n")
                 await self.process.stdin.drain()
             except ConnectionError:
                 await self._kill()  # died between two requests: a new worker takes the batch
@@ -140,6 +143,8 @@ class TaskWorker:
                 try:
                     answers: list[dict[str, Any]] = (await asyncio.wait_for(self._read(), timeout))["results"]
                 except TimeoutError:
+                    # A group is written within milliseconds of its first answer, while later frames run:
+                    # the first unanswered frame is the one that overran.
                     await self._kill()
                     failure = {
                         "ok": False,
@@ -150,12 +155,19 @@ class TaskWorker:
                     }
                 except (WorkerCrashed, ConnectionError) as exc:
                     await self._kill()
+                    if not each and len(pending) > 1:
+                        # The frames answered just before the crash may not have been written yet: run the
+                        # unanswered ones again, each answered at once, so only the one that kills its process fails.
+                        each = True
+                        break
                     failure = {"ok": False, "error": self._crash_text(exc), "execute": started, "finish": time.time()}
                 if failure is not None:
                     answers = [failure]
                 group = [self._outputs(job, answer) for job, answer in zip(pending, answers, strict=False)]
                 pending = pending[len(group) :]
                 started = time.time()
+                if failure is not None:
+                    each = False
                 yield group
                 if self.process is None or any(answer.get("restart") for answer in answers):
                     if self.process is not None:

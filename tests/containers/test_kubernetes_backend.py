@@ -18,6 +18,7 @@ import email.policy
 import http.server
 import io
 import json
+import re
 import tarfile
 import threading
 import time
@@ -742,6 +743,8 @@ def test_run_goes_through_the_proxy_from_deploy_to_teardown(tmp_path: Path, real
     assert calls[dispatched:] == [
         # A one-time login code of the dashboard, before the frames start.
         _proxied("jupiter-home", "POST", "/dashboard/code"),
+        # What home had finished before (none: a fresh deployment), then the frames.
+        _proxied("jupiter-home", "GET", "/frames/wait?count=0&timeout=0.000"),
         _proxied("jupiter-home", "POST", "/submit"),
         # The long poll waits half a second (to move the progress bar); the call may take 10 s more.
         _proxied("jupiter-home", "GET", "/frames/wait?count=2&timeout=0.500"),
@@ -962,7 +965,13 @@ def test_submit_to_an_unreachable_home_names_it_and_its_pod(deployed: Deployment
     real_cluster.fail[_proxied("jupiter-home", "POST", "/submit")] = UNREACHABLE_HOME
     with pytest.raises(DeploymentError) as caught:
         submit_data(deployed, [("x.txt", b"x")])
-    assert str(caught.value) == f"agent home: {UNREACHABLE_HOME}"
+    assert re.fullmatch(
+        re.escape(f"home home did not take the files (agent home: {UNREACHABLE_HOME}); ")
+        + re.escape("none of 1 frames was confirmed; ")
+        + r"send the rest again with the same command and `--retry-id [0-9a-f]{12}` "
+        + re.escape("(frames home already started are not started twice)"),
+        str(caught.value),
+    )
     assert "\n" not in str(caught.value)
 
 

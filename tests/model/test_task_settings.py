@@ -130,7 +130,7 @@ def test_bad_task_settings_name_the_line(tmp_path: Path, config_json: str, messa
     ("line", "message"),
     [
         ("TASK_TIMEOUT = soon", "TASK_TIMEOUT: expected a number, got 'soon'"),
-        ("TASK_MEMORY = a lot", "TASK_MEMORY: 'a lot' is not a size; write bytes like 536870912, 512M or 2G"),
+        ("TASK_MEMORY = a lot", "TASK_MEMORY: 'a lot' is not a size; write bytes like 65536, 64K, 16M, 1G"),
     ],
 )
 def test_bad_runtime_limits_in_the_ini(tmp_path: Path, line: str, message: str) -> None:

@@ -59,12 +59,13 @@ def test_profile_writes_the_file_map_reads(tmp_path: Path) -> None:
     # Emulated uplinks: 40 Mbit/s from node1, 20 Mbit/s from the others (b = 1 / bytes per second).
     # A probe never beats its link, and a loaded 2-core machine only adds delay (tens of ms to the
     # 0.2-0.4 s of a 1 MB probe): the measured bandwidth lies between half the link's and a little
-    # over it (the fit's own error), and node1's link stays clearly the faster one. The accuracy of
-    # an unloaded profile (within 15%) is measured by bench/testbed/testbed_bench.py accuracy.
+    # over it (the fit's own error: the quadratic's slope at the probes' sizes trades off against its
+    # constant, up to 15 % on the unloaded bench, so 30 % here), and node1's link stays clearly the
+    # faster one. The accuracy of an unloaded profile is measured by bench/testbed/testbed_bench.py.
     link = {(x["src"], x["dst"]): x for x in profile["links"]}
     fast, slow = 1 / link[("node1", "node2")]["b"], 1 / link[("node3", "node2")]["b"]
-    assert 0.5 * 5e6 < fast < 1.1 * 5e6
-    assert 0.5 * 2.5e6 < slow < 1.1 * 2.5e6
+    assert 0.5 * 5e6 < fast < 1.3 * 5e6
+    assert 0.5 * 2.5e6 < slow < 1.3 * 2.5e6
     assert fast > 1.3 * slow
     assert not (work / ".jupiter" / "current").exists()  # the profiling deployment was torn down
     # What `jupiter map --profile` reads.

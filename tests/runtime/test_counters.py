@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.layout import DeploymentLayout
 from jupiter.model.plan import NodeAddress
 from jupiter.model.workspace import Workspace
+from jupiter.runtime import inbox as inbox_module
 from jupiter.runtime.counters import SavedCounters, whole_numbers
 from jupiter.runtime.inbox import Inbox
 from jupiter.runtime.spool import FolderPool
@@ -36,10 +39,10 @@ def test_done_and_failed_frames_are_counted_again_after_a_restart(fan_workspace:
     first.finish("join", "f000001-aaaaaa")
     first.close()
     assert first.layout.done.read_text().splitlines() == [
-        "split f000001-aaaaaa",
-        "split f000002-bbbbbb failed",
-        "split f000002-bbbbbb failed",
-        "join f000001-aaaaaa",
+        "split f000001-aaaaaa home",
+        "split f000002-bbbbbb home failed",
+        "split f000002-bbbbbb home failed",
+        "join f000001-aaaaaa home",
     ]
     again = _inbox(fan_workspace, tmp_path)
     again.restore_peaks({"split": 7})
@@ -51,6 +54,27 @@ def test_done_and_failed_frames_are_counted_again_after_a_restart(fan_workspace:
     again.counters.pop("join")
     again.add_task("join")
     assert again.counters["join"].done == 1
+    again.close()
+
+
+def test_counts_survive_a_compacted_done_log(
+    fan_workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbox_module, "COMPACT_EVERY", 2)
+    first = _inbox(fan_workspace, tmp_path)
+    first.recover()
+    first.finish("split", "f000001-aaaaaa")
+    first.finish("split", "f000002-bbbbbb", ok=False)
+    first.finish("split", "f000003-cccccc")
+    # Home's oldest frame in flight is number 3: the two before are finished and forgotten here.
+    first.forget_before("home", 3)
+    first.close()
+    assert first.layout.done.read_text().splitlines() == ["#forgotten split 1 1", "split f000003-cccccc home"]
+    assert first.remembered() == 1
+    again = _inbox(fan_workspace, tmp_path)
+    again.recover()
+    split = again.counters["split"]
+    assert (split.done, split.failed) == (2, 1)
     again.close()
 
 

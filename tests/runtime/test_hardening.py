@@ -73,9 +73,10 @@ def test_forged_messages_neither_forge_log_lines_nor_flood_the_log(deployed: Dep
     before = log.stat().st_size
     address = deployed.nodes["node1"]
     forged = "x\n2026-01-01 00:00:00,000 node1 INFO FORGED"
-    with socket.create_connection((address.host, address.data_port), timeout=DEADLINE) as sock:
-        reader = sock.makefile("rb")
-        for index in range(500):
+    for index in range(500):
+        # A peer that fails the token check gets one answer, then the agent closes the connection.
+        with socket.create_connection((address.host, address.data_port), timeout=DEADLINE) as sock:
+            reader = sock.makefile("rb")
             sock.sendall(encode({"kind": forged, "token": "wrong", "name": f"n{index}" * 50}, b""))
             answer = json.loads(reader.readline())
             assert answer == {
@@ -83,6 +84,7 @@ def test_forged_messages_neither_forge_log_lines_nor_flood_the_log(deployed: Dep
                 "error": "unauthenticated: missing or wrong deployment token",
                 "refusal": "refused",
             }
+            assert reader.readline() == b""
 
     def summarised() -> list[str]:
         lines = log.read_text(errors="replace").splitlines()

@@ -231,5 +231,8 @@ def test_speed_changed_at_run_time_slows_the_node_s_tasks(tmp_path: Path) -> Non
             set_speed(deployment, "node1", 2.0)
     finally:
         teardown(deployment)
-    ratio = sorted(after)[2] / sorted(before)[2]
-    assert 3.0 < ratio < 5.5, (before, after)
+    # At speed 0.25 each run of 20 ms of CPU is padded to at least 80 ms of wall time, whatever the load
+    # (a busy machine only makes runs longer); before, nothing pads it. A ratio of wall times would depend
+    # on how busy the machine was in each half (bench/testbed measures the emulation's precision).
+    assert all(duration >= 0.02 / 0.25 - 0.002 for duration in after), (before, after)
+    assert sorted(after)[2] > sorted(before)[2], (before, after)

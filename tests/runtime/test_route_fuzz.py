@@ -58,8 +58,9 @@ KEYS = (
     "initial",
 )
 """Keys the routes read, so that the fuzzer also tries wrong values under the right names."""
-ALLOWED = {200, 400, 404, 405, 409, 502, 504}
-"""Answers a route may give a malformed request; 500 means a handler failed on it."""
+ALLOWED = {200, 303, 400, 404, 405, 409, 502, 504}
+"""Answers a route may give a malformed request (303: the dashboard sends a browser without a session to its
+login page); 500 means a handler failed on it."""
 
 names = st.sampled_from(["home", "node1", "split", "join", "upper", "nobody", "", "../x"])
 scalars = (
