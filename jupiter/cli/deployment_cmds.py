@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from jupiter.cli.context import CliContext, pass_context
+from jupiter.cli.output import echo_json
+from jupiter.model.outputs import LIST_FORMAT, VERSION
 from jupiter.service.deployments import Listed, listing, prune
 
 
@@ -58,7 +58,14 @@ def list_command(ctx: CliContext, output: str) -> None:
     state_dir = ctx.state_dir()
     rows = listing(state_dir)
     if output == "json":
-        click.echo(json.dumps([as_json(row) for row in rows], indent=2))
+        echo_json(
+            {
+                "format": LIST_FORMAT,
+                "version": VERSION,
+                "state_dir": str(state_dir),
+                "deployments": [as_json(row) for row in rows],
+            }
+        )
         return
     if not rows:
         click.echo(f"no deployments in {state_dir}; start one with `jupiter run APP` or `jupiter deploy APP`")

@@ -24,6 +24,7 @@ VALIDATE_FORMAT = "jupiter-validate"
 STATUS_FORMAT = "jupiter-status"
 MAP_FORMAT = "jupiter-map"
 SUMMARY_FORMAT = "jupiter-summary"
+LIST_FORMAT = "jupiter-list"
 
 
 def node_load(problem: Problem, schedule: Schedule) -> list[tuple[str, int, float, float]]:

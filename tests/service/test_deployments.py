@@ -178,7 +178,12 @@ def test_list_and_prune_commands(workdir: Path, run: Run, dead_group: int) -> No
     assert run("list").out == "no deployments in " + str(states.resolve()) + (
         "; start one with `jupiter run APP` or `jupiter deploy APP`\n"
     )
-    assert run("list", "--output", "json").out == "[]\n"
+    assert json.loads(run("list", "--output", "json").out) == {
+        "format": "jupiter-list",
+        "version": 1,
+        "state_dir": str(states.resolve()),
+        "deployments": [],
+    }
     make(states.resolve(), "20260101-000000-aaaaaa", State.STOPPED, "demo", pgid=dead_group, age=7200, payload=1500)
     make(
         states.resolve(), "20260101-000100-bbbbbb", State.RUNNING, "network_monitoring_app", os.getpgid(0), payload=900
@@ -191,7 +196,7 @@ def test_list_and_prune_commands(workdir: Path, run: Run, dead_group: int) -> No
         f"20260101-000000-aaaaaa  stopped   local       demo                        2 h  {sizes[0] / 1000:>6.1f} KB",
         f"20260101-000100-bbbbbb  running   local       network_monitoring_app    1 min  {sizes[1] / 1000:>6.1f} KB",
     ]
-    document = json.loads(run("list", "--output", "json").out)
+    document = json.loads(run("list", "--output", "json").out)["deployments"]
     assert [row["id"] for row in document] == ["20260101-000000-aaaaaa", "20260101-000100-bbbbbb"]
     assert document[0] == {
         "id": "20260101-000000-aaaaaa",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from jupiter.model.arrivals import Arrivals
 from jupiter.model.events import Event, FrameDone, FrameFailed, FrameSubmitted, TaskRun, encode
 from jupiter.model.plan import NodeAddress, Plan, TaskSpec
 from jupiter.service.record import Deployment, DeploymentRecord
@@ -65,6 +68,29 @@ def test_a_line_that_is_not_an_event_is_skipped(tmp_path: Path) -> None:
     assert (summary.frames, summary.done) == (1, 0)
 
 
+def test_a_paced_stream_that_kept_up_and_one_that_fell_behind(tmp_path: Path) -> None:
+    nodes = {name: NodeAddress(name, role, "127.0.0.1", 1, 2) for name, role in (("home", "home"), ("n1", "compute"))}
+
+    def summary(name: str, makespan: Callable[[int], float]) -> dict[str, Any]:
+        events: list[Event] = []
+        for index in range(40):  # a frame every 0.5 s, as `--interval 0.5` sends them
+            frame, submitted = f"f{index:06d}-abcdef", 100.0 + 0.5 * index
+            events.append(FrameSubmitted(frame, "a.txt", submitted))
+            events.append(FrameDone(frame, "a.txt", submitted + makespan(index), makespan(index)))
+        root = make_deployment(tmp_path / name, events)
+        deployment = Deployment(DeploymentRecord(name, root, "local", {}, "home", nodes, 0.0, "demo"))
+        return summarize(deployment, started=100.0, arrivals=Arrivals.every(0.5)).document
+
+    kept = summary("kept", lambda index: 0.2)  # each frame done before the next comes
+    assert kept["arrivals"] == {"pattern": "fixed", "rate": 2.0, "interval": 0.5, "seed": None, "offered": 2.0}
+    assert kept["sustained"]["rate"] == pytest.approx(2.0)
+    assert kept["sustained"]["kept_up"] is True
+    # Frames finish one a second while they come two a second: the queue grows.
+    behind = summary("behind", lambda index: 0.2 + 0.5 * index)
+    assert behind["sustained"]["rate"] == pytest.approx(1.0)
+    assert behind["sustained"]["kept_up"] is False
+
+
 def test_summary_json_has_every_section_of_its_schema(tmp_path: Path) -> None:
     root = make_deployment(tmp_path / "dep", frame_events(1, 100.0) + frame_events(2, 101.0))
     nodes = {name: NodeAddress(name, role, "127.0.0.1", 1, 2) for name, role in (("home", "home"), ("n1", "compute"))}
@@ -72,12 +98,16 @@ def test_summary_json_has_every_section_of_its_schema(tmp_path: Path) -> None:
     summary = summarize(deployment, started=100.0)
     document = summary.document
     assert list(document) == [
-        "format", "version", "deployment", "app", "scheme", "start", "seconds", "submission", "frames",
+        "format", "version", "deployment", "app", "scheme", "start", "seconds", "submission", "arrivals",
+        "sustained", "frames",
         "throughput", "latency", "work", "execution", "transfer", "waiting", "span", "tasks", "nodes", "mapping",
         "prediction", "errors", "per_frame", "per_frame_truncated", "backend", "outputs",
     ]  # fmt: skip
     assert (document["format"], document["version"], document["submission"]) == ("jupiter-summary", 1, "sequential")
     assert document["frames"] == {"submitted": 2, "done": 2, "failed": 0, "restarted": 0, "alone": 2}
+    # No arrival pattern given (a report of an older run): the pattern as the submissions show it.
+    assert document["arrivals"] == {"pattern": "sequential", "offered": None}
+    assert document["sustained"]["kept_up"] is None
     assert document["latency"]["p50"] == pytest.approx(0.45)
     assert document["waiting"]["p50"] == pytest.approx(0.076)
     assert document["tasks"]["split"]["nodes"] == ["n1"] and document["tasks"]["split"]["runs"] == 2
