@@ -416,7 +416,17 @@ def draw_utilisation(record: RunRecord, seconds: float, path: Path) -> Path:
     """Per node: the share of the run its tasks ran (busy / run), and its CPU over time when agents reported it."""
     plt = pyplot()
     loads = node_loads(record, seconds)
-    reports = [event for event in record.resources if event.node in {load.node for load in loads}]
+    # Reports from the run itself (the deploy before it, profiling included, is not what it measured).
+    ends = [event.time for event in record.done] + [event.time for event in record.failed]
+    end = max(ends, default=record.start + seconds)
+    reports = [
+        event
+        for event in record.resources
+        if event.node in {load.node for load in loads} and record.start <= event.time <= end
+    ]
+    too_short = bool(record.resources) and not any(sum(1 for e in reports if e.node == node) >= 2 for node in record.nodes)
+    if too_short:
+        reports = []  # one report per node (a run shorter than the agents' 2 s period) draws no curve
     fig, axes = plt.subplots(1, 2 if reports else 1, figsize=(11, 3.6), squeeze=False)
     ax = axes[0][0]
     fills = node_colours(record.compute)
@@ -437,7 +447,9 @@ def draw_utilisation(record: RunRecord, seconds: float, path: Path) -> Path:
         )
     ax.set_ylim(0, max([100.0, *(115 * load.utilisation for load in loads)]))
     ax.set_ylabel("% of the run a task ran")
-    ax.set_title("task time per node", fontsize=10)
+    ax.set_title(
+        "task time per node (the run was too short for a CPU curve)" if too_short else "task time per node", fontsize=10
+    )
     ax.grid(axis="y", linestyle=":", linewidth=0.5)
     if reports:
         cpu = axes[0][1]
@@ -448,10 +460,11 @@ def draw_utilisation(record: RunRecord, seconds: float, path: Path) -> Path:
                 cpu.plot(
                     [p[0] for p in points],
                     [p[1] for p in points],
-                    "-",
+                    "-o",
                     label=node,
                     color=fills.get(node, "#808080"),
                     linewidth=1.5,
+                    markersize=2.5,
                 )
         cpu.set_ylim(bottom=0)
         seconds_axis(cpu.xaxis, [e.time - start for e in reports])
