@@ -424,7 +424,9 @@ def draw_utilisation(record: RunRecord, seconds: float, path: Path) -> Path:
         for event in record.resources
         if event.node in {load.node for load in loads} and record.start <= event.time <= end
     ]
-    too_short = bool(record.resources) and not any(sum(1 for e in reports if e.node == node) >= 2 for node in record.nodes)
+    too_short = bool(record.resources) and not any(
+        sum(1 for e in reports if e.node == node) >= 2 for node in record.nodes
+    )
     if too_short:
         reports = []  # one report per node (a run shorter than the agents' 2 s period) draws no curve
     fig, axes = plt.subplots(1, 2 if reports else 1, figsize=(11, 3.6), squeeze=False)
