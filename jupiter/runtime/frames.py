@@ -238,8 +238,11 @@ class FrameTracker:
         self.totals.submitted += 1
         if client:
             self._remember_client(client, frame)
-        self.record(FrameSubmitted(frame=frame, input=",".join(names), time=now, files=names, client=client))
+        # Journalled first, recorded second: killed in between, home has sent a frame it does not know (its
+        # results are dropped and the client, without an answer, submits it again); the other way round it
+        # would know a frame whose inputs were never sent, in flight for ever.
         await self._send_inputs(frame, paths, now, None if priced else folder)
+        self.record(FrameSubmitted(frame=frame, input=",".join(names), time=now, files=names, client=client))
         return Submitted(frame, started=True)
 
     def _remember_client(self, client: str, frame: str) -> None:
@@ -365,7 +368,11 @@ class FrameTracker:
                     task=HOME_TASK,
                 )
             )
-        if len(state.results) >= self.expected:
+        self._finish_if_complete(state)
+
+    def _finish_if_complete(self, state: FrameState) -> None:
+        """Record a frame done once every final output is in."""
+        if len(state.results) >= self.expected and state.frame in self.frames:
             now = time.time()
             del self.frames[state.frame]
             self._forget(state)
@@ -412,6 +419,9 @@ class FrameTracker:
                 for name in state.results.values():
                     with contextlib.suppress(FileExistsError):
                         os.link(markers / name, output / name)  # a crash came between the two links
+        # A home stopped after taking a frame's last output and before recording it done: done now.
+        for state in list(self.frames.values()):
+            self._finish_if_complete(state)
         # A home stopped between recording a frame finished and dropping its markers left them behind.
         results = self.layout.frame_results("x").parent
         if results.is_dir():

@@ -143,3 +143,23 @@ def test_throughput_counts_the_frames_of_the_last_window_only() -> None:
     early.finished(1001.0)
     early.finished(1001.5)
     assert early.recent_throughput(1002.0) == (1.0, 2.0)
+
+
+def test_a_frame_whose_outputs_were_all_in_before_a_restart_is_recorded_done(tmp_path: Path) -> None:
+    """Killed between taking the last output and recording the frame done: recovery finishes it."""
+    layout = HomeLayout(tmp_path / "home")
+    layout.dir.mkdir()
+    layout.events.write_text(encode(FrameSubmitted("f000003-cccccc", "3.txt", 10.0)) + "\n")
+    markers = layout.frame_results("f000003-cccccc")
+    markers.mkdir(parents=True)
+    store_input(str(markers), "f000003-cccccc", "a@0", "a.out", b"A")
+    store_input(str(markers), "f000003-cccccc", "b@0", "b.out", b"B")
+    recorded: list[Event] = []
+    tracker = _tracker(layout.dir, recorded)
+    tracker.recover()
+    assert "f000003-cccccc" not in tracker.frames
+    assert [(type(event).__name__, getattr(event, "outputs", ())) for event in recorded] == [
+        ("FrameDone", ("a.out", "b.out"))
+    ]
+    assert sorted(p.name for p in layout.frame_output("f000003-cccccc").iterdir()) == ["a.out", "b.out"]
+    assert not markers.exists()
