@@ -82,6 +82,8 @@ log = logging.getLogger("jupiter.agent")
 
 SMALL_PAYLOAD = 256 * 1024
 """Files up to this size are read whole and stored in one write; bigger ones are streamed in chunks."""
+PEER_PATIENCE = 120.0
+"""Seconds an unreachable peer (an agent being restarted) is retried before its files count as failed."""
 CALL_TIMEOUT = 30.0
 """Seconds a control-plane request may wait for the event loop."""
 COUNTERS_SECONDS = 1.0
@@ -103,7 +105,13 @@ class Agent:
         """With `TRANSFER` other than `http`: files are copied by that method, messages only name them."""
         self.peers = {
             name: Peer(
-                name, address.host, address.data_port, retries=plan.retries, idle_timeout=plan.limits.idle_timeout
+                name,
+                address.host,
+                address.data_port,
+                retries=plan.retries,
+                idle_timeout=plan.limits.idle_timeout,
+                # Under pricing a dead node's frames go elsewhere: giving up early is what moves them.
+                patience=0.0 if plan.priced else PEER_PATIENCE,
             )
             for name, address in plan.nodes.items()
         }

@@ -5,8 +5,9 @@ one of them and counts as delivered only when the receiver answers `ok`.
 Payloads in files are streamed from the file to the socket (`sendfile`
 where the loop can, else in chunks), never read whole into memory.
 Connection failures, timeouts and refusals of kind `retry` (a checksum
-mismatch) are retried with exponential backoff (a restarting receiver comes
-back within that window); refusals that retrying cannot fix (`refused`:
+mismatch) are retried with exponential backoff, `retries` times and for at
+least `patience` seconds (a restarting receiver comes back within that
+window, even on a busy machine); refusals that retrying cannot fix (`refused`:
 wrong token, unsafe name) are not, and `busy`/`restage` go back to the
 caller, which knows what to do about them. A pooled connection idle for
 longer than half the receiver's idle timeout is closed rather than reused:
@@ -60,6 +61,10 @@ class Peer:
     max_backoff: float = 2.0
     idle_timeout: float = 120.0
     """The receiver's idle timeout (`Limits.idle_timeout`): pooled connections older than half of it are dropped."""
+    patience: float = 0.0
+    """Seconds a peer may stay unreachable before a message to it fails, however many attempts that takes (at least
+    `retries` + 1 attempts either way): an agent killed and restarted on a busy machine can take longer than the
+    retries' backoff to come back."""
     _idle: list[_Connection] = field(default_factory=list)
     _slots: asyncio.Semaphore | None = None
 
@@ -152,8 +157,9 @@ class Peer:
         last = ""
         attempt = 0
         answer: dict[str, Any] = {}
+        began = time.monotonic()
         async with self._semaphore():
-            while attempt <= self.retries:
+            while attempt <= self.retries or time.monotonic() - began < self.patience:
                 attempt += 1
                 chosen = [parts[i] for i in pending]
                 if len(chosen) == 1:
