@@ -58,6 +58,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -313,11 +314,11 @@ class DaskRuntime:
         from dask import distributed
 
         self.dask: Any = dask
-        cluster: Any = distributed.LocalCluster(
-            n_workers=4, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        self.cluster = cluster
-        self.client: Any = distributed.Client(cluster)
+        untyped: Any = distributed  # as runtime_bench.py: distributed's constructors carry no annotations
+        self.cluster = untyped.LocalCluster(n_workers=4, threads_per_worker=1, processes=True, dashboard_address=None)
+        self.client: Any = untyped.Client(self.cluster)
+        # The graph holds the frames' inputs, which the client has to send anyway (as Jupiter's client uploads them).
+        warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
 
     def submit(self, function: Callable[..., Any], *arguments: Any) -> Any:
         # pure=False: a key of its own per call, and no hashing of megabytes of input to name it.
