@@ -424,7 +424,7 @@ def interleaved(
             figures[system.name]["rates"].append(frames / (time.perf_counter() - start))
         print(
             f"  round {round_ + 1}: "
-            + ", ".join(f"{name} {figures[name]['rates'][-1]:.0f} frames/s" for name in figures),
+            + ", ".join(f"{name} {figures[name]['rates'][-1]:.3g} frames/s" for name in figures),
             file=sys.stderr,
         )
     return figures

@@ -109,6 +109,8 @@ class Workload:
     """Frames submitted at once per round."""
     latency_runs: int
     """Single frames per system and round (client-measured latency)."""
+    rounds: int
+    """Interleaved rounds per system (unless `--rounds` says otherwise)."""
     burn: float = 0.0
     """CPU seconds of each middle task of a fan."""
     warmup: int = 0
@@ -133,10 +135,10 @@ class Workload:
 
 
 WORKLOADS = {
-    "a": Workload("a", "chain5, 4 MiB per hop", "chain", 5, 4 * MiB, 40, 3),
-    "b": Workload("b", "chain5, 64 MiB per hop", "chain", 5, 64 * MiB, 6, 1, warmup=2),
-    "c": Workload("c", "fan 1->32->1, 1 KiB", "fan", 32, 1024, 200, 2, warmup=50),
-    "d": Workload("d", "fan 1->8->1, 20 ms CPU per middle task, 1 KiB", "fan", 8, 1024, 50, 2, burn=0.02, warmup=10),
+    "a": Workload("a", "chain5, 4 MiB per hop", "chain", 5, 4 * MiB, 40, 3, rounds=5),
+    "b": Workload("b", "chain5, 64 MiB per hop", "chain", 5, 64 * MiB, 6, 1, rounds=3, warmup=2),
+    "c": Workload("c", "fan 1->32->1, 1 KiB", "fan", 32, 1024, 200, 2, rounds=3, warmup=50),
+    "d": Workload("d", "fan 1->8->1, 20 ms CPU per middle task, 1 KiB", "fan", 8, 1024, 50, 2, rounds=3, burn=0.02, warmup=10),
 }
 
 
@@ -367,7 +369,7 @@ class DaskSystem:
 
 
 def run_workload(
-    workload: Workload, root: Path, rounds: int, skip: set[str]
+    workload: Workload, root: Path, skip: set[str]
 ) -> tuple[dict[str, dict[str, Any]], rb.RssSampler, str]:
     """Every system of one workload, interleaved; returns their figures, Jupiter's RSS sampler and the start load."""
     load = rb.load_average()
@@ -393,7 +395,7 @@ def run_workload(
                 closers.append(dask_system.close)
                 systems.append(dask_system)
         figures = rb.interleaved(
-            systems, workload.frames, workload.latency_runs, rounds, workload.warmup or workload.frames
+            systems, workload.frames, workload.latency_runs, workload.rounds, workload.warmup or workload.frames
         )
     finally:
         for close in reversed(closers):
@@ -401,11 +403,12 @@ def run_workload(
     return figures, jupiter.sampler, load
 
 
-def print_table(workload: Workload, figures: dict[str, dict[str, Any]], rounds: int, load: str) -> None:
+def print_table(workload: Workload, figures: dict[str, dict[str, Any]], load: str) -> None:
     """Frames/s, MB/s and client-measured latency per system, then Jupiter's ratios to every peer."""
     print(
-        f"\nworkload {workload.key}: {workload.title}, {workload.frames} frames at once, {rounds} rounds interleaved "
-        f"(medians; latency: median of {rounds * workload.latency_runs} single frames, client-measured); "
+        f"\nworkload {workload.key}: {workload.title}, {workload.frames} frames at once, {workload.rounds} rounds "
+        f"interleaved (medians; latency: median of {workload.rounds * workload.latency_runs} single frames, "
+        "client-measured); "
         f"{load} at the start, {rb.load_average()} at the end"
     )
     print(f"{'system':<13} {'frames/s':>9} {'min':>8} {'max':>8} {'MB/s':>8} {'latency ms':>11} {'per-hop ms':>11}")
@@ -473,7 +476,9 @@ def run_chain10(rounds: int, skip: set[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per system (medians are kept)")
+    parser.add_argument(
+        "--rounds", type=int, help="interleaved rounds per system, medians kept (default: 5 for a, 3 for b, c, d)"
+    )
     parser.add_argument("--rounds-e", type=int, default=5, help="rounds of runtime_bench.py (workload e)")
     parser.add_argument("--only", default="a,b,c,d,e", help="comma list of workloads: a,b,c,d,e")
     parser.add_argument("--skip", default="", help="comma list of peers to leave out: ray,dask")
@@ -490,9 +495,14 @@ def main() -> None:
                 continue
             workload = WORKLOADS[key]
             size, frames = getattr(args, f"size_{key}"), getattr(args, f"frames_{key}")
-            workload = replace(workload, size=size or workload.size, frames=frames or workload.frames)
-            figures, sampler, load = run_workload(workload, Path(tmp), args.rounds, skip)
-            print_table(workload, figures, args.rounds, load)
+            workload = replace(
+                workload,
+                size=size or workload.size,
+                frames=frames or workload.frames,
+                rounds=args.rounds or workload.rounds,
+            )
+            figures, sampler, load = run_workload(workload, Path(tmp), skip)
+            print_table(workload, figures, load)
             if key in ("a", "b"):
                 print_memory(workload, sampler)
             if key == "a":
