@@ -138,7 +138,7 @@ WORKLOADS = {
     "a": Workload("a", "chain5, 4 MiB per hop", "chain", 5, 4 * MiB, 40, 3, rounds=5),
     "b": Workload("b", "chain5, 64 MiB per hop", "chain", 5, 64 * MiB, 6, 1, rounds=3, warmup=2),
     "c": Workload("c", "fan 1->32->1, 1 KiB", "fan", 32, 1024, 200, 2, rounds=3, warmup=50),
-    "d": Workload("d", "fan 1->8->1, 20 ms CPU per middle task, 1 KiB", "fan", 8, 1024, 50, 2, rounds=3, burn=0.02, warmup=10),
+    "d": Workload("d", "fan 1->8->1, 20 ms CPU per middle task", "fan", 8, 1024, 50, 2, rounds=3, burn=0.02, warmup=10),
 }
 
 
