@@ -80,9 +80,9 @@ import time
 
 
 def task(filename, pathin, pathout):
-    # {burn} s of CPU (a busy loop on the process's CPU clock, so a busy machine makes it longer, not shorter).
-    end = time.process_time() + {burn}
-    while time.process_time() < end:
+    # {burn} s of CPU (a busy loop on the thread's CPU clock, so a busy machine makes it longer, not shorter).
+    end = time.thread_time() + {burn}
+    while time.thread_time() < end:
         pass
     names = filename if isinstance(filename, list) else [filename]
     data = b"".join(open(os.path.join(pathin, name), "rb").read() for name in names)
@@ -146,9 +146,9 @@ WORKLOADS = {
 
 
 def spin(seconds: float) -> None:
-    """Burn `seconds` of this process's CPU."""
-    end = time.process_time() + seconds
-    while time.process_time() < end:
+    """Burn `seconds` of this thread's CPU (not the process's: Ray's and Dask's workers run other threads too)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         pass
 
 
