@@ -7,10 +7,11 @@ and per-hop latency (latency / depth); a floor of plain function calls; and
 the RSS of every process of Jupiter's deployment (each agent and each task
 worker, by name) while 10,000 frames stream through chain10: after warm-up,
 late in the run, its peak, and the growth between the two (`--soak-only
---soak-frames 30000` for the long soak). Every figure comes from this one run, so ratios compare like with
-like on a shared, noisy machine: the three systems are started side by side
-and take turns, round after round (the order rotating), so that a slow
-minute of the host slows all of them alike. The same code gave chain10
+--soak-frames 30000` for the long soak). Every figure comes from this one
+run, so ratios compare like with like on a shared, noisy machine: the
+three systems are started side by side and take turns, round after round
+(the order rotating), so that a slow minute of the host slows all of them
+alike. The same code gave chain10
 between 170 and 850 frames/s in runs minutes apart, while the systems run one
 after the other; interleaved, the ratio of the medians is what to read.
 
