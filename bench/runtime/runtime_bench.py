@@ -4,15 +4,19 @@ Two DAGs of tiny tasks passing 1 KiB files — chain10 (10 tasks in a line)
 and fan (1 -> 4 -> 1) — on 4 local nodes. For each system: frames/s with
 300 frames submitted at once, single-frame latency (median of several runs)
 and per-hop latency (latency / depth); a floor of plain function calls; and
-the peak RSS of Jupiter's home agent while 10,000 frames stream through
-chain10. Every figure comes from this one run, so ratios compare like with
-like on a shared, noisy machine: the three systems are started side by side
-and take turns, round after round (the order rotating), so that a slow
-minute of the host slows all of them alike. The same code gave chain10
+the RSS of every process of Jupiter's deployment (each agent and each task
+worker, by name) while 10,000 frames stream through chain10: after warm-up,
+late in the run, its peak, and the growth between the two (`--soak-only
+--soak-frames 30000` for the long soak). Every figure comes from this one
+run, so ratios compare like with like on a shared, noisy machine: the
+three systems are started side by side and take turns, round after round
+(the order rotating), so that a slow minute of the host slows all of them
+alike. The same code gave chain10
 between 170 and 850 frames/s in runs minutes apart, while the systems run one
 after the other; interleaved, the ratio of the medians is what to read.
 
 Usage: python bench/runtime/runtime_bench.py [--rounds 7] [--frames 300] [--soak-frames 10000] [--skip ray,dask]
+       python bench/runtime/runtime_bench.py --soak-only --soak-frames 30000
 Needs: pip install -r bench/requirements.txt
 """
 
@@ -30,6 +34,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from jupiter.backends.local import group_members
 from jupiter.model.deployment_spec import resolve_spec
 from jupiter.model.workspace import load_workspace
 from jupiter.service.deploy import deploy, teardown
@@ -81,14 +88,25 @@ def placement(tasks: list[str], names: list[str], how: str) -> dict[str, str]:
     return mapping
 
 
-def make_workdir(root: Path, name: str, dag: str, tasks: list[str], nodes: int, how: str = "round-robin") -> Path:
+def make_workdir(
+    root: Path,
+    name: str,
+    dag: str,
+    tasks: list[str],
+    nodes: int,
+    how: str = "round-robin",
+    size: int = PAYLOAD,
+    source: Callable[[str], str] | None = None,
+) -> Path:
+    """A workspace of the DAG on `nodes` local nodes; each task writes `size` bytes (`source`: a task's script)."""
     app = root / name / "app"
     (app / "scripts").mkdir(parents=True)
     (app / "sample_input").mkdir()
     (app / "configuration.txt").write_text(dag)
     for task in tasks:
-        (app / "scripts" / f"{task}.py").write_text(TASK_SOURCE.format(task=task, size=PAYLOAD))
-    (app / "sample_input" / "in_0.bin").write_bytes(b"i" * PAYLOAD)
+        script = source(task) if source is not None else TASK_SOURCE.format(task=task, size=size)
+        (app / "scripts" / f"{task}.py").write_text(script)
+    (app / "sample_input" / "in_0.bin").write_bytes(b"i" * min(size, PAYLOAD))
     names = [f"node{i + 1}" for i in range(nodes)]
     (root / name / "nodes.txt").write_text("home localhost\n" + "".join(f"{n} localhost\n" for n in names))
     (root / name / "jupiter_config.ini").write_text(
@@ -103,6 +121,12 @@ def make_workdir(root: Path, name: str, dag: str, tasks: list[str], nodes: int, 
         chosen = placement(tasks, names, how)
     (root / name / "mapping.txt").write_text("".join(f"{task} {node}\n" for task, node in chosen.items()))
     return root / name
+
+
+def load_average() -> str:
+    """The machine's load average now, as printed beside every figure."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def wait_done(deployment: Deployment, total: int, timeout: float = 600) -> None:
@@ -121,17 +145,21 @@ class JupiterSystem:
 
     name = "jupiter"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, payload: int = PAYLOAD, name: str = "jupiter") -> None:
         workspace = load_workspace(workdir / "jupiter_config.ini", workdir / "nodes.txt", None)
         self.deployment = deploy(resolve_spec(workspace))
+        self.name = name
+        self.payload = payload
+        """Bytes of each input file."""
         self.frames = 0
         """Frames submitted so far (each call waits until all of them are done)."""
 
     def one(self) -> None:
-        self._run([(f"lat_{self.frames}.bin", b"i" * PAYLOAD)])
+        self._run([(f"lat_{self.frames}.bin", b"i" * self.payload)])
 
     def burst(self, frames: int) -> None:
-        self._run([(f"in_{self.frames + i}.bin", b"i" * PAYLOAD) for i in range(frames)])
+        data = b"i" * self.payload
+        self._run([(f"in_{self.frames + i}.bin", data) for i in range(frames)])
 
     def _run(self, files: list[tuple[str, bytes]]) -> None:
         submit_data(self.deployment, files)
@@ -149,46 +177,151 @@ class JupiterSystem:
         teardown(self.deployment)
 
 
-def soak_jupiter(workdir: Path, frames: int) -> dict[str, float]:
-    import psutil
+def process_names(pgid: int, known: dict[int, tuple[str, psutil.Process]]) -> dict[int, tuple[str, psutil.Process]]:
+    """Every live process of a local deployment's group, by name: `home`, `node1` (agents), `node1/t0` (workers).
 
+    `known` is the previous answer: names are worked out once per pid.
+    """
+    found: dict[int, tuple[str, psutil.Process]] = {}
+    members = group_members(pgid)
+    agents: dict[int, str] = {}
+    for pid in members:
+        if pid in known:
+            found[pid] = known[pid]
+            continue
+        try:
+            process = psutil.Process(pid)
+            command = process.cmdline()
+        except psutil.Error:
+            continue
+        if "jupiter.runtime.node" in command and "--node" in command:
+            name = command[command.index("--node") + 1]
+        elif "jupiter.backends.supervisor" in command:
+            name = "supervisor"
+        else:
+            name = ""  # a task worker (or a frame forked from one): named after its agent below
+        found[pid] = (name, process)
+    agents = {pid: name for pid, (name, _) in found.items() if name and name != "supervisor"}
+    for pid, (name, process) in list(found.items()):
+        if name:
+            continue
+        try:
+            command = process.cmdline()
+            parent = agents.get(process.ppid(), f"pid{process.ppid()}")
+        except psutil.Error:
+            del found[pid]
+            continue
+        script = command[command.index("jupiter.runtime.worker") + 1] if "jupiter.runtime.worker" in command else ""
+        found[pid] = (f"{parent}/{Path(script).stem or f'pid{pid}'}", process)
+    return found
+
+
+class RssSampler:
+    """The RSS of every process of a local deployment (agents and task workers), sampled in a thread.
+
+    Keeps each process's peak, the peak of their sum, and (`keep`) every sample.
+    """
+
+    def __init__(self, deployment: Deployment, interval: float = 0.1, keep: bool = False) -> None:
+        self.pgid = int(deployment.info["pgid"])
+        self.interval = interval
+        self.keep = keep
+        self.peaks: dict[str, int] = {}
+        self.peak_total = 0
+        self.samples: list[dict[str, int]] = []
+        self._known: dict[int, tuple[str, psutil.Process]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> dict[str, int]:
+        """Each process's RSS now (bytes, by name)."""
+        self._known = process_names(self.pgid, self._known)
+        now: dict[str, int] = {}
+        for name, process in self._known.values():
+            try:
+                now[name] = now.get(name, 0) + process.memory_info().rss
+            except psutil.Error:
+                continue
+        return now
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = self.sample()
+            for name, rss in now.items():
+                self.peaks[name] = max(self.peaks.get(name, 0), rss)
+            self.peak_total = max(self.peak_total, sum(now.values()))
+            if self.keep:
+                self.samples.append(now)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def agent_peaks(self) -> dict[str, int]:
+        """Peaks of the agents alone (home and compute nodes)."""
+        return {name: peak for name, peak in self.peaks.items() if "/" not in name and name != "supervisor"}
+
+
+def soak_jupiter(workdir: Path, frames: int, batch: int = 500) -> dict[str, Any]:
+    """Stream `frames` frames through a deployment, at most two batches in flight; every process's RSS sampled.
+
+    Returns the throughput and, per process, the median RSS over the second
+    tenth of the run (after warm-up; frames stream at a steady rate, so a
+    tenth of the time is a tenth of the frames) and over the last tenth, the
+    peak, and the RSS once every frame is done.
+    """
     workspace = load_workspace(workdir / "jupiter_config.ini", workdir / "nodes.txt", None)
     deployment = deploy(resolve_spec(workspace))
-    peak = 0
-    samples: list[int] = []
-    stop = threading.Event()
-    home_pid = json.loads((deployment.root / "pids.json").read_text())["agents"][deployment.home]
-
-    def sample() -> None:
-        nonlocal peak
-        process = psutil.Process(home_pid)
-        while not stop.is_set():
-            rss = process.memory_info().rss
-            samples.append(rss)
-            peak = max(peak, rss)
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
     try:
-        start = time.perf_counter()
-        batch = 500
-        for first in range(0, frames, batch):
-            submit_data(deployment, [(f"s_{i}.bin", b"i" * PAYLOAD) for i in range(first, min(frames, first + batch))])
-            # Keep at most two batches in flight so the soak measures steady state, not a backlog.
-            wait_done(deployment, max(0, first - batch + 1))
-        wait_done(deployment, frames)
-        elapsed = time.perf_counter() - start
+        with RssSampler(deployment, interval=0.2, keep=True) as sampler:
+            start = time.perf_counter()
+            for first in range(0, frames, batch):
+                count = min(frames, first + batch) - first
+                submit_data(deployment, [(f"s_{i}.bin", b"i" * PAYLOAD) for i in range(first, first + count)])
+                # Keep at most two batches in flight so the soak measures steady state, not a backlog.
+                wait_done(deployment, max(0, first - batch + 1))
+            wait_done(deployment, frames)
+            elapsed = time.perf_counter() - start
+            time.sleep(1.0)  # the statistics of the last frames reach home
+            drained = sampler.sample()
     finally:
-        stop.set()
-        thread.join()
         teardown(deployment)
-    tenth = max(1, len(samples) // 10)
-    figures = {"frames_per_s": frames / elapsed, "peak_rss_mib": peak / 2**20}
-    for decile in range(10):
-        chunk = samples[decile * tenth : (decile + 1) * tenth] or samples[-tenth:]
-        figures[f"rss_decile_{decile}"] = statistics.median(chunk) / 2**20
-    return figures
+
+    def window(low: float, high: float) -> dict[str, float]:
+        count = len(sampler.samples)
+        chosen = sampler.samples[int(low * count) : max(int(low * count) + 1, int(high * count))]
+        names = {name for sample in chosen for name in sample}
+        return {name: statistics.median(s[name] for s in chosen if name in s) / 2**20 for name in names}
+
+    return {
+        "frames_per_s": frames / elapsed,
+        "warm": window(0.1, 0.2),
+        "late": window(0.9, 1.0),
+        "peak": {name: peak / 2**20 for name, peak in sampler.peaks.items()},
+        "drained": {name: rss / 2**20 for name, rss in drained.items()},
+    }
+
+
+def print_soak(frames: int, soak: dict[str, Any]) -> None:
+    """The soak's table: per process, RSS after warm-up, late in the run, its peak, once drained, and the growth."""
+    print(
+        f"\nsoak: {frames} frames through chain10 at {soak['frames_per_s']:.1f} frames/s; RSS per process (MiB): "
+        "median over the second tenth of the run (warm), over the last tenth (late), the peak, once every frame is "
+        "done (drained); growth = late - warm"
+    )
+    print(f"{'process':<14} {'warm':>8} {'late':>8} {'peak':>8} {'drained':>8} {'growth':>8}")
+    warm, late = soak["warm"], soak["late"]
+    for name in sorted(soak["peak"], key=lambda n: ("/" in n, n)):
+        w, last = warm.get(name, float("nan")), late.get(name, float("nan"))
+        print(
+            f"{name:<14} {w:>8.1f} {last:>8.1f} {soak['peak'][name]:>8.1f} "
+            f"{soak['drained'].get(name, float('nan')):>8.1f} {last - w:>+8.1f}"
+        )
 
 
 def tiny(data: bytes) -> bytes:
@@ -292,7 +425,7 @@ def interleaved(
             figures[system.name]["rates"].append(frames / (time.perf_counter() - start))
         print(
             f"  round {round_ + 1}: "
-            + ", ".join(f"{name} {figures[name]['rates'][-1]:.0f} frames/s" for name in figures),
+            + ", ".join(f"{name} {figures[name]['rates'][-1]:.3g} frames/s" for name in figures),
             file=sys.stderr,
         )
     return figures
@@ -327,6 +460,8 @@ def main() -> None:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     depth = {"chain10": 10, "fan": 3}
+    started_load = load_average()
+    print(f"start: {started_load}", file=sys.stderr)
     results: dict[str, dict[str, dict[str, Any]]] = {}
     makespans: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -354,48 +489,48 @@ def main() -> None:
             results[shape]["floor"] = bench_floor(shape, args.frames)
         soak = soak_jupiter(dirs["chain10"], args.soak_frames) if args.soak_frames else None
 
-    print(
-        f"\n{args.frames} frames at once, 1 KiB files, 4 local nodes "
-        f"({args.placement} placement: chain10 on {used['chain10']} nodes, fan on {used['fan']}); "
-        f"{args.rounds} rounds per system, interleaved so that every system sees the same noise; "
-        f"frames/s = median over rounds; latency = median of {args.rounds * args.latency_runs} single frames, "
-        "measured by the client"
-    )
-    print(f"{'dag':<8} {'system':<8} {'frames/s':>10} {'min':>8} {'max':>8} {'latency ms':>11} {'per-hop ms':>11}")
-    for shape, figures in results.items():
-        for system, numbers in figures.items():
-            rates, latency = numbers["rates"], statistics.median(numbers["latencies"])
-            print(
-                f"{shape:<8} {system:<8} {statistics.median(rates):>10.1f} {min(rates):>8.1f} {max(rates):>8.1f} "
-                f"{latency * 1e3:>11.2f} {latency * 1e3 / depth[shape]:>11.3f}"
-            )
-    for shape, values in makespans.items():
-        makespan = statistics.median(values)
+    if results:
         print(
-            f"{shape:<8} jupiter per-frame makespan measured by home: {makespan * 1e3:.2f} ms "
-            f"({makespan * 1e3 / depth[shape]:.3f} ms per hop)"
+            f"\n{args.frames} frames at once, 1 KiB files, 4 local nodes "
+            f"({args.placement} placement: chain10 on {used['chain10']} nodes, fan on {used['fan']}); "
+            f"{args.rounds} rounds per system, interleaved so that every system sees the same noise; "
+            f"frames/s = median over rounds; latency = median of {args.rounds * args.latency_runs} single frames, "
+            f"measured by the client; {started_load} at the start, {load_average()} at the end"
         )
-    print("\nratios (jupiter / peer): frames/s (of the medians; median and range of the same-round ratios), latency")
-    for shape, figures in results.items():
-        ours = figures["jupiter"]
-        for peer in ("ray", "dask"):
-            if peer not in figures:
-                continue
-            theirs = figures[peer]
-            paired = [mine / other for mine, other in zip(ours["rates"], theirs["rates"], strict=True)]
-            rate = statistics.median(ours["rates"]) / statistics.median(theirs["rates"])
-            latency = statistics.median(ours["latencies"]) / statistics.median(theirs["latencies"])
+        print(f"{'dag':<8} {'system':<8} {'frames/s':>10} {'min':>8} {'max':>8} {'latency ms':>11} {'per-hop ms':>11}")
+        for shape, figures in results.items():
+            for system, numbers in figures.items():
+                rates, latency = numbers["rates"], statistics.median(numbers["latencies"])
+                print(
+                    f"{shape:<8} {system:<8} {statistics.median(rates):>10.1f} {min(rates):>8.1f} {max(rates):>8.1f} "
+                    f"{latency * 1e3:>11.2f} {latency * 1e3 / depth[shape]:>11.3f}"
+                )
+        for shape, values in makespans.items():
+            makespan = statistics.median(values)
             print(
-                f"{shape:<8} vs {peer:<5} throughput x{rate:.2f}"
-                f" (same round: median x{statistics.median(paired):.2f}, x{min(paired):.2f}..x{max(paired):.2f})"
-                f"   per-hop latency x{latency:.2f}"
+                f"{shape:<8} jupiter per-frame makespan measured by home: {makespan * 1e3:.2f} ms "
+                f"({makespan * 1e3 / depth[shape]:.3f} ms per hop)"
             )
+        print(
+            "\nratios (jupiter / peer): frames/s (of the medians; median and range of the same-round ratios), latency"
+        )
+        for shape, figures in results.items():
+            ours = figures["jupiter"]
+            for peer in ("ray", "dask"):
+                if peer not in figures:
+                    continue
+                theirs = figures[peer]
+                paired = [mine / other for mine, other in zip(ours["rates"], theirs["rates"], strict=True)]
+                rate = statistics.median(ours["rates"]) / statistics.median(theirs["rates"])
+                latency = statistics.median(ours["latencies"]) / statistics.median(theirs["latencies"])
+                print(
+                    f"{shape:<8} vs {peer:<5} throughput x{rate:.2f}"
+                    f" (same round: median x{statistics.median(paired):.2f}, x{min(paired):.2f}..x{max(paired):.2f})"
+                    f"   per-hop latency x{latency:.2f}"
+                )
     if soak:
-        deciles = " ".join(f"{soak[f'rss_decile_{d}']:.1f}" for d in range(10))
-        print(
-            f"\nsoak: {args.soak_frames} frames through chain10 at {soak['frames_per_s']:.1f} frames/s; home agent "
-            f"RSS peak {soak['peak_rss_mib']:.1f} MiB; median RSS per tenth of the run (MiB): {deciles}"
-        )
+        print_soak(args.soak_frames, soak)
+        print(f"(soak ended at {load_average()})")
 
 
 def _nodes_used(workdir: Path) -> int:

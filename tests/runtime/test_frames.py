@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from jupiter.model.events import Event, FrameDone, FrameFailed, FrameSubmitted, encode
 from jupiter.model.layout import HomeLayout
 from jupiter.model.plan import NodeAddress, Plan, TaskSpec
-from jupiter.runtime.frames import THROUGHPUT_WINDOW, FrameState, FrameTotals, FrameTracker
+from jupiter.runtime.frames import THROUGHPUT_WINDOW, ClientIds, FrameState, FrameTotals, FrameTracker, Submitted
 from jupiter.runtime.spool import store_input
 
 
@@ -163,3 +164,59 @@ def test_a_frame_whose_outputs_were_all_in_before_a_restart_is_recorded_done(tmp
     ]
     assert sorted(p.name for p in layout.frame_output("f000003-cccccc").iterdir()) == ["a.out", "b.out"]
     assert not markers.exists()
+
+
+def test_client_ids_give_back_the_frame_each_started_and_forget_the_oldest_past_the_limit() -> None:
+    ids = ClientIds(limit=5)
+    # The CLI's ids (`<submission>-<i>`), started in a row, and ids of any other form.
+    for index in range(4):
+        ids.add(f"sub-{index}", f"f{10 + index:06d}-{index:06x}")
+    ids.add("my own id", "f000014-abcdef")
+    assert [ids.get(f"sub-{index}") for index in range(4)] == [f"f{10 + i:06d}-{i:06x}" for i in range(4)]
+    assert ids.get("my own id") == "f000014-abcdef"
+    # Ids it never saw, including ones that only look alike, are unknown.
+    assert ids.get("sub-4") is None and ids.get("sub-01") is None and ids.get("sub") is None
+    assert len(ids) == 5
+    # Past the limit the oldest frame goes first, whichever form its id has.
+    ids.add("other-0", "f000015-000000")
+    assert ids.get("sub-0") is None and ids.get("sub-1") == "f000011-000001" and len(ids) == 5
+    for index in range(5):
+        ids.add(f"later-{index}", f"f{16 + index:06d}-ffffff")
+    assert [client for client in ("sub-3", "my own id", "other-0") if client in ids] == []
+    assert [ids.get(f"later-{index}") for index in range(5)] == [f"f{16 + i:06d}-ffffff" for i in range(5)]
+
+
+def test_client_ids_of_interleaved_submissions_and_odd_frame_ids_are_kept_exactly() -> None:
+    ids = ClientIds(limit=100)
+    # Two submissions whose frames alternate: neither gets consecutive sequence numbers.
+    for index in range(6):
+        ids.add(f"{'ab'[index % 2]}-{index // 2}", f"f{index + 1:06d}-{index:06x}")
+    ids.add("c-0", "f0000007-aaaaaa")  # a leading zero a sequence number of its own would not have
+    ids.add("c-1", "f1234567-bbbbbb")
+    assert [ids.get(f"a-{i}") for i in range(3)] == ["f000001-000000", "f000003-000002", "f000005-000004"]
+    assert [ids.get(f"b-{i}") for i in range(3)] == ["f000002-000001", "f000004-000003", "f000006-000005"]
+    assert (ids.get("c-0"), ids.get("c-1")) == ("f0000007-aaaaaa", "f1234567-bbbbbb")
+
+
+def test_the_ids_of_a_long_submission_take_a_few_bytes_a_frame() -> None:
+    ids = ClientIds(limit=200_000)
+    tracemalloc.start()
+    try:
+        for index in range(50_000):
+            ids.add(f"0123456789ab-{index}", f"f{index + 1:06d}-{index % 4096:06x}")
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert used < 50_000 * 8  # the two strings and a dictionary entry each took about 200 bytes
+    assert ids.get("0123456789ab-49999") == f"f050000-{49_999 % 4096:06x}"
+
+
+def test_a_submit_again_with_a_known_client_id_answers_the_frame_it_started(tmp_path: Path) -> None:
+    tracker = _tracker(tmp_path / "home", [])
+    tracker.clients.add("s-0", "f000001-aaaaaa")
+    services: Any = tracker.services
+    released: list[str] = []
+    services.pool = lambda parent: SimpleNamespace(release=released.append)
+    answer = asyncio.run(tracker.start([str(tmp_path / "in.txt")], str(tmp_path / "frames" / "d1"), client="s-0"))
+    assert answer == Submitted("f000001-aaaaaa", started=False)
+    assert released == [str(tmp_path / "frames" / "d1")] and tracker.seq == 0
