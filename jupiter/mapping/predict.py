@@ -5,13 +5,26 @@ app is a stream: input files ("frames") keep arriving at home and flow
 through the DAG while earlier frames are still in it. This module estimates
 what a mapping does to such a stream, in the model of the emulated testbed:
 
-* every compute node is one non-preemptive FIFO server shared by all the
-  task instances (of every frame) mapped to it, served in the order they
-  become ready (all inputs present), ties by frame then topological order;
+* every compute node is one non-preemptive server shared by all the task
+  instances (of every frame) mapped to it. With ``queues="task"`` (the
+  default) it serves them as Jupiter's runtime does (`jupiter.runtime.runner`):
+  each task has a FIFO queue of its ready instances (all inputs present) and
+  one runner that takes its oldest one and then waits for the node, the node
+  serves the waiting runners in the order they asked (a FIFO lock), and a
+  runner asks again only when its instance is done — so the tasks of a node
+  take turns, and a task with a backlog does not run it ahead of the other
+  tasks' older instances. With ``queues="node"`` there is one FIFO queue per
+  node, in the order the instances became ready (ties by frame, then
+  topological order): the classic model, which over-states the tail on a
+  node holding many tasks of each frame (a newly arrived frame's first task
+  then overtakes the older frames' later ones);
 * a transfer of ``s`` bytes over ``(u, v)`` takes ``a·s²+b·s+c`` seconds
   (zero on one node); with ``links="independent"`` transfers are pure delays
   that never queue, with ``links="uplink"`` each node's outgoing transfers
-  share one FIFO uplink (a transfer starts when the sender's uplink is free);
+  share one FIFO uplink, which a transfer holds for its size-dependent part
+  ``a·s²+b·s`` (the bytes on the wire) while its constant ``c`` (latency,
+  per-message cost) is a delay after it that the next transfer overlaps —
+  as on the emulated testbed's links and on a real one;
 * home is not a compute node: bringing a frame to the entry tasks and the
   exit outputs back home is free unless per-node ``ingress`` / ``egress``
   seconds are given (ingress is always a pure delay, egress uses the uplink
@@ -45,6 +58,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -57,8 +71,10 @@ from jupiter.mapping.stats import summary
 
 ArrivalKind = Literal["poisson", "fixed", "burst", "sequential"]
 LinkModel = Literal["independent", "uplink"]
+QueueModel = Literal["task", "node"]
 
 _LINK_MODELS: tuple[str, ...] = ("independent", "uplink")
+_QUEUE_MODELS: tuple[str, ...] = ("task", "node")
 
 
 @dataclass(frozen=True)
@@ -207,6 +223,7 @@ class Prediction:
     latencies: tuple[float, ...] = field(repr=False)
     waiting_times: tuple[float, ...] = field(repr=False)
     note: str = ""
+    queues: QueueModel = "task"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "utilisation", MappingProxyType(dict(self.utilisation)))
@@ -228,6 +245,7 @@ class Prediction:
             "arrivals": self.arrival.kind,
             "frames": str(self.frames),
             "links": self.links,
+            "queues": self.queues,
             "throughput": f"{self.throughput:.6g}",
             "sustainable_rate": f"{self.sustainable_rate:.6g}",
             "period": f"{self.periods.period:.6g}",
@@ -268,6 +286,7 @@ class CompiledPipeline:
         "n_tasks",
         "node_of",
         "npar",
+        "queues",
         "uplink",
     )
 
@@ -279,29 +298,35 @@ class CompiledPipeline:
         uplink: bool = False,
         ingress: Sequence[float] | None = None,
         egress: Sequence[float] | None = None,
+        queues: QueueModel = "task",
     ) -> None:
+        _check_queues(queues)
         topo, pos = ix.topo, ix.topo_pos
         n = ix.n_tasks
         self.n_tasks = n
         self.n_nodes = ix.n_nodes
         self.uplink = uplink
+        self.queues: QueueModel = queues
         self.node_of: list[int] = [node_of_task[t] for t in topo]
         self.exec: list[float] = [ix.exec_rows[t][node_of_task[t]] for t in topo]
         a_rows, b_rows, c_rows = ix.a_rows, ix.b_rows, ix.c_rows
-        # children[p] = ((child position, transfer seconds, crosses nodes), ...)
-        children: list[tuple[tuple[int, float, bool], ...]] = []
+        # children[p] = ((child position, transfer seconds, seconds it holds the sender's uplink), ...):
+        # the uplink is held for the size-dependent part a·s²+b·s, the constant c (latency, per-message
+        # cost) is a delay after it that the next transfer overlaps, as on the emulated links.
+        children: list[tuple[tuple[int, float, float], ...]] = []
         for t in topo:
             u = node_of_task[t]
-            kids: list[tuple[int, float, bool]] = []
+            kids: list[tuple[int, float, float]] = []
             for c, s in ix.children[t]:
                 v = node_of_task[c]
                 if u == v:
-                    kids.append((pos[c], 0.0, False))
+                    kids.append((pos[c], 0.0, 0.0))
                 else:
-                    d = (a_rows[u][v] * s + b_rows[u][v]) * s + c_rows[u][v]
+                    held = (a_rows[u][v] * s + b_rows[u][v]) * s
+                    d = held + c_rows[u][v]
                     if not math.isfinite(d):
                         raise ValueError(f"tasks {t} -> {c} are mapped to nodes {u} -> {v}, which have no link")
-                    kids.append((pos[c], d, True))
+                    kids.append((pos[c], d, min(max(held, 0.0), d)))
             children.append(tuple(kids))
         self.children = children
         self.npar: list[int] = [len(ix.parents[t]) for t in topo]
@@ -321,9 +346,8 @@ class CompiledPipeline:
         if self.uplink:
             for p, kids in enumerate(self.children):
                 src = self.node_of[p]
-                for _c, d, cross in kids:
-                    if cross:
-                        up[src] += d
+                for _c, _d, held in kids:
+                    up[src] += held
                 up[src] += self.egress[p]
         return node, up
 
@@ -344,7 +368,7 @@ class CompiledPipeline:
                 g = f + egress[p]
                 if g > best:  # noqa: PLR1730 - hot loop: a comparison is cheaper than a max() call
                     best = g
-            for c, d, _cross in kids:
+            for c, d, _held in kids:
                 if f + d > start[c]:  # noqa: PLR1730 - hot loop: a comparison is cheaper than a max() call
                     start[c] = f + d
         return best
@@ -358,6 +382,8 @@ class CompiledPipeline:
         if self.n_tasks == 0:
             arr = arrivals if arrivals is not None else [0.0] * frames
             return list(arr), list(arr)
+        if self.queues == "task":
+            return self._run_task_queues(arrivals, frames)
         if self.uplink:
             return self._run_uplink(arrivals, frames)
         return self._run_independent(arrivals, frames)
@@ -399,7 +425,7 @@ class CompiledPipeline:
             if kids:
                 base = k * n
                 kbase = key - p
-                for c, d, _cross in kids:
+                for c, d, _held in kids:
                     if npar[c] == 1:
                         # An only parent: no bookkeeping, the child is ready when the data lands.
                         push(heap, (fin + d, kbase + c))
@@ -466,13 +492,14 @@ class CompiledPipeline:
             if kids:
                 base = k * n
                 kbase = key - code
-                for c, d, cross in kids:
-                    if cross:
+                for c, d, held in kids:
+                    if held > 0:
                         free = up_free[m]
-                        a = (now if now > free else free) + d
+                        a = (now if now > free else free) + held
                         up_free[m] = a
+                        a += d - held
                     else:
-                        a = now
+                        a = now + d
                     if npar[c] == 1:
                         push(heap, (a, kbase + c))
                         continue
@@ -500,6 +527,114 @@ class CompiledPipeline:
                     push(heap, (done[k], key - code + t2 + 2 * n))
         return arr, done
 
+    def _run_task_queues(self, arrivals: list[float] | None, frames: int) -> tuple[list[float], list[float]]:
+        # The runtime's discipline (jupiter.runtime.runner): every task has its own FIFO queue of
+        # ready frames and one runner, which takes its next frame and then waits for the node; the
+        # node serves the waiting runners in the order they asked (a FIFO lock), and a runner asks
+        # again only once its frame is done, behind the runners already waiting. Keys: frame *
+        # (2T + 1) + code; code < T: task becomes ready, T <= code < 2T: task (code - T) finishes,
+        # 2T: frame arrives.
+        n = self.n_tasks
+        t2 = 2 * n + 1
+        sequential = arrivals is None
+        arr = [0.0] * frames if arrivals is None else list(arrivals)
+        node_of, ex, children, egress, entries = self.node_of, self.exec, self.children, self.egress, self.entries
+        npar = self.npar
+        uplink = self.uplink
+        busy = [False] * self.n_nodes
+        waiting: list[deque[int]] = [deque() for _ in range(self.n_nodes)]  # runners (task positions) in line
+        queue: list[deque[int]] = [deque() for _ in range(n)]  # frames ready for each task, oldest first
+        asked = [False] * n  # the task's runner is in line for its node or running there
+        up_free = [0.0] * self.n_nodes
+        ready = [0.0] * (frames * n)
+        pending = self.npar * frames
+        done = [0.0] * frames
+        exits_left = [self.n_exits] * frames
+        heap: list[tuple[float, int]] = [(arr[0], 2 * n)]
+        push, pop = heapq.heappush, heapq.heappop
+        last = frames - 1
+
+        def became_ready(now: float, k: int, p: int) -> None:
+            queue[p].append(k)
+            if not asked[p]:
+                asked[p] = True
+                m = node_of[p]
+                if busy[m]:
+                    waiting[m].append(p)
+                else:
+                    busy[m] = True
+                    push(heap, (now + ex[p], queue[p].popleft() * t2 + n + p))
+
+        while heap:
+            now, key = pop(heap)
+            k, code = divmod(key, t2)
+            if code < n:
+                became_ready(now, k, code)
+                continue
+            if code == 2 * n:
+                for e, ing in entries:
+                    if ing > 0:
+                        push(heap, (now + ing, k * t2 + e))
+                    else:
+                        became_ready(now, k, e)
+                if not sequential and k < last:
+                    push(heap, (arr[k + 1], key + t2))
+                continue
+            p = code - n
+            m = node_of[p]
+            # The node stays busy while the outputs are handed on (the runtime does it inside the
+            # node's lock): a child on this node gets in line before this task's runner asks again.
+            kids = children[p]
+            if kids:
+                base = k * n
+                for c, d, held in kids:
+                    if uplink and held > 0:
+                        free = up_free[m]
+                        a = (now if now > free else free) + held
+                        up_free[m] = a
+                        a += d - held
+                    else:
+                        a = now + d
+                    if npar[c] != 1:
+                        i = base + c
+                        if a > ready[i]:  # noqa: PLR1730 - hot loop: a comparison is cheaper than a max() call
+                            ready[i] = a
+                        left = pending[i] - 1
+                        pending[i] = left
+                        if left:
+                            continue
+                        a = ready[i]
+                    if a <= now:
+                        became_ready(now, k, c)
+                    else:
+                        push(heap, (a, k * t2 + c))
+            else:
+                eg = egress[p]
+                if eg > 0 and uplink:
+                    free = up_free[m]
+                    g = (now if now > free else free) + eg
+                    up_free[m] = g
+                else:
+                    g = now + eg
+                if g > done[k]:  # noqa: PLR1730 - hot loop: a comparison is cheaper than a max() call
+                    done[k] = g
+                left = exits_left[k] - 1
+                exits_left[k] = left
+                if left == 0 and sequential and k < last:
+                    arr[k + 1] = done[k]
+                    push(heap, (done[k], (k + 1) * t2 + 2 * n))
+            line = waiting[m]
+            if queue[p]:
+                line.append(p)
+            else:
+                asked[p] = False
+            if line:
+                q = line.popleft()
+                push(heap, (now + ex[q], queue[q].popleft() * t2 + n + q))
+            else:
+                busy[m] = False
+        return arr, done
+
 
 def _per_node(problem: Problem, values: Mapping[str, float] | None, what: str) -> list[float] | None:
     if values is None:
@@ -519,6 +654,11 @@ def _check_links(links: str) -> None:
         raise ValueError(f"unknown link model {links!r}; use 'independent' or 'uplink'")
 
 
+def _check_queues(queues: str) -> None:
+    if queues not in _QUEUE_MODELS:
+        raise ValueError(f"unknown queue model {queues!r}; use 'task' or 'node'")
+
+
 def compile_pipeline(
     problem: Problem,
     mapping: Mapping[str, str],
@@ -526,9 +666,11 @@ def compile_pipeline(
     links: LinkModel = "independent",
     ingress: Mapping[str, float] | None = None,
     egress: Mapping[str, float] | None = None,
+    queues: QueueModel = "task",
 ) -> CompiledPipeline:
     """Validate ``mapping`` (as the evaluator does) and flatten it for simulation."""
     _check_links(links)
+    _check_queues(queues)
     node_of = mapping_indices(problem, mapping)
     return CompiledPipeline(
         problem.indexed,
@@ -536,6 +678,7 @@ def compile_pipeline(
         uplink=links == "uplink",
         ingress=_per_node(problem, ingress, "ingress"),
         egress=_per_node(problem, egress, "egress"),
+        queues=queues,
     )
 
 
@@ -575,19 +718,24 @@ def predict_stream(
     ingress: Mapping[str, float] | None = None,
     egress: Mapping[str, float] | None = None,
     warmup: int = 0,
+    queues: QueueModel = "task",
 ) -> Prediction:
     """Simulate ``arrival.frames`` frames through ``mapping`` and summarise them.
 
     ``links`` chooses independent transfer delays or one FIFO uplink per
     sending node; ``ingress`` / ``egress`` give per-node seconds to bring a
     frame's input from home to an entry task / an exit task's output home
-    (free when omitted). The first ``warmup`` frames, which see an emptier
-    system than the steady state, are left out of the latency figures.
-    Raises ValueError for an invalid mapping (as the evaluator does).
+    (free when omitted). ``queues`` is the order a node serves its ready
+    task instances in: ``"task"`` (the runtime's: a FIFO queue per task,
+    the tasks taking turns in the order they asked) or ``"node"`` (one FIFO
+    queue per node, in the order the instances became ready). The first
+    ``warmup`` frames, which see an emptier system than the steady state,
+    are left out of the latency figures. Raises ValueError for an invalid
+    mapping (as the evaluator does).
     """
     if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < arrival.frames:
         raise ValueError(f"warmup must be an integer in [0, frames) = [0, {arrival.frames}), got {warmup!r}")
-    pipeline = compile_pipeline(problem, mapping, links=links, ingress=ingress, egress=egress)
+    pipeline = compile_pipeline(problem, mapping, links=links, ingress=ingress, egress=egress, queues=queues)
     arrivals, done = pipeline.run(arrival.times(), arrival.frames)
     work = pipeline.work()
     latencies = tuple(d - a for a, d in zip(arrivals[warmup:], done[warmup:], strict=True))
@@ -625,6 +773,7 @@ def predict_stream(
         latencies=latencies,
         waiting_times=waits,
         note=note,
+        queues=queues,
     )
 
 

@@ -23,7 +23,7 @@ from jupiter.mapping.best import BestMapper
 from jupiter.mapping.evaluator import evaluate_mapping
 from jupiter.mapping.fastest_node import FastestNodeMapper
 from jupiter.mapping.heft import HeftMapper
-from jupiter.mapping.predict import ArrivalProcess, CompiledPipeline, LinkModel, predict_stream
+from jupiter.mapping.predict import ArrivalProcess, CompiledPipeline, LinkModel, QueueModel, predict_stream
 from jupiter.mapping.problem import Problem
 from jupiter.mapping.schedule import Schedule
 from jupiter.mapping.stats import percentile
@@ -45,7 +45,7 @@ class _Loads(NamedTuple):
 
     load: list[float]  # execution seconds of the node's tasks
     sq: list[float]  # sum of their squares (the second moment the M/G/1 wait needs)
-    up: list[float]  # seconds of the transfers leaving the node (uplink model only)
+    up: list[float]  # seconds the node's uplink holds the bytes it sends (uplink model only)
     upsq: list[float]  # sum of their squares
     comm: list[list[tuple[int, float, int]]]  # per task: (parent, transfer seconds, parent's node)
 
@@ -75,8 +75,9 @@ class StreamMapper(Mapper):
        minimising the mapping's largest period / its own new period, ties to
        the least incoming transfer time).
     2. Throughput first. The period of a node is the execution time of its
-       tasks per frame (plus an uplink's transfer time with
-       ``links="uplink"``); utilisation = ``rate * period``. If no start is
+       tasks per frame (with ``links="uplink"`` an uplink's period is the
+       time it holds the bytes of the transfers leaving the node);
+       utilisation = ``rate * period``. If no start is
        under ``utilisation_cap``, a local search moves and swaps tasks of
        the bottleneck resource to minimise (largest period, sum of squared
        periods) until one is. With ``rate=None`` the search runs to the end
@@ -98,7 +99,9 @@ class StreamMapper(Mapper):
     the simulated steady state: queueing shows in the tail long before the
     mean moves, and a stream's users see the tail (a late frame is a late
     result). ``"mean"`` is the smoother alternative. The first fifth of the
-    simulated frames is warm-up and left out.
+    simulated frames is warm-up and left out. ``links`` and ``queues`` are
+    the predictor's models (:func:`jupiter.mapping.predict.predict_stream`);
+    ``queues="task"`` (default) is how Jupiter's runtime serves a node.
 
     If no mapping found keeps utilisation under 1, the one with the least
     utilisation is returned, and its notes say the stream is unstable. The
@@ -116,6 +119,7 @@ class StreamMapper(Mapper):
         utilisation_cap: float = 0.9,
         objective: Objective = "p95",
         links: LinkModel = "independent",
+        queues: QueueModel = "task",
         frames: int = 400,
         max_simulations: int = 200,
         screen: int = 16,
@@ -128,6 +132,8 @@ class StreamMapper(Mapper):
             raise ValueError(f"stream: objective must be 'p95' or 'mean', got {objective!r}")
         if links not in ("independent", "uplink"):
             raise ValueError(f"stream: links must be 'independent' or 'uplink', got {links!r}")
+        if queues not in ("task", "node"):
+            raise ValueError(f"stream: queues must be 'task' or 'node', got {queues!r}")
         if frames < 10:
             raise ValueError(f"stream: simulate at least 10 frames, got {frames!r}")
         if max_simulations < 1 or screen < 1:
@@ -137,6 +143,7 @@ class StreamMapper(Mapper):
         self.utilisation_cap = utilisation_cap
         self.objective: Objective = objective
         self.links: LinkModel = links
+        self.queues: QueueModel = queues
         self.frames = frames
         self.max_simulations = max_simulations
         self.screen = screen
@@ -146,7 +153,7 @@ class StreamMapper(Mapper):
         ix = problem.indexed
         if ix.n_tasks == 0:
             return Schedule({}, mapper=self.name, notes={"rate": "0", "stable": "yes"})
-        search = _Search(ix, uplink=self.links == "uplink")
+        search = _Search(ix, uplink=self.links == "uplink", queues=self.queues)
         starts = self._starts(problem, search)
         if not starts:
             raise ValueError("stream: no mapping can run every task with the links and node limits given")
@@ -279,7 +286,7 @@ class StreamMapper(Mapper):
             warm = self.frames // 5
         else:
             arrival, warm = ArrivalProcess.sequential(1), 0
-        pred = predict_stream(problem, mapping, arrival, links=self.links, warmup=warm)
+        pred = predict_stream(problem, mapping, arrival, links=self.links, warmup=warm, queues=self.queues)
         notes = pred.notes()
         notes["rate"] = f"{rate:.6g}"
         notes["rate_source"] = source
@@ -296,7 +303,7 @@ class StreamMapper(Mapper):
     def __repr__(self) -> str:
         return (
             f"StreamMapper(rate={self.rate!r}, seed={self.seed}, utilisation_cap={self.utilisation_cap},"
-            f" objective={self.objective!r}, links={self.links!r}, frames={self.frames},"
+            f" objective={self.objective!r}, links={self.links!r}, queues={self.queues!r}, frames={self.frames},"
             f" max_simulations={self.max_simulations}, screen={self.screen})"
         )
 
@@ -356,9 +363,10 @@ def _balance_greedy(ix: IndexedProblem, rule: str) -> list[int] | None:
 class _Search:
     """Analytic figures and neighbourhoods of candidate mappings (node index per task index)."""
 
-    def __init__(self, ix: IndexedProblem, *, uplink: bool) -> None:
+    def __init__(self, ix: IndexedProblem, *, uplink: bool, queues: QueueModel = "task") -> None:
         self.ix = ix
         self.uplink = uplink
+        self.queues: QueueModel = queues
         self.allowed: list[list[int]] = [
             [n for n in range(ix.n_nodes) if math.isfinite(ix.exec_rows[t][n])] for t in range(ix.n_tasks)
         ]
@@ -368,7 +376,7 @@ class _Search:
 
     def pipeline(self, nodes: Sequence[int]) -> CompiledPipeline:
         """The predictor's compiled form of a mapping."""
-        return CompiledPipeline(self.ix, nodes, uplink=self.uplink)
+        return CompiledPipeline(self.ix, nodes, uplink=self.uplink, queues=self.queues)
 
     def valid(self, nodes: Sequence[int]) -> bool:
         """Every task on a node that can run it, within node limits, every edge over a link."""
@@ -410,11 +418,15 @@ class _Search:
             into: list[tuple[int, float, int]] = []
             for p, s in ix.parents[t]:
                 u = nodes[p]
-                d = 0.0 if u == v else (a_rows[u][v] * s + b_rows[u][v]) * s + c_rows[u][v]
-                into.append((p, d, u))
-                if self.uplink and u != v:
-                    up[u] += d
-                    upsq[u] += d * d
+                if u == v:
+                    into.append((p, 0.0, u))
+                    continue
+                held = max(0.0, (a_rows[u][v] * s + b_rows[u][v]) * s)
+                into.append((p, held + c_rows[u][v], u))
+                if self.uplink:
+                    # The uplink is busy for the size-dependent part only (as in the predictor).
+                    up[u] += held
+                    upsq[u] += held * held
             comm.append(into)
         return _Loads(load, sq, up, upsq, comm)
 

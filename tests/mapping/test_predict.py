@@ -169,6 +169,68 @@ def test_uplink_model_serialises_a_senders_transfers() -> None:
     assert at_rate.max_utilisation == pytest.approx(0.8)
 
 
+def test_an_uplink_is_held_for_the_bytes_and_the_latency_overlaps() -> None:
+    nodes = ["n0", "n1", "n2"]
+    p = Problem(
+        ["a", "b", "c"],
+        nodes,
+        [[1.0] * 3, [1.0] * 3, [1.0] * 3],
+        [Edge("a", "b", 1.0), Edge("a", "c", 1.0)],
+        full_links(nodes, b=1.0, c=0.5),
+    )
+    mapping = {"a": "n0", "b": "n1", "c": "n2"}
+    # a 0-1; its uplink holds b's byte 1-2 (there at 2.5) and c's 2-3 (there at 3.5, the latency
+    # of b's transfer overlapping c's bytes); b 2.5-3.5, c 3.5-4.5. Independent links: both at 2.5.
+    uplink = predict_stream(p, mapping, ArrivalProcess.sequential(1), links="uplink")
+    assert uplink.latencies == (4.5,)
+    assert uplink.work == 3.5 and uplink.waiting_times == (1.0,)
+    assert predict_stream(p, mapping, ArrivalProcess.sequential(1)).latencies == (3.5,)
+    # The uplink is busy 2 s per frame (the bytes), not 3 s (bytes and latencies).
+    periods = pipeline_periods(p, mapping, links="uplink")
+    assert periods.uplink == {"n0": 2.0, "n1": 0.0, "n2": 0.0}
+    assert (periods.period, periods.bottleneck) == (2.0, "uplink of n0")
+    for queues in ("task", "node"):
+        pred = predict_stream(p, mapping, ArrivalProcess.sequential(1), links="uplink", queues=queues)
+        assert pred.latencies == (4.5,)
+
+
+def test_task_queues_let_the_tasks_of_a_node_take_turns() -> None:
+    p = one_node_chain([1.0, 1.0])
+    mapping = {"t0": "n0", "t1": "n0"}
+    # Three frames at once. One FIFO queue per node, in ready order: t0 of every frame is
+    # ready at 0, before any t1, so t0 runs for frames 0, 1, 2 (0-3), then t1 (3-6).
+    node = predict_stream(p, mapping, ArrivalProcess.burst(3), queues="node")
+    assert node.latencies == (4.0, 5.0, 6.0)
+    # A queue per task, as the runtime has: when t0 of frame 0 ends, t1's runner has its frame
+    # and asks for the node before t0's runner asks again, so the tasks take turns.
+    task = predict_stream(p, mapping, ArrivalProcess.burst(3), queues="task")
+    assert task.latencies == (2.0, 4.0, 6.0)
+    assert task.waiting_times == (0.0, 2.0, 4.0)
+    assert predict_stream(p, mapping, ArrivalProcess.burst(3)).latencies == task.latencies  # the default
+    assert task.throughput == node.throughput == 0.5
+    assert task.notes()["queues"] == "task" and node.notes()["queues"] == "node"
+
+
+def test_task_queues_serve_the_waiting_runners_in_the_order_they_asked() -> None:
+    nodes = ["n0", "n1"]
+    # x (n1, 3 s) feeds y (n0, 1 s); z (n0, 2 s) is a second entry task. Frames at 0 and 1.
+    p = Problem(
+        ["x", "z", "y"],
+        nodes,
+        [[3.0, 3.0], [2.0, 2.0], [1.0, 1.0]],
+        [Edge("x", "y", 1.0)],
+        full_links(nodes, b=0.0, c=0.0),
+    )
+    mapping = {"x": "n1", "z": "n0", "y": "n0"}
+    # n0: z0 0-2; z1 is ready at 1 and its runner waits from 2 (after z0), so it runs 2-4;
+    # y0's input comes at 3 and waits behind z1: 4-5. Frame 1: x1 3-6 on n1, y1 6-7.
+    pred = predict_stream(p, mapping, ArrivalProcess.fixed(rate=1.0, frames=2))
+    assert pred.latencies == (5.0, 6.0)
+    assert pred.work == 4.0
+    # One FIFO queue per node gives the same here: z1 (ready at 1) is before y0 (ready at 3).
+    assert predict_stream(p, mapping, ArrivalProcess.fixed(rate=1.0, frames=2), queues="node").latencies == (5.0, 6.0)
+
+
 def test_ingress_and_egress_add_to_work_and_use_the_uplink() -> None:
     p = one_node_chain([1.0, 2.0])
     mapping = {"t0": "n0", "t1": "n0"}
@@ -266,6 +328,8 @@ def test_bad_inputs_are_refused_with_a_reason() -> None:
         predict_stream(p, mapping, ArrivalProcess.burst(2), warmup=2)
     with pytest.raises(ValueError, match="unknown link model 'shared'"):
         predict_stream(p, mapping, ArrivalProcess.burst(2), links="shared")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown queue model 'lifo'; use 'task' or 'node'"):
+        predict_stream(p, mapping, ArrivalProcess.burst(2), queues="lifo")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown node 'n7'"):
         predict_stream(p, {**mapping, "a": "n7"}, ArrivalProcess.burst(2))
     missing = Problem(["a", "b"], ["n0", "n1"], [[1.0, 1.0], [1.0, 1.0]], [Edge("a", "b", 1.0)])

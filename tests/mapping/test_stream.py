@@ -162,6 +162,39 @@ def test_uplink_model_and_mean_objective() -> None:
     assert 0.4 * got.period <= 0.9
 
 
+def test_scores_with_the_queue_model_it_is_given() -> None:
+    p = equal_chain()
+    for queues in ("task", "node"):
+        s = StreamMapper(rate=0.3, queues=queues).schedule(p)
+        check(p, s)
+        assert s.notes["queues"] == queues
+        assert s.notes["within_cap"] == "yes"
+        arrivals = ArrivalProcess.poisson(0.3, frames=400, seed=0)
+        again = predict_stream(p, s.mapping(), arrivals, warmup=80, queues=queues)
+        assert s.notes["latency_p95"] == f"{again.latency.p95:.6g}"  # the notes are the predictor's figures
+
+
+def test_the_uplink_period_counts_the_bytes_not_the_latency() -> None:
+    nodes = ["n0", "n1", "n2"]
+    # a fans out to b and c (1 s each); every transfer holds the uplink 0.2 s and then takes
+    # 1 s of latency. At 0.7 frames/s with the cap at 0.9 the period limit is 1.29 s: only the
+    # three tasks on three nodes meet it, and only because the bytes alone hold the uplink
+    # (0.4 s per frame); counting the latency too (2.4 s) would overload every such mapping.
+    p = Problem(
+        ["a", "b", "c"],
+        nodes,
+        [[0.5] * 3, [1.0] * 3, [1.0] * 3],
+        [Edge("a", "b", 1.0), Edge("a", "c", 1.0)],
+        full_links(nodes, b=0.2, c=1.0),
+    )
+    s = StreamMapper(rate=0.7, links="uplink").schedule(p)
+    check(p, s)
+    assert s.notes["within_cap"] == "yes"
+    mapping = s.mapping()
+    assert len(set(mapping.values())) == 3
+    assert pipeline_periods(p, mapping, links="uplink").uplink[mapping["a"]] == pytest.approx(0.4)
+
+
 def test_respects_node_limits_and_missing_links() -> None:
     nodes = ["n0", "n1", "n2"]
     links = {(u, v): LinkCost(0.0, 0.01, 0.0) for u in nodes for v in nodes if u != v and {u, v} != {"n0", "n2"}}
@@ -193,6 +226,8 @@ def test_registry_and_parameters() -> None:
         StreamMapper(objective="p99")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="links must be"):
         StreamMapper(links="bus")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="queues must be 'task' or 'node', got 'lifo'"):
+        StreamMapper(queues="lifo")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least 10 frames"):
         StreamMapper(frames=5)
 
