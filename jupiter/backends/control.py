@@ -11,6 +11,7 @@ transport its backend chose, so no caller has a branch per backend.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -85,6 +86,12 @@ class DirectTransport:
                 return json.loads(exc.read())
             except json.JSONDecodeError:
                 raise Unreachable(f"agent {node} refused {path}: HTTP {exc.code}") from None
+        except http.client.HTTPException as exc:
+            # Something else answers on the port (another program took it): not an agent's control plane.
+            raise Unreachable(
+                f"agent {node} does not answer at {url}: what answers there is not HTTP "
+                f"({type(exc).__name__}: {str(exc)[:80]}); is another program on port {self.hosts[node][1]}?"
+            ) from None
         except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
             why = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             raise Unreachable(f"agent {node} does not answer at {url}: {why}") from None
